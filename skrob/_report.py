@@ -1,0 +1,213 @@
+"""``skrob report``: an HTML page with tables and PNG plots about a labelled dataset.
+
+Each capability adds a section: a function ``(context) -> Section``. Sections share the
+loaded data through :class:`ReportContext`.
+"""
+
+import html
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass
+class ReportContext:
+    X: np.ndarray
+    y: np.ndarray
+    feature_names: list
+    dataset_name: str
+    out_dir: Path
+    image_shape: tuple | None = None
+    label_names: list | None = None
+    metric: str = "euclidean"
+    algorithm: str = "auto"
+    n_show: int = 16
+    random_state: int | None = 0
+    verbose: int = 0
+    cache: dict = field(default_factory=dict)
+
+
+@dataclass
+class Section:
+    title: str
+    html: str
+    summary: dict = field(default_factory=dict)
+
+
+def load_table(path, target):
+    """Read a CSV or Parquet file; return (X, y, feature names)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No such data file: {path}")
+    if path.suffix.lower() in (".parquet", ".pq"):
+        df = pd.read_parquet(path)
+    elif path.suffix.lower() in (".csv", ".gz", ".txt", ".tsv"):
+        df = pd.read_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",")
+    else:
+        raise ValueError(f"Unknown data format {path.suffix!r}: use .csv or .parquet.")
+    if target is None:
+        raise ValueError("--data needs --target, the name of the label column.")
+    if target not in df.columns:
+        raise ValueError(f"Target column {target!r} not in {list(df.columns)[:20]}...")
+    y = df.pop(target).to_numpy()
+    non_numeric = [c for c in df.columns if not pd.api.types.is_numeric_dtype(df[c])]
+    if non_numeric:
+        raise ValueError(
+            f"Feature columns must be numeric; these are not: {non_numeric[:10]}. "
+            "Encode them first (e.g. with sklearn's OneHotEncoder)."
+        )
+    return df.to_numpy(dtype=np.float64), y, [str(c) for c in df.columns]
+
+
+def _fig_to_png(fig, ctx, name):
+    path = ctx.out_dir / name
+    fig.savefig(path, dpi=110)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return f'<img src="{html.escape(name)}" alt="{html.escape(name)}">'
+
+
+def _table(df):
+    return df.to_html(classes="table", float_format=lambda v: f"{v:.4g}", border=0)
+
+
+def sample_robustness_section(ctx):
+    """Robustness of every sample, per-class distributions, the least robust samples."""
+    from skrob.plotting import RobustnessDistributionDisplay, plot_image_grid
+    from skrob.sample_robustness import SampleRobustnessTransformer
+
+    t = time.perf_counter()
+    srt = SampleRobustnessTransformer(
+        metric=ctx.metric,
+        algorithm=ctx.algorithm,
+        random_state=ctx.random_state,
+        verbose=ctx.verbose,
+    ).fit(ctx.X, ctx.y)
+    elapsed = time.perf_counter() - t
+    R = srt.robustness_
+    ctx.cache["robustness"] = R
+    parts = []
+    summary = {
+        "task": srt.task_,
+        "mean robustness": float(R.mean()),
+        "median robustness": float(np.median(R)),
+        "samples with R = 0 (conflicting duplicates)": int((R == 0).sum()),
+        "robustness time (s)": round(elapsed, 2),
+    }
+    if srt.task_ == "classification":
+        names = ctx.label_names or [str(c) for c in srt.classes_]
+        per_class = pd.DataFrame({"class": names}).set_index("class")
+        per_class["samples"] = [int((ctx.y == c).sum()) for c in srt.classes_]
+        for stat, f in (
+            ("mean R", np.mean),
+            ("median R", np.median),
+            ("min R", np.min),
+            ("max R", np.max),
+        ):
+            per_class[stat] = [f(R[ctx.y == c]) for c in srt.classes_]
+        order = np.argsort(R, kind="stable")
+        least = order[: len(order) // 2]
+        per_class["share of least robust half"] = [
+            float(np.mean(ctx.y[least] == c)) for c in srt.classes_
+        ]
+        parts.append("<h3>Per class</h3>" + _table(per_class))
+        disp = RobustnessDistributionDisplay.from_robustness(R, ctx.y, label_names=names)
+        parts.append(
+            "<h3>Per-class robustness distribution (paper 000, Fig. 4)</h3>"
+            + _fig_to_png(disp.figure_, ctx, "robustness_per_class.png")
+        )
+        reach = srt.reach_
+    else:
+        import matplotlib.pyplot as plt
+
+        fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+        axes[0].hist(R, bins=40, color="C0")
+        axes[0].set_xlabel("sample robustness R")
+        axes[0].set_ylabel("samples")
+        yv = ctx.y if ctx.y.ndim == 1 else np.linalg.norm(ctx.y, axis=1)
+        axes[1].scatter(yv, R, s=3, alpha=0.4)
+        axes[1].set_xlabel("target" if ctx.y.ndim == 1 else "|target|")
+        axes[1].set_ylabel("R")
+        fig.tight_layout()
+        parts.append(
+            "<h3>Robustness distribution</h3>"
+            + _fig_to_png(fig, ctx, "robustness_distribution.png")
+        )
+        reach = None
+        order = np.argsort(R, kind="stable")
+
+    idx = order[: ctx.n_show]
+    if ctx.image_shape is not None:
+        label = (
+            (lambda i: ctx.label_names[int(np.searchsorted(srt.classes_, ctx.y[i]))])
+            if (ctx.label_names is not None and srt.task_ == "classification")
+            else (lambda i: str(ctx.y[i]))
+        )
+        fig = plot_image_grid(
+            ctx.X[idx].reshape(-1, *ctx.image_shape),
+            [f"#{i} {label(i)}\nR={R[i]:.3f}" for i in idx],
+        )
+        parts.append("<h3>Least robust samples</h3>" + _fig_to_png(fig, ctx, "least_robust.png"))
+        idx_most = order[::-1][: ctx.n_show]
+        fig = plot_image_grid(
+            ctx.X[idx_most].reshape(-1, *ctx.image_shape),
+            [f"#{i} {label(i)}\nR={R[i]:.3f}" for i in idx_most],
+        )
+        parts.append("<h3>Most robust samples</h3>" + _fig_to_png(fig, ctx, "most_robust.png"))
+    rows = pd.DataFrame(
+        {"sample": idx, "label": ctx.y[idx] if ctx.y.ndim == 1 else list(ctx.y[idx]), "R": R[idx]}
+    )
+    if reach is not None:
+        rows["reach r"] = reach[idx]
+    parts.append("<h3>Least robust samples (table)</h3>" + _table(rows.set_index("sample")))
+    return Section("Sample robustness (paper 000)", "\n".join(parts), summary)
+
+
+SECTIONS = [sample_robustness_section]
+
+_CSS = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
+table.table { border-collapse: collapse; font-size: 0.9em; margin: 0.5em 0 1.5em; }
+table.table td, table.table th { padding: 3px 10px; border-bottom: 1px solid #ddd;
+  text-align: right; }
+img { max-width: 100%; }
+h2 { border-bottom: 2px solid #888; padding-bottom: 0.2em; margin-top: 2em; }
+"""
+
+
+def write_report(ctx, sections=SECTIONS):
+    """Run every section and write ``index.html`` with its PNGs into ``ctx.out_dir``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    ctx.out_dir.mkdir(parents=True, exist_ok=True)
+    done = [section(ctx) for section in sections]
+    summary = {
+        "dataset": ctx.dataset_name,
+        "samples": ctx.X.shape[0],
+        "features": ctx.X.shape[1],
+        "distinct labels": int(np.unique(ctx.y, axis=0).shape[0]),
+        "metric": ctx.metric,
+    }
+    for s in done:
+        summary.update(s.summary)
+    table = pd.DataFrame(
+        {"value": [str(v) for v in summary.values()]}, index=pd.Index(list(summary), name="summary")
+    )
+    from skrob import __version__
+
+    body = "\n".join(f"<h2>{html.escape(s.title)}</h2>\n{s.html}" for s in done)
+    page = (
+        "<!doctype html><html><head><meta charset='utf-8'>"
+        f"<title>skrob report: {html.escape(ctx.dataset_name)}</title>"
+        f"<style>{_CSS}</style></head><body>"
+        f"<h1>skrob report: {html.escape(ctx.dataset_name)}</h1>"
+        f"<p>skrob {__version__}</p>" + _table(table) + body + "</body></html>"
+    )
+    path = ctx.out_dir / "index.html"
+    path.write_text(page, encoding="utf-8")
+    return path, summary

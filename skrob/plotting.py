@@ -1,0 +1,155 @@
+"""matplotlib Displays, scikit-learn's pattern: ``from_*`` class methods, then ``.plot``.
+
+matplotlib is the optional extra ``skrob[plot]``; it is imported only when plotting.
+"""
+
+import numpy as np
+
+
+def _pyplot():
+    try:
+        import matplotlib.pyplot as plt
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "Plotting needs matplotlib: pip install 'skrob[plot]' (or matplotlib)."
+        ) from exc
+    return plt
+
+
+class RobustnessDistributionDisplay:
+    """Per-class relative distribution of sample robustness (paper 000, Fig. 4).
+
+    One histogram per class, as fractions of that class's samples, over shared bins;
+    with ``robustness_ref`` a second set (e.g. the test set) is drawn over it.
+
+    Parameters
+    ----------
+    robustness : ndarray of shape (n_samples,)
+    labels : ndarray of shape (n_samples,)
+    robustness_ref, labels_ref : ndarray, optional
+        A second set, drawn as a line over the first.
+    names : tuple of str, default=("x", "t")
+        Legend names of the two sets.
+
+    Attributes
+    ----------
+    figure_, axes_ : matplotlib Figure and array of Axes, after ``plot``.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from skrob import SampleRobustnessTransformer
+    >>> from skrob.plotting import RobustnessDistributionDisplay
+    >>> X, y = load_digits(return_X_y=True)
+    >>> srt = SampleRobustnessTransformer().fit(X, y)
+    >>> disp = RobustnessDistributionDisplay.from_estimator(srt, y)  # doctest: +SKIP
+    """
+
+    def __init__(self, robustness, labels, robustness_ref=None, labels_ref=None, names=("x", "t")):
+        self.robustness = np.asarray(robustness)
+        self.labels = np.asarray(labels)
+        self.robustness_ref = None if robustness_ref is None else np.asarray(robustness_ref)
+        self.labels_ref = None if labels_ref is None else np.asarray(labels_ref)
+        self.names = names
+
+    @classmethod
+    def from_estimator(
+        cls, estimator, y, *, X_ref=None, y_ref=None, label_names=None, ax=None, n_bins=30
+    ):
+        """Plot the reference set of a fitted SampleRobustnessTransformer.
+
+        With ``X_ref, y_ref``, their robustness computed on themselves is drawn over it
+        (as paper 000 computes R_t on t alone).
+        """
+        from skrob.sample_robustness import sample_robustness
+
+        ref = None if X_ref is None else sample_robustness(X_ref, y_ref)
+        disp = cls(estimator.robustness_, y, ref, y_ref)
+        return disp.plot(label_names=label_names, ax=ax, n_bins=n_bins)
+
+    @classmethod
+    def from_robustness(
+        cls,
+        robustness,
+        labels,
+        *,
+        robustness_ref=None,
+        labels_ref=None,
+        names=("x", "t"),
+        label_names=None,
+        ax=None,
+        n_bins=30,
+    ):
+        """Plot precomputed robustness values."""
+        disp = cls(robustness, labels, robustness_ref, labels_ref, names)
+        return disp.plot(label_names=label_names, ax=ax, n_bins=n_bins)
+
+    def plot(self, *, label_names=None, ax=None, n_bins=30):
+        """Draw one panel per class; ``ax`` is an array of Axes with one per class."""
+        plt = _pyplot()
+        classes = np.unique(self.labels)
+        if ax is None:
+            n_cols = min(5, classes.size)
+            n_rows = int(np.ceil(classes.size / n_cols))
+            fig, ax = plt.subplots(
+                n_rows,
+                n_cols,
+                figsize=(3.0 * n_cols, 2.4 * n_rows),
+                sharex=True,
+                sharey=True,
+                squeeze=False,
+            )
+        axes = np.asarray(ax).ravel()
+        values = (
+            self.robustness
+            if self.robustness_ref is None
+            else np.concatenate([self.robustness, self.robustness_ref])
+        )
+        lo, hi = (float(values.min()), float(values.max())) if values.size else (0.0, 1.0)
+        bins = np.linspace(lo, hi if hi > lo else lo + 1.0, n_bins + 1)
+        for k, (c, a) in enumerate(zip(classes, axes, strict=False)):
+            r = self.robustness[self.labels == c]
+            a.hist(
+                r,
+                bins=bins,
+                weights=np.full(r.size, 1.0 / max(r.size, 1)),
+                color="C0",
+                alpha=0.6,
+                label=self.names[0],
+            )
+            if self.robustness_ref is not None:
+                rt = self.robustness_ref[self.labels_ref == c]
+                h, _ = np.histogram(rt, bins=bins)
+                a.step(
+                    bins[:-1], h / max(rt.size, 1), where="post", color="C3", label=self.names[1]
+                )
+            name = label_names[k] if label_names is not None else c
+            a.set_title(f"{name} (n={r.size})", fontsize=9)
+        for a in axes[classes.size :]:
+            a.set_visible(False)
+        axes[0].legend(fontsize=8)
+        for a in axes:
+            a.tick_params(labelsize=7)
+        fig = axes[0].figure
+        fig.supxlabel("sample robustness R")
+        fig.supylabel("fraction of the class")
+        fig.tight_layout()
+        self.figure_, self.axes_ = fig, axes
+        return self
+
+
+def plot_image_grid(images, titles, *, n_cols=8, cmap="gray_r", figsize=None):
+    """Show images (n, h, w) in a grid with a title each; return the Figure."""
+    plt = _pyplot()
+    n = len(images)
+    n_rows = max(1, int(np.ceil(n / n_cols)))
+    fig, axes = plt.subplots(
+        n_rows, n_cols, figsize=figsize or (1.4 * n_cols, 1.9 * n_rows), squeeze=False
+    )
+    for a in axes.ravel():
+        a.axis("off")
+    for img, title, a in zip(images, titles, axes.ravel(), strict=False):
+        a.imshow(img, cmap=cmap, interpolation="nearest")
+        a.set_title(title, fontsize=7)
+    fig.tight_layout()
+    return fig

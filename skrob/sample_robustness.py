@@ -1,0 +1,432 @@
+"""Sample robustness: the point-wise Lipschitz constant of the label map (paper 000)."""
+
+from numbers import Integral
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
+from sklearn.utils import check_array, check_consistent_length
+from sklearn.utils._param_validation import Interval, StrOptions, validate_params
+from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, validate_data
+
+from skrob import _neighbors
+from skrob._validation import encode_classes, regression_targets, resolve_task
+
+# algorithm="auto" takes the approximate backend only from this many samples on. Measured
+# here (docs/benchmarks.md), the exact kernel was 17x faster than pynndescent at n = 20,000
+# and d = 784, so "auto" stays exact at every size until a measurement says otherwise.
+AUTO_APPROXIMATE_MIN_SAMPLES = None
+
+_COMMON_CONSTRAINTS = {
+    "task": [StrOptions({"auto", "classification", "regression"})],
+    "metric": [str, callable],
+    "algorithm": [StrOptions({"auto", "exact", "approximate"})],
+    "n_neighbors": [Interval(Integral, 1, None, closed="left")],
+    "batch_size": [Interval(Integral, 1, None, closed="left"), None],
+    "n_jobs": [Integral, None],
+    "random_state": ["random_state"],
+    "verbose": ["verbose"],
+}
+
+
+def _resolve_algorithm(algorithm, task, metric, n_samples):
+    if algorithm == "approximate" and task != "classification":
+        raise ValueError(
+            "algorithm='approximate' supports classification only; regression needs the "
+            "maximum of |y - y'| / d(x, x') over all pairs, which a neighbour index cannot "
+            "bound. Use algorithm='exact'."
+        )
+    if algorithm == "auto":
+        approximate = (
+            AUTO_APPROXIMATE_MIN_SAMPLES is not None
+            and task == "classification"
+            and isinstance(metric, str)
+            and n_samples >= AUTO_APPROXIMATE_MIN_SAMPLES
+        )
+        return "approximate" if approximate else "exact"
+    return algorithm
+
+
+def _check_targets(y, task, n_samples):
+    """Validate ``y`` for the task; return (task, classes, codes) or (task, Y, norm_inf)."""
+    y = np.asarray(y)
+    if y.shape[0] != n_samples:
+        check_consistent_length(np.empty(n_samples), y)
+    if y.dtype.kind in "fc" and not np.all(np.isfinite(y)):
+        raise ValueError("Input y contains NaN or infinity.")
+    task = resolve_task(y, task)
+    if task == "classification":
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = y[:, 0]
+        classes, codes = encode_classes(y)
+        return task, classes, codes
+    Y, norm_inf = regression_targets(y)
+    return task, Y, norm_inf
+
+
+def _robustness_from_q(Q, norm_inf):
+    """R = 1 / (1 + Q / ||y||_inf), 0 where Q is infinite."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        R = norm_inf / (norm_inf + Q)
+    R[np.isinf(Q)] = 0.0
+    return R
+
+
+def _reach_to_robustness(reach):
+    R = reach / (reach + 1.0)
+    R[np.isinf(reach)] = 1.0
+    return R
+
+
+def _compute(
+    X, target, task, *, metric, algorithm, n_neighbors, batch_size, n_jobs, random_state, verbose
+):
+    """Robustness of every sample of a validated (X, target) against itself."""
+    if task == "classification":
+        _, codes = target
+        if algorithm == "approximate":
+            seed = None if random_state is None else np.random.RandomState(random_state)
+            reach, _ = _neighbors.approximate_nearest_other_label(
+                X,
+                codes,
+                metric=metric,
+                n_neighbors=n_neighbors,
+                random_state=seed,
+                n_jobs=n_jobs,
+                verbose=verbose,
+            )
+        else:
+            reach, _ = _neighbors.nearest_other_label(
+                X, codes, metric=metric, batch_size=batch_size, n_jobs=n_jobs, verbose=verbose
+            )
+        return _reach_to_robustness(reach), reach
+    Y, norm_inf = target
+    Q = _neighbors.lipschitz_max(
+        X, Y, metric=metric, batch_size=batch_size, n_jobs=n_jobs, verbose=verbose
+    )
+    return _robustness_from_q(Q, norm_inf), None
+
+
+@validate_params(
+    {"X": ["array-like"], "y": ["array-like"], **_COMMON_CONSTRAINTS},
+    prefer_skip_nested_validation=True,
+)
+def sample_robustness(
+    X,
+    y,
+    *,
+    task="auto",
+    metric="euclidean",
+    algorithm="auto",
+    n_neighbors=30,
+    batch_size=None,
+    n_jobs=None,
+    random_state=None,
+    verbose=0,
+):
+    """Sample robustness of every sample of ``(X, y)`` with respect to ``(X, y)`` itself.
+
+    ``R(z) = 1 / (1 + Q(z) / ||y||_inf)`` with ``Q(z)`` the largest ratio
+    ``||y(z) - y(z')|| / d(z, z')`` over the samples ``z'`` labelled differently from
+    ``z``. For class labels this is ``r / (r + 1)``, ``r`` the distance from ``z`` to
+    the nearest differently labelled sample.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+        Finite feature values.
+    y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+        Class labels, or real targets (regression, possibly multi-output).
+    task : {"auto", "classification", "regression"}, default="auto"
+        "auto" follows :func:`sklearn.utils.multiclass.type_of_target`.
+    metric : str or callable, default="euclidean"
+        "euclidean" takes the fast float32 GEMM kernel (exact to float64 rounding); any
+        other metric accepted by :func:`scipy.spatial.distance.cdist` a blocked float64
+        path.
+    algorithm : {"auto", "exact", "approximate"}, default="auto"
+        "approximate" uses pynndescent, one index per class (classification only; the
+        first call in a process compiles with numba, 1-3 minutes). "auto" is exact: the
+        exact kernel measured faster than pynndescent here (docs/benchmarks.md).
+    n_neighbors : int, default=30
+        Graph degree of the pynndescent indexes (approximate only).
+    batch_size : int, default=None
+        Rows per block of the exact kernels (2048 when None); columns per block are twice
+        that. Memory is O(batch_size^2), never O(n_samples^2).
+    n_jobs : int, default=None
+        Blocks run through :class:`joblib.Parallel` when set (threads by default, or the
+        active joblib backend, e.g. Dask). None uses the BLAS threads of one process.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the approximate backend.
+    verbose : int, default=0
+        Show a tqdm progress bar over blocks when positive.
+
+    Returns
+    -------
+    robustness : ndarray of shape (n_samples,)
+        Values in [0, 1); 0 for a sample with a differently labelled exact duplicate.
+
+    Examples
+    --------
+    >>> from skrob import sample_robustness
+    >>> X = [[0.0], [1.0], [3.0], [6.0]]
+    >>> y = [0, 0, 1, 1]
+    >>> sample_robustness(X, y).round(3)  # reaches 3, 2, 2, 5
+    array([0.75 , 0.667, 0.667, 0.833])
+    """
+    X = check_array(X, dtype=[np.float64, np.float32], ensure_all_finite=True, input_name="X")
+    task, first, second = _check_targets(y, task, X.shape[0])
+    algorithm = _resolve_algorithm(algorithm, task, metric, X.shape[0])
+    R, _ = _compute(
+        X,
+        (first, second),
+        task,
+        metric=metric,
+        algorithm=algorithm,
+        n_neighbors=n_neighbors,
+        batch_size=batch_size,
+        n_jobs=n_jobs,
+        random_state=random_state,
+        verbose=verbose,
+    )
+    return R
+
+
+class SampleRobustnessTransformer(TransformerMixin, BaseEstimator):
+    """Sample robustness as a scikit-learn transformer.
+
+    ``fit(X, y)`` makes ``(X, y)`` the reference set and stores the robustness of its
+    samples in ``robustness_``. ``transform(X)`` gives unlabelled samples the label of
+    their nearest reference sample as a pseudo-label and returns their robustness (for
+    classification, the largest robustness over the candidate labels), so
+    ``fit(X, y).transform(X)`` reproduces ``robustness_``. ``robustness(X, y)`` scores
+    labelled samples against the reference set (``R_x(t)`` in paper 000).
+
+    Parameters
+    ----------
+    task : {"auto", "classification", "regression"}, default="auto"
+        See :func:`sample_robustness`.
+    metric : str or callable, default="euclidean"
+        See :func:`sample_robustness`.
+    algorithm : {"auto", "exact", "approximate"}, default="auto"
+        Backend for ``fit``; ``transform`` and ``robustness`` always search exactly.
+    n_neighbors : int, default=30
+        Graph degree of the pynndescent indexes (approximate only).
+    per_class : bool, default=False
+        Classification only: ``transform`` returns one column per class,
+        ``robustness_<class>``, the robustness a sample would have if labelled that class.
+    batch_size : int, default=None
+        Rows per block of the exact kernels (2048 when None).
+    n_jobs : int, default=None
+        joblib parallelism over blocks.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the approximate backend.
+    verbose : int, default=0
+        Show a tqdm progress bar when positive.
+
+    Attributes
+    ----------
+    robustness_ : ndarray of shape (n_samples,)
+        Robustness of the reference samples.
+    reach_ : ndarray of shape (n_samples,)
+        Distance to the nearest differently labelled sample (classification only).
+    classes_ : ndarray of shape (n_classes,)
+        Class labels (classification only).
+    task_ : str
+        "classification" or "regression".
+    y_norm_inf_ : float
+        ``||y||_inf`` of the reference targets (1.0 for classification).
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Feature names seen during fit, when X had string column names.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from skrob import SampleRobustnessTransformer
+    >>> X, y = load_iris(return_X_y=True)
+    >>> srt = SampleRobustnessTransformer().fit(X, y)
+    >>> srt.robustness_.shape
+    (150,)
+    >>> bool((srt.transform(X)[:, 0] == srt.robustness_).all())
+    True
+    """
+
+    _parameter_constraints = {**_COMMON_CONSTRAINTS, "per_class": ["boolean"]}
+
+    def __init__(
+        self,
+        *,
+        task="auto",
+        metric="euclidean",
+        algorithm="auto",
+        n_neighbors=30,
+        per_class=False,
+        batch_size=None,
+        n_jobs=None,
+        random_state=None,
+        verbose=0,
+    ):
+        self.task = task
+        self.metric = metric
+        self.algorithm = algorithm
+        self.n_neighbors = n_neighbors
+        self.per_class = per_class
+        self.batch_size = batch_size
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+        self.verbose = verbose
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y):
+        """Make ``(X, y)`` the reference set and compute its robustness.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+
+        Returns
+        -------
+        self : object
+        """
+        X, y = validate_data(
+            self, X, y, dtype=[np.float64, np.float32], multi_output=True, y_numeric=False
+        )
+        task, first, second = _check_targets(y, self.task, X.shape[0])
+        if self.per_class and task != "classification":
+            raise ValueError("per_class=True is only defined for classification.")
+        algorithm = _resolve_algorithm(self.algorithm, task, self.metric, X.shape[0])
+        self.robustness_, reach = _compute(
+            X,
+            (first, second),
+            task,
+            metric=self.metric,
+            algorithm=algorithm,
+            n_neighbors=self.n_neighbors,
+            batch_size=self.batch_size,
+            n_jobs=self.n_jobs,
+            random_state=self.random_state,
+            verbose=self.verbose,
+        )
+        self.task_ = task
+        self._fit_X = X
+        if task == "classification":
+            self.classes_, self._fit_codes = first, second
+            self.reach_ = reach
+            self.y_norm_inf_ = 1.0
+        else:
+            self._fit_Y, self.y_norm_inf_ = first, second
+        return self
+
+    def _kernel_params(self):
+        return dict(
+            metric=self.metric,
+            batch_size=self.batch_size,
+            n_jobs=self.n_jobs,
+            verbose=self.verbose,
+        )
+
+    def _class_distances(self, X):
+        """(n_queries, n_classes) distance to the nearest reference sample of each class."""
+        dist, _ = _neighbors.nearest_in_groups(
+            X, self._fit_X, self._fit_codes, len(self.classes_), **self._kernel_params()
+        )
+        return dist
+
+    def transform(self, X):
+        """Robustness of unlabelled samples, pseudo-labelled by their nearest reference.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        R : ndarray of shape (n_samples, 1), or (n_samples, n_classes) with per_class.
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        if self.task_ == "classification":
+            dist = self._class_distances(X)
+            # r_k = min over classes j != k of dist_j: the smallest, or the second
+            # smallest for the class that attains the smallest.
+            two = np.partition(dist, 1, axis=1)[:, :2] if dist.shape[1] > 1 else dist
+            if not self.per_class:
+                return _reach_to_robustness(two[:, 1].copy())[:, None]
+            nearest = dist.argmin(axis=1)
+            reach = np.repeat(two[:, [0]], dist.shape[1], axis=1)
+            reach[np.arange(X.shape[0]), nearest] = two[:, 1]
+            return _reach_to_robustness(reach)
+        _, nearest = _neighbors.nearest_in_groups(
+            X,
+            self._fit_X,
+            np.zeros(self._fit_X.shape[0], dtype=np.intp),
+            1,
+            **self._kernel_params(),
+        )
+        Q = _neighbors.lipschitz_max_query(
+            X, self._fit_Y[nearest[:, 0]], self._fit_X, self._fit_Y, **self._kernel_params()
+        )
+        return _robustness_from_q(Q, self.y_norm_inf_)[:, None]
+
+    def fit_transform(self, X, y=None, **fit_params):
+        """Fit to ``(X, y)``, then return ``transform(X)``.
+
+        Equal to ``fit(X, y).transform(X)``; where that is known to equal
+        ``robustness_`` (classification, and regression without differently labelled
+        duplicates) no second search is run.
+        """
+        self.fit(X, y, **fit_params)
+        if not self.per_class and (self.task_ == "classification" or self.robustness_.all()):
+            return self.robustness_[:, None].copy()
+        return self.transform(X)
+
+    def robustness(self, X, y):
+        """Robustness of labelled samples against the reference set, ``R_x(t)``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Labels of ``X``; classes unseen in fit count as different from every class.
+
+        Returns
+        -------
+        R : ndarray of shape (n_samples,)
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        y = np.asarray(y)
+        check_consistent_length(X, y)
+        if y.dtype.kind in "fc" and not np.all(np.isfinite(y)):
+            raise ValueError("Input y contains NaN or infinity.")
+        if self.task_ == "classification":
+            dist = self._class_distances(X)
+            code = np.searchsorted(self.classes_, y)
+            code = np.minimum(code, len(self.classes_) - 1)
+            known = self.classes_[code] == y
+            own = np.arange(X.shape[0])[known], code[known]
+            dist[own] = np.inf
+            return _reach_to_robustness(dist.min(axis=1))
+        Y = np.asarray(y, dtype=np.float64).reshape(X.shape[0], -1)
+        if Y.shape[1] != self._fit_Y.shape[1]:
+            raise ValueError(
+                f"y has {Y.shape[1]} outputs, but the reference set was fitted with "
+                f"{self._fit_Y.shape[1]}."
+            )
+        Q = _neighbors.lipschitz_max_query(X, Y, self._fit_X, self._fit_Y, **self._kernel_params())
+        return _robustness_from_q(Q, self.y_norm_inf_)
+
+    def get_feature_names_out(self, input_features=None):
+        """Output feature names: "robustness", or "robustness_<class>" per class."""
+        check_is_fitted(self)
+        _check_feature_names_in(self, input_features, generate_names=False)
+        if self.per_class:
+            return np.asarray([f"robustness_{c}" for c in self.classes_], dtype=object)
+        return np.asarray(["robustness"], dtype=object)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = True
+        tags.input_tags.allow_nan = False
+        return tags

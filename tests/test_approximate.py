@@ -1,0 +1,32 @@
+"""The pynndescent backend. It compiles with numba on first use in a process (1-3
+minutes here), so its tests are few and share one module-scoped computation."""
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+
+from skrob import SampleRobustnessTransformer, sample_robustness
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def digits_both():
+    X, y = load_digits(return_X_y=True)
+    exact = sample_robustness(X, y, algorithm="exact")
+    approx = sample_robustness(X, y, algorithm="approximate", random_state=0)
+    return X, y, exact, approx
+
+
+def test_approximate_is_an_upper_bound_with_high_recall(digits_both):
+    X, y, exact, approx = digits_both
+    # Every reach is a real differently labelled sample's distance: never below exact.
+    assert np.all(approx >= exact - 1e-12)
+    recall = np.mean(np.isclose(approx, exact, rtol=1e-9, atol=0))
+    assert recall >= 0.98
+
+
+def test_approximate_is_deterministic_and_reachable_from_the_transformer(digits_both):
+    X, y, _, approx = digits_both
+    srt = SampleRobustnessTransformer(algorithm="approximate", random_state=0).fit(X, y)
+    np.testing.assert_array_equal(srt.robustness_, approx)
