@@ -73,6 +73,12 @@ def _run(func, tasks, *, n_jobs=None, verbose=0, desc=""):
             progress.close()
 
 
+def _run_candidates(func, tasks, *, n_jobs, verbose, desc):
+    """Run the block tasks; concatenate their candidate pairs ``(i, j, value)``."""
+    results = _run(func, tasks, n_jobs=n_jobs, verbose=verbose, desc=desc)
+    return tuple(_concat(results, k) for k in range(3))
+
+
 def _concat(results, k):
     parts = [r[k] for r in results if len(r[k])]
     if not parts:
@@ -304,26 +310,24 @@ def nearest_other_label(X, codes, *, metric="euclidean", batch_size=None, n_jobs
     if metric == "euclidean":
         data = _EuclideanData(X, None, order, None, center=X.mean(axis=0, dtype=np.float64))
         col_run = np.full(n, np.inf, dtype=np.float32)
-        results = _run(
+        i, j, v = _run_candidates(
             lambda r0, r1, c0, c1: _euclidean_task(data, r0, r1, c0, c1, True, col_block, col_run),
             tasks,
             n_jobs=n_jobs,
             verbose=verbose,
             desc="nearest differently labelled",
         )
-        i, j, v = (_concat(results, k) for k in range(3))
         # A pair is a candidate for both of its samples.
         dist, arg = _refine(data, i, j, v, data.tolA, i, n, tol_j=data.tolB)
     else:
         Xs = np.asarray(X, dtype=np.float64)[order]
-        results = _run(
+        i, j, v = _run_candidates(
             lambda r0, r1, c0, c1: _cdist_task(Xs, Xs, r0, r1, c0, c1, True, col_block, metric),
             tasks,
             n_jobs=n_jobs,
             verbose=verbose,
             desc="nearest differently labelled",
         )
-        i, j, v = (_concat(results, k) for k in range(3))
         dist, arg = _reduce_min(
             np.concatenate([i, j]), np.concatenate([v, v]), n, np.concatenate([j, i])
         )
@@ -358,28 +362,26 @@ def nearest_in_groups(
     ]
     if metric == "euclidean":
         data = _EuclideanData(Q, X, None, order, center=X.mean(axis=0, dtype=np.float64))
-        results = _run(
+        i, j, v = _run_candidates(
             lambda r0, r1, c0, c1: _euclidean_task(data, r0, r1, c0, c1, False, col_block, None),
             tasks,
             n_jobs=n_jobs,
             verbose=verbose,
             desc="nearest reference",
         )
-        i, j, v = (_concat(results, k) for k in range(3))
         keys = i * n_groups + codes_sorted[j]
         tol_keys = np.repeat(data.tolA, n_groups)
         dist, arg = _refine(data, i, j, v, tol_keys, keys, n_q * n_groups)
     else:
         Q = np.asarray(Q, dtype=np.float64)
         Xs = np.asarray(X, dtype=np.float64)[order]
-        results = _run(
+        i, j, v = _run_candidates(
             lambda r0, r1, c0, c1: _cdist_task(Q, Xs, r0, r1, c0, c1, False, col_block, metric),
             tasks,
             n_jobs=n_jobs,
             verbose=verbose,
             desc="nearest reference",
         )
-        i, j, v = (_concat(results, k) for k in range(3))
         dist, arg = _reduce_min(i * n_groups + codes_sorted[j], v, n_q * n_groups, j)
     arg = np.where(arg >= 0, order[np.maximum(arg, 0)], -1)
     return dist.reshape(n_q, n_groups), arg.reshape(n_q, n_groups)
