@@ -4,7 +4,7 @@ from numbers import Integral
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
-from sklearn.utils import check_array, check_consistent_length
+from sklearn.utils import check_array, check_consistent_length, check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, validate_data
 
@@ -84,13 +84,12 @@ def _compute(
     if task == "classification":
         _, codes = target
         if algorithm == "approximate":
-            seed = None if random_state is None else np.random.RandomState(random_state)
             reach, _ = _neighbors.approximate_nearest_other_label(
                 X,
                 codes,
                 metric=metric,
                 n_neighbors=n_neighbors,
-                random_state=seed,
+                random_state=check_random_state(random_state),
                 n_jobs=n_jobs,
                 verbose=verbose,
             )

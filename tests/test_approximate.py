@@ -30,3 +30,10 @@ def test_approximate_is_deterministic_and_reachable_from_the_transformer(digits_
     X, y, _, approx = digits_both
     srt = SampleRobustnessTransformer(algorithm="approximate", random_state=0).fit(X, y)
     np.testing.assert_array_equal(srt.robustness_, approx)
+
+
+def test_approximate_accepts_a_random_state_instance(digits_both):
+    X, y, _, approx = digits_both
+    R = sample_robustness(X, y, algorithm="approximate", random_state=np.random.RandomState(0))
+    assert R.shape == approx.shape
+    assert np.all(R >= digits_both[2] - 1e-12)
