@@ -22,6 +22,8 @@ Samples are sorted by label and each pair of classes is visited once: a block of
 ``a`` and column minima for the others, which halves the work.
 """
 
+from contextlib import nullcontext
+
 import numpy as np
 from joblib import Parallel, delayed
 from scipy.spatial.distance import cdist
@@ -45,29 +47,30 @@ _QUERY_EPSILON = 0.2
 
 def _run(func, tasks, *, n_jobs=None, verbose=0, desc=""):
     """Run ``func(*task)`` for every task, through joblib when ``n_jobs`` asks for it."""
+    sequential = n_jobs in (None, 1) or len(tasks) <= 1
+    # With joblib, one BLAS thread per job, so that jobs do not oversubscribe the cores;
+    # a process-based or distributed backend limits its own workers.
+    blas = nullcontext() if sequential else threadpool_limits(limits=1, user_api="blas")
     progress = None
     if verbose:
         from tqdm.auto import tqdm
 
         progress = tqdm(total=len(tasks), desc=desc, unit="block")
     try:
-        if n_jobs in (None, 1) or len(tasks) <= 1:
+        with blas:
+            if sequential:
+                outputs = (func(*task) for task in tasks)
+            else:
+                parallel = Parallel(
+                    n_jobs=n_jobs, prefer="threads", return_as="generator_unordered"
+                )
+                outputs = parallel(delayed(func)(*task) for task in tasks)
             results = []
-            for task in tasks:
-                results.append(func(*task))
-                if progress is not None:
-                    progress.update()
-            return results
-        # One BLAS thread per job, so that jobs do not oversubscribe the cores; a
-        # process-based or distributed backend limits its own workers.
-        with threadpool_limits(limits=1, user_api="blas"):
-            parallel = Parallel(n_jobs=n_jobs, prefer="threads", return_as="generator_unordered")
-            results = []
-            for result in parallel(delayed(func)(*task) for task in tasks):
+            for result in outputs:
                 results.append(result)
                 if progress is not None:
                     progress.update()
-            return results
+        return results
     finally:
         if progress is not None:
             progress.close()

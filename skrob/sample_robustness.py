@@ -349,7 +349,7 @@ class SampleRobustnessTransformer(TransformerMixin, BaseEstimator):
             dist = self._class_distances(X)
             # r_k = min over classes j != k of dist_j: the smallest, or the second
             # smallest for the class that attains the smallest.
-            two = np.partition(dist, 1, axis=1)[:, :2] if dist.shape[1] > 1 else dist
+            two = np.partition(dist, 1, axis=1)[:, :2]  # fit ensured >= 2 classes
             if not self.per_class:
                 return _reach_to_robustness(two[:, 1].copy())[:, None]
             nearest = dist.argmin(axis=1)
