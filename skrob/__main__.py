@@ -80,7 +80,6 @@ def build_parser():
 
 def _load(args):
     name = args.data or "digits"
-    label_names = None
     if name == "digits":
         from sklearn.datasets import load_digits
 
@@ -96,10 +95,10 @@ def _load(args):
         from skrob.datasets import load_mnist_5k
 
         d = load_mnist_5k()
-        return d.data, d.target, "MNIST 5k", label_names
+        return d.data, d.target, "MNIST 5k", None
     from skrob._report import load_table
 
-    X, y, _ = load_table(name, args.target)
+    X, y = load_table(name, args.target)
     return X, y, Path(name).name, None
 
 
@@ -122,7 +121,6 @@ def main(argv=None):
     ctx = ReportContext(
         X=X,
         y=y,
-        feature_names=[],
         dataset_name=name,
         out_dir=Path(args.output),
         image_shape=_image_shape(args.image_shape, X.shape[1]),

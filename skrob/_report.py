@@ -17,7 +17,6 @@ import pandas as pd
 class ReportContext:
     X: np.ndarray
     y: np.ndarray
-    feature_names: list
     dataset_name: str
     out_dir: Path
     image_shape: tuple | None = None
@@ -38,7 +37,7 @@ class Section:
 
 
 def load_table(path, target):
-    """Read a CSV or Parquet file; return (X, y, feature names)."""
+    """Read a CSV or Parquet file; return the features ``X`` and the labels ``y``."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"No such data file: {path}")
@@ -59,7 +58,7 @@ def load_table(path, target):
             f"Feature columns must be numeric; these are not: {non_numeric[:10]}. "
             "Encode them first (e.g. with sklearn's OneHotEncoder)."
         )
-    return df.to_numpy(dtype=np.float64), y, [str(c) for c in df.columns]
+    return df.to_numpy(dtype=np.float64), y
 
 
 def _fig_to_png(fig, ctx, name):
