@@ -411,11 +411,15 @@ def _cdist_task(XA, XB, r0, r1, c0, c1, both, col_block, metric):
 
 
 def _sq_dist_block(XA, XB, sqA, sqB, metric, tol_rows):
-    """Float64 squared distances of two blocks, near-coincident pairs recomputed exactly."""
+    """Float64 squared distances of two blocks, near-coincident pairs recomputed exactly.
+
+    Also returns the pairs ``(ii, jj)`` outside of which no distance can be 0.
+    """
     if metric != "euclidean":
         D2 = cdist(XA, XB, metric=metric)
         D2 *= D2
-        return D2
+        ii, jj = np.nonzero(D2 == 0.0)
+        return D2, ii, jj
     D2 = XA @ XB.T
     D2 *= -2.0
     D2 += sqA[:, None]
@@ -425,7 +429,7 @@ def _sq_dist_block(XA, XB, sqA, sqB, metric, tol_rows):
     if ii.size:
         diff = XA[ii] - XB[jj]
         D2[ii, jj] = np.einsum("ij,ij->i", diff, diff)
-    return D2
+    return D2, ii, jj
 
 
 def _sq_label_diff(YA, YB):
@@ -443,12 +447,18 @@ def _lipschitz_task(XA, YA, sqA, tolA, XB, YB, sqB, r0, r1, c0, c1, both, col_bl
     col_max = np.zeros(c1 - c0) if both else None
     for cs in range(c0, c1, col_block):
         ce = min(cs + col_block, c1)
-        D2 = _sq_dist_block(XA[r0:r1], XB[cs:ce], sqA[r0:r1], sqB[cs:ce], metric, tolA[r0:r1])
+        D2, ii, jj = _sq_dist_block(
+            XA[r0:r1], XB[cs:ce], sqA[r0:r1], sqB[cs:ce], metric, tolA[r0:r1]
+        )
         L2 = _sq_label_diff(YA[r0:r1], YB[cs:ce])
         with np.errstate(divide="ignore", invalid="ignore"):
             np.divide(L2, D2, out=L2)
-        # 0 / 0 (equal targets at distance 0) is no pair of Gamma; y != y' at 0 is inf.
-        np.nan_to_num(L2, copy=False, nan=0.0, posinf=np.inf)
+        # y != y' at distance 0 is already inf; 0 / 0 (equal targets at distance 0) is no
+        # pair of Gamma. Zero distances occur only among the pairs (ii, jj).
+        if ii.size:
+            near = L2[ii, jj]
+            near[np.isnan(near)] = 0.0
+            L2[ii, jj] = near
         np.maximum(row_max, L2.max(axis=1), out=row_max)
         if both:
             np.maximum(col_max[cs - c0 : ce - c0], L2.max(axis=0), out=col_max[cs - c0 : ce - c0])
