@@ -1,0 +1,35 @@
+"""The kernels of skrob/_neighbors.py on their own, against float64 brute force."""
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+from scipy.spatial.distance import cdist
+
+from skrob._neighbors import nearest_in_groups, nearest_other_label
+from tests._reference import brute_reach
+from tests.conftest import make_tricky_data
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "cityblock"])
+@pytest.mark.parametrize("batch_size", [None, 41])
+def test_nearest_other_label_partner_attains_the_reach(global_random_seed, metric, batch_size):
+    rng = np.random.default_rng(global_random_seed)
+    X, y = make_tricky_data(rng)
+    reach, partner = nearest_other_label(X, y, metric=metric, batch_size=batch_size)
+    assert_allclose(reach, brute_reach(X, y, metric), rtol=1e-12, atol=0)
+    assert np.all(y[partner] != y)  # a differently labelled sample ...
+    D = cdist(X, X, metric=metric)
+    assert_allclose(D[np.arange(len(y)), partner], reach, rtol=1e-12, atol=0)  # ... at r
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "chebyshev"])
+def test_nearest_in_groups_matches_brute_force(global_random_seed, metric):
+    rng = np.random.default_rng(global_random_seed)
+    X, y = make_tricky_data(rng)
+    Q = np.vstack([X[:40] + 1e-3 * rng.normal(size=(40, X.shape[1])), X[40:60]])
+    dist, arg = nearest_in_groups(Q, X, y, 3, metric=metric, batch_size=16)
+    D = cdist(Q, X, metric=metric)
+    expected = np.stack([D[:, y == k].min(axis=1) for k in range(3)], axis=1)
+    assert_allclose(dist, expected, rtol=1e-12, atol=0)
+    assert_array_equal(y[arg], np.broadcast_to(np.arange(3), arg.shape))
+    assert_allclose(np.take_along_axis(D, arg, axis=1), expected, rtol=1e-12, atol=0)
