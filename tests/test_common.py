@@ -1,14 +1,21 @@
 """scikit-learn's estimator checks, for every skrob estimator (one registry)."""
 
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.neighbors import KNeighborsClassifier
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skrob import SampleRobustnessTransformer
+from skrob import RobustSubsetEstimator, RobustSubsetSelector, SampleRobustnessTransformer
 
 # Every estimator with the parameter sets it is checked with.
 ESTIMATORS = [
     SampleRobustnessTransformer(),
     SampleRobustnessTransformer(per_class=True),
     SampleRobustnessTransformer(metric="cityblock", batch_size=16),
+    RobustSubsetSelector(),
+    RobustSubsetSelector(strategy="least", fraction=0.9, class_balanced=True),
+    RobustSubsetEstimator(LogisticRegression(), RobustSubsetSelector(fraction=0.9)),
+    RobustSubsetEstimator(KNeighborsClassifier(), RobustSubsetSelector(strategy="least")),
+    RobustSubsetEstimator(Ridge(), RobustSubsetSelector(strategy="most")),
 ]
 
 # Checks expected to fail, each with its reason.

@@ -1,0 +1,264 @@
+"""Cross-validation against the least or most robust part of every validation fold.
+
+Paper 000 tunes and scores models on the least and most robust part of the test data.
+:class:`RobustnessSubsetSplit` does it in the splitter (every validation fold is cut down to
+that part) and :func:`subset_scorer` in the scorer (the scorer looks only at that part of
+what it is given); with fold-local robustness the two agree.
+"""
+
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import clone
+from sklearn.metrics import get_scorer
+from sklearn.model_selection import check_cv
+from sklearn.utils import _safe_indexing, indexable
+from sklearn.utils._param_validation import (
+    HasMethods,
+    Interval,
+    StrOptions,
+    validate_parameter_constraints,
+    validate_params,
+)
+from sklearn.utils.metadata_routing import (
+    MetadataRequest,
+    MetadataRouter,
+    MethodMapping,
+    _routing_enabled,
+    process_routing,
+)
+from sklearn.utils.validation import _check_method_params
+
+from skrob._validation import resolve_task
+from skrob.sample_robustness import SampleRobustnessTransformer
+from skrob.selection import subset_indices
+
+_FRACTION = [Interval(Real, 0, 1, closed="right"), Interval(Integral, 1, None, closed="left")]
+
+
+def _transformer(robustness):
+    return SampleRobustnessTransformer() if robustness is None else clone(robustness)
+
+
+class RobustnessSubsetSplit:
+    """Cross-validation whose validation folds keep only their least or most robust part.
+
+    For each split of the base ``cv``, the robustness of the validation fold's samples is
+    computed, against the validation fold itself (``reference="fold"``, as paper 000
+    computes ``R_t`` on ``t`` alone) or against the training fold (``reference="train"``,
+    ``R_x(t)``), and the split yields ``(train, that part of the validation fold)``.
+
+    Parameters
+    ----------
+    cv : int, cross-validation generator or iterable, default=5
+        The base splitter, as in :func:`sklearn.model_selection.check_cv`; an int means
+        stratified folds for class labels.
+    subset : {"least", "most", "all"}, default="least"
+        Which part of every validation fold to keep.
+    fraction : float in (0, 1] or int, default=0.5
+        Share (float) or number (int) of validation samples kept.
+    reference : {"fold", "train"}, default="fold"
+        What the validation samples' robustness is measured against.
+    robustness : SampleRobustnessTransformer, default=None
+        None means ``SampleRobustnessTransformer()``; cloned for every fold.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn.model_selection import GridSearchCV
+    >>> from sklearn.neighbors import KNeighborsClassifier
+    >>> from skrob.model_selection import RobustnessSubsetSplit
+    >>> X, y = load_iris(return_X_y=True)
+    >>> cv = RobustnessSubsetSplit(cv=5, subset="least", fraction=0.5)
+    >>> [len(test) for _, test in cv.split(X, y)]
+    [15, 15, 15, 15, 15]
+    >>> search = GridSearchCV(KNeighborsClassifier(), {"n_neighbors": [1, 5, 9]}, cv=cv)
+    >>> search.fit(X, y).best_params_["n_neighbors"] in (1, 5, 9)
+    True
+    """
+
+    _parameter_constraints = {
+        "subset": [StrOptions({"least", "most", "all"})],
+        "fraction": _FRACTION,
+        "reference": [StrOptions({"fold", "train"})],
+        "robustness": [HasMethods(["fit"]), None],
+    }
+
+    def __init__(self, cv=5, *, subset="least", fraction=0.5, reference="fold", robustness=None):
+        self.cv = cv
+        self.subset = subset
+        self.fraction = fraction
+        self.reference = reference
+        self.robustness = robustness
+
+    def __repr__(self):
+        return (
+            f"{type(self).__name__}(cv={self.cv!r}, subset={self.subset!r}, "
+            f"fraction={self.fraction!r}, reference={self.reference!r})"
+        )
+
+    def _base_cv(self, y):
+        robustness = _transformer(self.robustness)
+        classifier = resolve_task(y, robustness.task) == "classification"
+        return check_cv(self.cv, y, classifier=classifier), robustness
+
+    def get_n_splits(self, X=None, y=None, groups=None):
+        """Number of splits, that of the base splitter."""
+        if isinstance(self.cv, Integral) or y is None:
+            return check_cv(self.cv).get_n_splits(X, y, groups)
+        return self._base_cv(y)[0].get_n_splits(X, y, groups)
+
+    def split(self, X, y=None, groups=None):
+        """Yield ``(train, kept part of the validation fold)`` index pairs.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+            Needed: robustness is defined by the labels.
+        groups : array-like of shape (n_samples,), default=None
+            Passed to the base splitter.
+
+        Yields
+        ------
+        train : ndarray
+        test : ndarray
+            Ascending indices of the kept validation samples.
+        """
+        validate_parameter_constraints(
+            self._parameter_constraints,
+            {name: getattr(self, name) for name in self._parameter_constraints},
+            caller_name=type(self).__name__,
+        )
+        if y is None:
+            raise ValueError("RobustnessSubsetSplit needs y: robustness is defined by labels.")
+        X, y, groups = indexable(X, y, groups)
+        cv, robustness = self._base_cv(y)
+        for train, test in cv.split(X, y, groups):
+            X_test, y_test = _safe_indexing(X, test), _safe_indexing(y, test)
+            if self.subset == "all":
+                yield train, test
+                continue
+            if self.reference == "fold":
+                R = clone(robustness).fit(X_test, y_test).robustness_
+            else:
+                fitted = clone(robustness).fit(_safe_indexing(X, train), _safe_indexing(y, train))
+                R = fitted.robustness(X_test, y_test)
+            yield train, test[subset_indices(R, self.subset, self.fraction)]
+
+
+class _SubsetScorer:
+    """Score only the least or most robust part of the data a scorer is given."""
+
+    def __init__(self, scorer, subset, fraction, robustness):
+        self._scorer = scorer
+        self._subset = subset
+        self._fraction = fraction
+        self._robustness = robustness
+        self._request = MetadataRequest(owner=self)
+
+    def __repr__(self):
+        return (
+            f"subset_scorer({self._scorer!r}, subset={self._subset!r}, fraction={self._fraction!r})"
+        )
+
+    def __call__(self, estimator, X, y, robustness=None, **kwargs):
+        """Score ``estimator`` on the chosen part of ``(X, y)``.
+
+        ``robustness`` (one value per row) is used when given, e.g. routed in with
+        ``set_score_request(robustness=True)``; otherwise it is computed on ``(X, y)``.
+        """
+        if _routing_enabled():
+            kwargs = process_routing(self, "score", **kwargs).scorer.score
+        if robustness is None:
+            robustness = _transformer(self._robustness).fit(X, y).robustness_
+        robustness = np.asarray(robustness, dtype=np.float64)
+        if robustness.shape != (len(y),):
+            raise ValueError(
+                f"robustness must have one value per sample, shape ({len(y)},); "
+                f"got {robustness.shape}."
+            )
+        kept = subset_indices(robustness, self._subset, self._fraction)
+        return self._scorer(
+            estimator,
+            _safe_indexing(X, kept),
+            _safe_indexing(y, kept),
+            **_check_method_params(X, kwargs, kept),
+        )
+
+    def set_score_request(self, *, robustness=None, **kwargs):
+        """Request ``robustness`` (and the inner scorer's metadata) from the caller.
+
+        Only with metadata routing enabled, ``sklearn.set_config(enable_metadata_routing=True)``.
+        """
+        if not _routing_enabled():
+            raise RuntimeError(
+                "set_score_request is only available when metadata routing is enabled: "
+                "sklearn.set_config(enable_metadata_routing=True)."
+            )
+        self._request.score.add_request(param="robustness", alias=robustness)
+        if kwargs:
+            self._scorer.set_score_request(**kwargs)
+        return self
+
+    def get_metadata_routing(self):
+        """Own request (``robustness``) plus the inner scorer's."""
+        return (
+            MetadataRouter(owner=self)
+            .add_self_request(self._request)
+            .add(
+                scorer=self._scorer,
+                method_mapping=MethodMapping().add(caller="score", callee="score"),
+            )
+        )
+
+
+@validate_params(
+    {
+        "scoring": [str, callable, None],
+        "subset": [StrOptions({"least", "most", "all"})],
+        "fraction": _FRACTION,
+        "robustness": [HasMethods(["fit"]), None],
+    },
+    prefer_skip_nested_validation=True,
+)
+def subset_scorer(scoring=None, *, subset="least", fraction=0.5, robustness=None):
+    """Wrap a scorer so that it scores only the least or most robust part of its data.
+
+    The robustness of the samples the scorer is called with is computed on those
+    samples alone (for a validation fold: fold-local, like
+    ``RobustnessSubsetSplit(reference="fold")``), or routed in as metadata after
+    ``set_score_request(robustness=True)``.
+
+    Parameters
+    ----------
+    scoring : str, callable or None, default=None
+        As in :func:`sklearn.metrics.check_scoring`; None means the estimator's ``score``.
+    subset : {"least", "most", "all"}, default="least"
+    fraction : float in (0, 1] or int, default=0.5
+        Share (float) or number (int) of the scored samples kept.
+    robustness : SampleRobustnessTransformer, default=None
+        None means ``SampleRobustnessTransformer()``.
+
+    Returns
+    -------
+    scorer : callable
+        ``scorer(estimator, X, y, robustness=None, **kwargs) -> float``.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn.model_selection import cross_val_score
+    >>> from sklearn.neighbors import KNeighborsClassifier
+    >>> from skrob.model_selection import subset_scorer
+    >>> X, y = load_iris(return_X_y=True)
+    >>> scorer = subset_scorer("accuracy", subset="most", fraction=0.5)
+    >>> cross_val_score(KNeighborsClassifier(), X, y, scoring=scorer).round(2).tolist()
+    [1.0, 1.0, 1.0, 1.0, 1.0]
+    """
+    scorer = _estimator_score if scoring is None else get_scorer(scoring)
+    return _SubsetScorer(scorer, subset, fraction, robustness)
+
+
+def _estimator_score(estimator, X, y, **kwargs):
+    return estimator.score(X, y, **kwargs)

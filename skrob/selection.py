@@ -1,0 +1,532 @@
+"""Training on chosen parts of the data: the most, least or aligned robust samples.
+
+Paper 000 trains on the least or most robust part of the training set, or on a part whose
+robustness distribution matches the test set's; paper 001 trains on the samples a model
+predicts correctly under every random perturbation. :class:`RobustSubsetSelector` makes
+the choice (the imbalanced-learn sampler protocol, ``fit_resample``), and
+:class:`RobustSubsetEstimator` puts it in front of any estimator for a plain
+:class:`sklearn.pipeline.Pipeline`.
+"""
+
+import warnings
+from dataclasses import replace
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import BaseEstimator, MetaEstimatorMixin, _fit_context, clone, is_classifier
+from sklearn.utils import _safe_indexing, check_random_state, get_tags, indexable
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils.metadata_routing import (
+    MetadataRouter,
+    MethodMapping,
+    _routing_enabled,
+    process_routing,
+)
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.validation import _check_method_params, check_is_fitted, validate_data
+
+from skrob._validation import resolve_task
+from skrob.sample_robustness import SampleRobustnessTransformer
+
+_SUBSETS = ("least", "most")
+
+
+def n_to_keep(fraction, n_samples):
+    """Number of samples that ``fraction`` (a share in (0, 1] or a count) keeps of ``n_samples``."""
+    if isinstance(fraction, Integral):
+        if fraction > n_samples:
+            raise ValueError(f"Cannot keep {fraction} samples of {n_samples}.")
+        return int(fraction)
+    return max(1, int(round(fraction * n_samples)))
+
+
+def extreme_indices(robustness, k, subset):
+    """Indices of the ``k`` least or most robust samples, ascending.
+
+    Ties are broken by position (a stable sort), so the choice is deterministic.
+    """
+    robustness = np.asarray(robustness)
+    key = robustness if subset == "least" else -robustness
+    return np.sort(np.argsort(key, kind="stable")[:k])
+
+
+def subset_indices(robustness, subset, fraction):
+    """Indices of the ``subset`` ("least", "most" or "all") part of a robustness vector."""
+    n = robustness.shape[0]
+    if subset == "all":
+        return np.arange(n)
+    return extreme_indices(robustness, n_to_keep(fraction, n), subset)
+
+
+def shared_bins(robustness, target_robustness, n_bins):
+    """Bin index of every value of both vectors, over ``n_bins`` equal bins of their union."""
+    lo = min(robustness.min(), target_robustness.min())
+    hi = max(robustness.max(), target_robustness.max())
+    inner_edges = np.linspace(lo, hi, n_bins + 1)[1:-1]
+    return (
+        np.searchsorted(inner_edges, robustness, side="right"),
+        np.searchsorted(inner_edges, target_robustness, side="right"),
+    )
+
+
+def aligned_counts(counts, target_counts, chunk=4096):
+    """Largest per-bin counts ``k <= counts`` proportional to ``target_counts``.
+
+    Proportional means the quota rule: with ``K = k.sum()`` and ``T = target_counts.sum()``,
+    every ``k_b`` is ``K t_b / T`` rounded down or up (exactly that value when it is an
+    integer). ``K`` is feasible when no bin's floor exceeds what the bin has and the bins
+    can still take ``K`` samples with their ceilings; the largest feasible ``K`` is found
+    by scanning down from an exact integer upper bound, a chunk of candidates at a time.
+    Leftover samples go to the bins with the largest remainders (Hamilton's method).
+    """
+    counts = np.asarray(counts, dtype=np.int64)
+    target_counts = np.asarray(target_counts, dtype=np.int64)
+    T = int(target_counts.sum())
+    occupied = target_counts > 0
+    # floor(K t_b / T) <= c_b  <=>  K t_b < (c_b + 1) T  <=>  K <= ((c_b + 1) T - 1) // t_b
+    bound = ((counts[occupied] + 1) * T - 1) // target_counts[occupied]
+    top = int(min(counts.sum(), bound.min()))
+    K = 0
+    for start in range(top, -1, -chunk):
+        cand = np.arange(start, max(start - chunk, -1), -1, dtype=np.int64)[:, None]
+        ceil = -((-cand * target_counts) // T)
+        feasible = np.minimum(counts, ceil).sum(axis=1) >= cand[:, 0]
+        if feasible.any():
+            K = int(cand[np.argmax(feasible), 0])
+            break
+    k = (K * target_counts) // T
+    remainder = K * target_counts - k * T
+    spare = (k < counts) & (remainder > 0)
+    order = np.argsort(-np.where(spare, remainder, -1), kind="stable")
+    k[order[: K - int(k.sum())]] += 1
+    return k
+
+
+def _is_rpr_scorer(robustness):
+    return hasattr(robustness, "rpr_steps")
+
+
+class RobustSubsetSelector(BaseEstimator):
+    """Keep the most, least, aligned or RPR-robust part of a training set.
+
+    A sampler with the imbalanced-learn protocol (``fit_resample``), usable in
+    :class:`imblearn.pipeline.Pipeline` without depending on imbalanced-learn; in a plain
+    scikit-learn pipeline wrap the model in :class:`RobustSubsetEstimator` instead.
+
+    Parameters
+    ----------
+    strategy : {"most", "least", "threshold", "align", "rpr"}, default="most"
+        - "most" / "least": keep ``fraction`` of the samples, most or least robust;
+        - "threshold": keep the samples with robustness >= ``threshold``;
+        - "align": keep the largest subset whose robustness histogram over ``n_bins``
+          shared bins is proportional to a target's (each bin count is the target's
+          share times the subset size, rounded down or up); the target is passed to
+          ``fit_resample`` as ``target_robustness=`` or as ``target_X=, target_y=``
+          (whose robustness is then computed on the target alone, as paper 000 does);
+          samples within a bin are drawn at random;
+        - "rpr": keep the samples that an estimator predicts correctly under every one
+          of ``max_steps`` random perturbations (paper 001); ``robustness`` must be an
+          ``RPRScorer`` holding that estimator.
+    fraction : float in (0, 1] or int, default=0.8
+        Share (float) or number (int) of samples kept by "most" and "least".
+    threshold : float, default=None
+        Lowest robustness kept by "threshold".
+    class_balanced : bool or int, default=False
+        Keep the same number of samples of every class. With "most"/"least" that is
+        ``n_keep // n_classes`` per class (at most the smallest class), the most or least
+        robust of each class; with "threshold"/"rpr" it is the smallest class's number
+        of qualifying samples, drawn at random. An int sets the number per class (an
+        error where a class has fewer). Not defined for "align".
+    robustness : SampleRobustnessTransformer or RPRScorer, default=None
+        How robustness is computed; None means ``SampleRobustnessTransformer()``. It is
+        cloned and fitted on the training data.
+    n_bins : int, default=20
+        Number of equal-width bins, over the range of both distributions, for "align".
+    random_state : int, RandomState instance or None, default=None
+        Draws within bins ("align") and within classes ("class_balanced").
+
+    Attributes
+    ----------
+    sample_indices_ : ndarray of shape (n_selected,)
+        Ascending indices of the kept samples.
+    robustness_ : ndarray of shape (n_samples,)
+        Robustness of every training sample.
+    robustness_estimator_ : estimator
+        The fitted clone of ``robustness``.
+    target_robustness_ : ndarray of shape (n_target,)
+        The target's robustness ("align" only).
+    n_features_in_ : int
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Defined when ``X`` has feature names that are all strings.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from skrob import RobustSubsetSelector
+    >>> X, y = load_iris(return_X_y=True)
+    >>> X_sub, y_sub = RobustSubsetSelector(strategy="most", fraction=0.5).fit_resample(X, y)
+    >>> X_sub.shape
+    (75, 4)
+    """
+
+    _parameter_constraints = {
+        "strategy": [StrOptions({"most", "least", "threshold", "align", "rpr"})],
+        "fraction": [
+            Interval(Real, 0, 1, closed="right"),
+            Interval(Integral, 1, None, closed="left"),
+        ],
+        "threshold": [Real, None],
+        "class_balanced": ["boolean", Interval(Integral, 1, None, closed="left")],
+        "robustness": [HasMethods(["fit"]), None],
+        "n_bins": [Interval(Integral, 1, None, closed="left")],
+        "random_state": ["random_state"],
+    }
+
+    def __init__(
+        self,
+        *,
+        strategy="most",
+        fraction=0.8,
+        threshold=None,
+        class_balanced=False,
+        robustness=None,
+        n_bins=20,
+        random_state=None,
+    ):
+        self.strategy = strategy
+        self.fraction = fraction
+        self.threshold = threshold
+        self.class_balanced = class_balanced
+        self.robustness = robustness
+        self.n_bins = n_bins
+        self.random_state = random_state
+
+    @_fit_context(prefer_skip_nested_validation=False)
+    def fit(self, X, y, *, target_robustness=None, target_X=None, target_y=None):
+        """Compute the robustness of ``(X, y)`` and choose the samples to keep.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+        target_robustness : array-like of shape (n_target,), default=None
+            Robustness distribution to align with (strategy="align").
+        target_X, target_y : array-like, default=None
+            Target set whose robustness is computed on itself (strategy="align").
+
+        Returns
+        -------
+        self : object
+        """
+        strategy = self.strategy
+        Xv, yv = validate_data(
+            self, X, y, dtype=[np.float64, np.float32], multi_output=True, y_numeric=False
+        )
+        if strategy == "rpr" and not _is_rpr_scorer(self.robustness):
+            raise ValueError(
+                "strategy='rpr' needs robustness=RPRScorer(estimator, ...) (skrob.rpr), "
+                f"the scorer that runs the perturbations; got {self.robustness!r}."
+            )
+        if strategy != "rpr" and _is_rpr_scorer(self.robustness):
+            raise ValueError(f"An RPRScorer as robustness needs strategy='rpr', got {strategy!r}.")
+        if strategy == "threshold" and self.threshold is None:
+            raise ValueError("strategy='threshold' needs a threshold.")
+        if strategy == "align" and self.class_balanced is not False:
+            raise ValueError("class_balanced is not defined for strategy='align'.")
+        has_target = target_robustness is not None or target_X is not None
+        if (strategy == "align") != has_target:
+            raise ValueError(
+                "Pass target_robustness= or target_X=, target_y= exactly when strategy='align'."
+            )
+        if target_robustness is not None and (target_X is not None or target_y is not None):
+            raise ValueError("Pass either target_robustness or target_X, target_y, not both.")
+        if (target_X is None) != (target_y is None):
+            raise ValueError("target_X and target_y go together.")
+
+        if strategy == "rpr":
+            self.robustness_estimator_ = self.robustness
+            survived = self.robustness.robust_mask(Xv, yv)
+            self.robustness_ = survived.astype(np.float64)
+        else:
+            robustness = self.robustness
+            if robustness is None:
+                robustness = SampleRobustnessTransformer(random_state=self.random_state)
+            self.robustness_estimator_ = clone(robustness).fit(Xv, yv)
+            self.robustness_ = self.robustness_estimator_.robustness_
+
+        rng = check_random_state(self.random_state)
+        if strategy == "align":
+            if target_robustness is None:
+                target = clone(self.robustness_estimator_).fit(target_X, target_y)
+                target_robustness = target.robustness_
+            target_robustness = np.asarray(target_robustness, dtype=np.float64).ravel()
+            if target_robustness.size == 0 or not np.all(np.isfinite(target_robustness)):
+                raise ValueError("target_robustness must be non-empty and finite.")
+            self.target_robustness_ = target_robustness
+            indices = self._align(rng)
+        elif self.class_balanced is not False:
+            indices = self._balanced(yv, rng)
+        elif strategy in _SUBSETS:
+            indices = extreme_indices(
+                self.robustness_, n_to_keep(self.fraction, Xv.shape[0]), strategy
+            )
+        else:
+            cut = 0.5 if strategy == "rpr" else self.threshold
+            indices = np.flatnonzero(self.robustness_ >= cut)
+        if indices.size == 0:
+            raise ValueError(
+                f"strategy={strategy!r} selected no samples "
+                f"(robustness ranges over [{self.robustness_.min():.4g}, "
+                f"{self.robustness_.max():.4g}])."
+            )
+        self.sample_indices_ = indices
+        return self
+
+    def _align(self, rng):
+        train_bin, target_bin = shared_bins(self.robustness_, self.target_robustness_, self.n_bins)
+        counts = np.bincount(train_bin, minlength=self.n_bins)
+        keep = aligned_counts(counts, np.bincount(target_bin, minlength=self.n_bins))
+        chosen = [
+            rng.choice(np.flatnonzero(train_bin == b), size=k, replace=False)
+            for b, k in enumerate(keep)
+            if k
+        ]
+        return np.sort(np.concatenate(chosen)) if chosen else np.empty(0, dtype=np.intp)
+
+    def _balanced(self, y, rng):
+        if resolve_task(y, getattr(self.robustness_estimator_, "task", "auto")) != "classification":
+            raise ValueError("class_balanced=True needs class labels.")
+        classes, codes = np.unique(y, return_inverse=True)
+        members = [np.flatnonzero(codes == c) for c in range(classes.size)]
+        per_class = None if self.class_balanced is True else int(self.class_balanced)
+        if self.strategy in _SUBSETS:
+            pools = members
+            if per_class is None:
+                n_keep = n_to_keep(self.fraction, y.shape[0])
+                per_class = min(n_keep // classes.size, min(map(len, members)))
+        else:
+            cut = 0.5 if self.strategy == "rpr" else self.threshold
+            pools = [m[self.robustness_[m] >= cut] for m in members]
+            if per_class is None:
+                per_class = min(map(len, pools))
+        short = [(c, len(p)) for c, p in zip(classes, pools, strict=True) if len(p) < per_class]
+        if short:
+            raise ValueError(
+                f"class_balanced={self.class_balanced!r} needs {per_class} samples of every "
+                f"class; class {short[0][0].item()!r} has only {short[0][1]}."
+            )
+        if self.strategy in _SUBSETS:
+            chosen = [
+                m[extreme_indices(self.robustness_[m], per_class, self.strategy)] for m in pools
+            ]
+        else:
+            chosen = [rng.choice(p, size=per_class, replace=False) for p in pools]
+        return np.sort(np.concatenate(chosen))
+
+    def fit_resample(self, X, y, **params):
+        """Fit, then return the kept rows of ``X`` and ``y`` (pandas stays pandas).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+        **params : dict
+            ``target_robustness`` or ``target_X`` and ``target_y`` for "align".
+
+        Returns
+        -------
+        X_resampled : array-like of shape (n_selected, n_features)
+        y_resampled : array-like of shape (n_selected,) or (n_selected, n_outputs)
+        """
+        self.fit(X, y, **params)
+        return _safe_indexing(X, self.sample_indices_), _safe_indexing(y, self.sample_indices_)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = True
+        tags.input_tags.allow_nan = False
+        return tags
+
+
+def _inner_has(attr):
+    def check(self):
+        if hasattr(self, "estimator_"):
+            return hasattr(self.estimator_, attr)
+        return hasattr(self.estimator, attr)
+
+    return check
+
+
+class RobustSubsetEstimator(MetaEstimatorMixin, BaseEstimator):
+    """Fit an estimator on the samples a :class:`RobustSubsetSelector` keeps.
+
+    Prediction, scoring and every other method go to the fitted estimator on all rows;
+    only fitting sees the subset. The inner estimator's tags are copied, so a classifier
+    stays a classifier (GridSearchCV then stratifies its folds). Per-sample fit metadata
+    (``sample_weight``, ...) is subset with the rows.
+
+    Parameters
+    ----------
+    estimator : estimator object
+        The model fitted on the subset.
+    selector : RobustSubsetSelector, default=None
+        Chooses the subset; None means ``RobustSubsetSelector()``.
+
+    Attributes
+    ----------
+    estimator_ : estimator
+        The fitted clone of ``estimator``.
+    selector_ : RobustSubsetSelector
+        The fitted clone of ``selector``.
+    sample_indices_ : ndarray of shape (n_selected,)
+        Rows of the training data that ``estimator_`` was fitted on.
+    classes_ : ndarray of shape (n_classes,)
+        The inner classifier's classes.
+    n_features_in_ : int
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn.model_selection import GridSearchCV
+    >>> from sklearn.neighbors import KNeighborsClassifier
+    >>> from skrob import RobustSubsetEstimator, RobustSubsetSelector
+    >>> X, y = load_iris(return_X_y=True)
+    >>> model = RobustSubsetEstimator(KNeighborsClassifier(), RobustSubsetSelector())
+    >>> grid = {"selector__fraction": [0.5, 1.0], "estimator__n_neighbors": [1, 5]}
+    >>> search = GridSearchCV(model, grid, cv=3).fit(X, y)
+    >>> sorted(search.best_params_)
+    ['estimator__n_neighbors', 'selector__fraction']
+    """
+
+    _parameter_constraints = {
+        "estimator": [HasMethods(["fit"])],
+        "selector": [HasMethods(["fit"]), None],
+    }
+
+    def __init__(self, estimator, selector=None):
+        self.estimator = estimator
+        self.selector = selector
+
+    @_fit_context(prefer_skip_nested_validation=False)
+    def fit(self, X, y, **fit_params):
+        """Choose the subset of ``(X, y)`` with the selector, fit the estimator on it.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+        **fit_params : dict
+            Without metadata routing: passed to ``estimator.fit``. With routing: routed
+            to the estimator's and the selector's ``fit`` as they request. Arrays with one
+            entry per sample are subset like the rows.
+
+        Returns
+        -------
+        self : object
+        """
+        if _routing_enabled():
+            routed = process_routing(self, "fit", **fit_params)
+            estimator_params, selector_params = routed.estimator.fit, routed.selector.fit
+        else:
+            estimator_params, selector_params = fit_params, {}
+        X, y = indexable(X, y)
+        selector = RobustSubsetSelector() if self.selector is None else self.selector
+        self.selector_ = clone(selector).fit(X, y, **selector_params)
+        indices = self.selector_.sample_indices_
+        self.sample_indices_ = indices
+        if is_classifier(self):
+            labels = np.asarray(y)
+            lost = np.setdiff1d(np.unique(labels), np.unique(labels[indices]))
+            if lost.size:
+                warnings.warn(
+                    f"The selected subset has no sample of the classes {lost.tolist()}; the "
+                    "estimator is fitted without them and never predicts them.",
+                    UserWarning,
+                    stacklevel=2,
+                )
+        self.n_features_in_ = self.selector_.n_features_in_
+        if hasattr(self.selector_, "feature_names_in_"):
+            self.feature_names_in_ = self.selector_.feature_names_in_
+        self.estimator_ = clone(self.estimator).fit(
+            _safe_indexing(X, indices),
+            _safe_indexing(y, indices),
+            **_check_method_params(X, estimator_params, indices),
+        )
+        return self
+
+    def _delegate(self, method, X, params):
+        check_is_fitted(self)
+        if _routing_enabled():
+            params = process_routing(self, method, **params)["estimator"][method]
+        return getattr(self.estimator_, method)(X, **params)
+
+    @available_if(_inner_has("predict"))
+    def predict(self, X, **params):
+        """Predict every row of ``X`` with the fitted estimator."""
+        return self._delegate("predict", X, params)
+
+    @available_if(_inner_has("predict_proba"))
+    def predict_proba(self, X, **params):
+        """Class probabilities of every row of ``X``."""
+        return self._delegate("predict_proba", X, params)
+
+    @available_if(_inner_has("predict_log_proba"))
+    def predict_log_proba(self, X, **params):
+        """Log class probabilities of every row of ``X``."""
+        return self._delegate("predict_log_proba", X, params)
+
+    @available_if(_inner_has("decision_function"))
+    def decision_function(self, X, **params):
+        """Decision function of every row of ``X``."""
+        return self._delegate("decision_function", X, params)
+
+    @available_if(_inner_has("transform"))
+    def transform(self, X, **params):
+        """Transform every row of ``X`` with the fitted estimator."""
+        return self._delegate("transform", X, params)
+
+    @available_if(_inner_has("score"))
+    def score(self, X, y, **params):
+        """The fitted estimator's ``score`` on all of ``(X, y)``."""
+        check_is_fitted(self)
+        if _routing_enabled():
+            params = process_routing(self, "score", **params).estimator.score
+        return self.estimator_.score(X, y, **params)
+
+    @property
+    def classes_(self):
+        """Classes of the fitted classifier."""
+        check_is_fitted(self)
+        return self.estimator_.classes_
+
+    def get_metadata_routing(self):
+        """Metadata routing: to the estimator's methods and to the selector's ``fit``."""
+        selector = RobustSubsetSelector() if self.selector is None else self.selector
+        router = MetadataRouter(owner=self).add(
+            estimator=self.estimator,
+            method_mapping=MethodMapping()
+            .add(caller="fit", callee="fit")
+            .add(caller="predict", callee="predict")
+            .add(caller="predict_proba", callee="predict_proba")
+            .add(caller="predict_log_proba", callee="predict_log_proba")
+            .add(caller="decision_function", callee="decision_function")
+            .add(caller="transform", callee="transform")
+            .add(caller="score", callee="score"),
+        )
+        return router.add(
+            selector=selector, method_mapping=MethodMapping().add(caller="fit", callee="fit")
+        )
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        inner = get_tags(self.estimator)
+        tags.estimator_type = inner.estimator_type
+        tags.regressor_tags = inner.regressor_tags
+        tags.transformer_tags = inner.transformer_tags
+        tags.target_tags = replace(inner.target_tags, required=True)
+        if inner.classifier_tags is not None:
+            # Robustness of class labels is defined for one label column only.
+            tags.classifier_tags = replace(inner.classifier_tags, multi_label=False)
+            tags.target_tags.multi_output = False
+        tags.input_tags = replace(inner.input_tags, allow_nan=False, sparse=False)
+        return tags

@@ -1,0 +1,216 @@
+import numpy as np
+import pandas as pd
+import pytest
+import sklearn
+from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.datasets import load_digits, make_regression
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.model_selection import GridSearchCV, KFold, StratifiedKFold, cross_validate
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.utils import shuffle
+
+from skrob import SampleRobustnessTransformer, sample_robustness
+from skrob.model_selection import RobustnessSubsetSplit, subset_scorer
+from tests._reference import brute_reach, brute_robustness
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits(return_X_y=True)
+    return shuffle(X[:500], y[:500], random_state=0)
+
+
+def _extreme(R, subset, k):
+    order = np.argsort(R if subset == "least" else -R, kind="stable")
+    return np.sort(order[:k])
+
+
+# --------------------------------------------------------------------------------------
+# The splitter against brute force
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("subset", ["least", "most"])
+def test_split_reference_fold(digits, subset):
+    X, y = digits
+    splits = list(RobustnessSubsetSplit(cv=5, subset=subset, fraction=0.3).split(X, y))
+    base = list(StratifiedKFold(5).split(X, y))  # an int cv stratifies class labels
+    assert len(splits) == 5
+    for (train, test), (base_train, base_test) in zip(splits, base, strict=True):
+        assert_array_equal(train, base_train)
+        R = brute_robustness(X[base_test], y[base_test], "classification")
+        assert_array_equal(test, base_test[_extreme(R, subset, 30)])
+
+
+def test_split_reference_train(digits):
+    X, y = digits
+    cv = RobustnessSubsetSplit(KFold(4), subset="least", fraction=0.5, reference="train")
+    for (train, test), (_, base_test) in zip(cv.split(X, y), KFold(4).split(X), strict=True):
+        r = brute_reach(X[base_test], y[base_test], reference=X[train], ref_y=y[train])
+        assert_array_equal(test, base_test[_extreme(r / (r + 1), "least", 62)])
+
+
+def test_split_all_is_the_base_cv(digits):
+    X, y = digits
+    cv = RobustnessSubsetSplit(KFold(3), subset="all")
+    for (a, b), (c, d) in zip(cv.split(X, y), KFold(3).split(X), strict=True):
+        assert_array_equal(a, c)
+        assert_array_equal(b, d)
+    assert cv.get_n_splits(X, y) == 3
+    assert RobustnessSubsetSplit(7).get_n_splits() == 7
+
+
+def test_split_regression_uses_kfold():
+    X, y = make_regression(n_samples=60, n_features=3, random_state=0)
+    splits = list(RobustnessSubsetSplit(cv=3, subset="most", fraction=0.5).split(X, y))
+    for (train, test), (base_train, base_test) in zip(splits, KFold(3).split(X), strict=True):
+        assert_array_equal(train, base_train)
+        R = brute_robustness(X[base_test], y[base_test], "regression")
+        assert_array_equal(test, base_test[_extreme(R, "most", 10)])
+
+
+def test_split_bad_input(digits):
+    X, y = digits
+    with pytest.raises(ValueError, match="needs y"):
+        next(RobustnessSubsetSplit().split(X))
+    with pytest.raises(ValueError, match="subset"):
+        next(RobustnessSubsetSplit(subset="middle").split(X, y))
+    with pytest.raises(ValueError, match="reference"):
+        next(RobustnessSubsetSplit(reference="test").split(X, y))
+    with pytest.raises(ValueError, match="NaN"):
+        next(RobustnessSubsetSplit().split(np.where(X > 15, np.nan, X), y))
+
+
+# --------------------------------------------------------------------------------------
+# The scorer, and its agreement with the splitter
+# --------------------------------------------------------------------------------------
+
+
+def test_scorer_scores_the_chosen_part(digits):
+    X, y = digits
+    model = KNeighborsClassifier(3).fit(X[:300], y[:300])
+    Xt, yt = X[300:], y[300:]
+    R = brute_robustness(Xt, yt, "classification")
+    for subset in ("least", "most"):
+        kept = _extreme(R, subset, 100)
+        expected = np.mean(model.predict(Xt[kept]) == yt[kept])
+        assert subset_scorer("accuracy", subset=subset)(model, Xt, yt) == expected
+    assert subset_scorer(None, subset="all")(model, Xt, yt) == model.score(Xt, yt)
+
+
+@pytest.mark.parametrize("subset", ["least", "most"])
+def test_splitter_with_fold_reference_equals_scorer(digits, subset):
+    X, y = digits
+    grid = {"n_neighbors": [1, 3, 9], "weights": ["uniform", "distance"]}
+    base = StratifiedKFold(4, shuffle=True, random_state=0)
+    by_split = GridSearchCV(
+        KNeighborsClassifier(),
+        grid,
+        cv=RobustnessSubsetSplit(base, subset=subset, fraction=0.5),
+        scoring="accuracy",
+    ).fit(X, y)
+    by_scorer = GridSearchCV(
+        KNeighborsClassifier(),
+        grid,
+        cv=base,
+        scoring=subset_scorer("accuracy", subset=subset, fraction=0.5),
+    ).fit(X, y)
+    for i in range(4):
+        key = f"split{i}_test_score"
+        assert_allclose(by_split.cv_results_[key], by_scorer.cv_results_[key])
+    assert by_split.best_params_ == by_scorer.best_params_
+
+    a = cross_validate(
+        LogisticRegression(max_iter=300),
+        X,
+        y,
+        cv=RobustnessSubsetSplit(base, subset=subset),
+        scoring="balanced_accuracy",
+    )
+    b = cross_validate(
+        LogisticRegression(max_iter=300),
+        X,
+        y,
+        cv=base,
+        scoring=subset_scorer("balanced_accuracy", subset=subset),
+    )
+    assert_allclose(a["test_score"], b["test_score"])
+
+
+def test_least_and_most_folds_give_different_scores(digits):
+    X, y = digits
+    scores = {
+        subset: cross_validate(
+            KNeighborsClassifier(1), X, y, cv=RobustnessSubsetSplit(4, subset=subset)
+        )["test_score"].mean()
+        for subset in ("least", "most")
+    }
+    # The most robust digits are far from every other class: 1-NN gets them right.
+    assert scores["most"] > 0.99
+    assert scores["least"] < scores["most"]
+
+
+def test_routed_robustness(digits):
+    X, y = digits
+    R = sample_robustness(X, y)  # robustness against the whole set, routed per fold
+    folds = list(KFold(4).split(X))
+    with sklearn.config_context(enable_metadata_routing=True):
+        scorer = subset_scorer("accuracy", subset="least").set_score_request(robustness=True)
+        result = cross_validate(
+            KNeighborsClassifier(), X, y, cv=folds, scoring=scorer, params={"robustness": R}
+        )
+    for score, (train, test) in zip(result["test_score"], folds, strict=True):
+        kept = test[_extreme(R[test], "least", len(test) // 2)]
+        model = KNeighborsClassifier().fit(X[train], y[train])
+        assert score == np.mean(model.predict(X[kept]) == y[kept])
+
+
+def test_routed_sample_weight_reaches_the_inner_scorer(digits):
+    X, y = digits
+    w = np.random.default_rng(0).uniform(0.1, 3.0, len(y))
+    model = LogisticRegression(max_iter=300).fit(X[:300], y[:300])
+    Xt, yt, wt = X[300:], y[300:], w[300:]
+    with sklearn.config_context(enable_metadata_routing=True):
+        scorer = subset_scorer("accuracy", subset="most").set_score_request(
+            robustness=False, sample_weight=True
+        )
+        got = scorer(model, Xt, yt, sample_weight=wt)
+    kept = _extreme(sample_robustness(Xt, yt), "most", 100)
+    pred = model.predict(Xt[kept])
+    assert_allclose(got, np.average(pred == yt[kept], weights=wt[kept]))
+
+
+def test_scorer_pandas_and_custom_robustness(digits):
+    X, y = digits
+    df, s = pd.DataFrame(X[300:]), pd.Series(y[300:])
+    model = KNeighborsClassifier().fit(pd.DataFrame(X[:300]), y[:300])
+    scorer = subset_scorer(
+        "accuracy",
+        subset="least",
+        fraction=40,
+        robustness=SampleRobustnessTransformer(metric="cityblock"),
+    )
+    kept = _extreme(brute_robustness(X[300:], y[300:], "classification", "cityblock"), "least", 40)
+    assert scorer(model, df, s) == np.mean(model.predict(df.iloc[kept]) == s.iloc[kept])
+
+
+def test_scorer_bad_input(digits):
+    X, y = digits
+    model = Ridge().fit(X, y)
+    with pytest.raises(ValueError, match="one value per sample"):
+        subset_scorer("r2")(model, X, y, robustness=np.ones(3))
+    with pytest.raises(ValueError, match="subset"):
+        subset_scorer("r2", subset="middle")
+    with pytest.raises(RuntimeError, match="metadata routing"):
+        subset_scorer("r2").set_score_request(robustness=True)
+    X_reg, y_reg = make_regression(n_samples=40, n_features=3, random_state=0)
+    reg = Ridge().fit(X_reg, y_reg)
+    kept = _extreme(brute_robustness(X_reg, y_reg, "regression"), "most", 20)
+    assert_allclose(
+        subset_scorer("r2", subset="most")(reg, X_reg, y_reg), reg.score(X_reg[kept], y_reg[kept])
+    )
+
+
+def test_scorer_repr():
+    assert "subset='most'" in repr(subset_scorer("accuracy", subset="most"))
+    assert "RobustnessSubsetSplit(cv=5" in repr(RobustnessSubsetSplit())
