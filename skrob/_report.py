@@ -166,7 +166,107 @@ def sample_robustness_section(ctx):
     return Section("Sample robustness (paper 000)", "\n".join(parts), summary)
 
 
-SECTIONS = [sample_robustness_section]
+# Training subsets (rows) and test subsets (columns) of the performance matrix, as
+# (subset, fraction): paper 000's xL/xM and tL/tM.
+_TRAIN_SUBSETS = {
+    "x": ("all", 1.0),
+    "xL80": ("least", 0.8),
+    "xM80": ("most", 0.8),
+    "xL50": ("least", 0.5),
+    "xM50": ("most", 0.5),
+}
+_TEST_SUBSETS = {
+    "t": ("all", 1.0),
+    "tL50": ("least", 0.5),
+    "tM50": ("most", 0.5),
+    "tL20": ("least", 0.2),
+    "tM20": ("most", 0.2),
+}
+
+
+def robust_subsets_section(ctx):
+    """Paper 000's performance matrix of a default model: robust subsets of train and test."""
+    from sklearn.base import clone
+    from sklearn.model_selection import train_test_split
+    from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
+
+    from skrob._validation import resolve_task
+    from skrob.sample_robustness import SampleRobustnessTransformer
+    from skrob.selection import RobustSubsetSelector, subset_indices
+
+    X, y = ctx.X, ctx.y
+    classification = resolve_task(y) == "classification"
+    counts = np.unique(y, return_counts=True)[1] if classification else None
+    stratify = y if classification and counts.min() >= 2 else None
+    X_x, X_t, y_x, y_t = train_test_split(
+        X, y, test_size=0.25, stratify=stratify, random_state=ctx.random_state
+    )
+    robustness = SampleRobustnessTransformer(
+        metric=ctx.metric, algorithm=ctx.algorithm, random_state=ctx.random_state
+    )
+    R_x = clone(robustness).fit(X_x, y_x).robustness_
+    R_t = clone(robustness).fit(X_t, y_t).robustness_
+    if classification:
+        model, score_name = KNeighborsClassifier(n_neighbors=5, metric=ctx.metric), "accuracy"
+    else:
+        model, score_name = KNeighborsRegressor(n_neighbors=5, metric=ctx.metric), "R²"
+
+    train_sets = {
+        name: subset_indices(R_x, subset, fraction)
+        for name, (subset, fraction) in _TRAIN_SUBSETS.items()
+    }
+    aligned = RobustSubsetSelector(strategy="align", robustness=robustness)
+    aligned.set_params(random_state=ctx.random_state)
+    train_sets["x aligned to t"] = aligned.fit(X_x, y_x, target_robustness=R_t).sample_indices_
+    test_sets = {
+        name: subset_indices(R_t, subset, fraction)
+        for name, (subset, fraction) in _TEST_SUBSETS.items()
+    }
+    matrix = pd.DataFrame(index=pd.Index(list(train_sets), name="trained on"), dtype=float)
+    for name, rows in train_sets.items():
+        if len(rows) < model.n_neighbors:
+            continue  # too few samples for the model: the row stays empty (NaN)
+        pred = clone(model).fit(X_x[rows], y_x[rows]).predict(X_t)
+        for test_name, cols in test_sets.items():
+            if classification:
+                value = float(np.mean(pred[cols] == y_t[cols]))
+            else:
+                residual = ((y_t[cols] - pred[cols]) ** 2).sum()
+                value = 1.0 - residual / ((y_t[cols] - y_t[cols].mean(axis=0)) ** 2).sum()
+            matrix.loc[name, test_name] = value
+    sizes = pd.DataFrame(
+        {
+            "samples": [len(v) for v in train_sets.values()],
+            "mean R": [R_x[v].mean() for v in train_sets.values()],
+        },
+        index=pd.Index(list(train_sets), name="training subset"),
+    )
+    parts = [
+        "<p>A 75/25 split into training set x and test set t; the robustness of each is "
+        "computed on itself (paper 000, §4). xL80/xM80 are the least/most robust 80 % of x, "
+        "tL50/tM50 the least/most robust half of t; 'x aligned to t' is the largest subset "
+        "of x whose robustness histogram is proportional to t's "
+        "(<code>RobustSubsetSelector(strategy='align')</code>).</p>",
+        f"<h3>{html.escape(type(model).__name__)}(n_neighbors=5): {score_name} of every "
+        "training subset (rows) on every test subset (columns)</h3>"
+        + _table(matrix)
+        + (
+            "<p>Empty rows: subsets with fewer samples than the model's neighbours.</p>"
+            if matrix.isna().any(axis=None)
+            else ""
+        ),
+        "<h3>Training subsets</h3>" + _table(sizes),
+    ]
+    summary = {
+        f"{score_name} x -> t": round(float(matrix.loc["x", "t"]), 4),
+        f"{score_name} x -> tL50 / tM50": (
+            f"{matrix.loc['x', 'tL50']:.4f} / {matrix.loc['x', 'tM50']:.4f}"
+        ),
+    }
+    return Section("Training and testing on robust subsets (paper 000)", "\n".join(parts), summary)
+
+
+SECTIONS = [sample_robustness_section, robust_subsets_section]
 
 _CSS = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }

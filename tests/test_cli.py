@@ -57,3 +57,33 @@ def test_report_errors(tmp_path, capsys):
     assert "one class" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["report", "--help"])
+
+
+def test_robust_subsets_section_matches_a_direct_computation(tmp_path):
+    from sklearn.model_selection import train_test_split
+    from sklearn.neighbors import KNeighborsClassifier
+
+    from skrob._report import ReportContext, robust_subsets_section
+    from tests._reference import brute_robustness
+
+    X, y = load_iris(return_X_y=True)
+    section = robust_subsets_section(ReportContext(X, y, "iris", tmp_path, random_state=3))
+    X_x, X_t, y_x, y_t = train_test_split(X, y, test_size=0.25, stratify=y, random_state=3)
+    R_t = brute_robustness(X_t, y_t, "classification")
+    pred = KNeighborsClassifier(5).fit(X_x, y_x).predict(X_t)
+    least = np.argsort(R_t, kind="stable")[: round(0.5 * len(y_t))]
+    most = np.argsort(-R_t, kind="stable")[: round(0.5 * len(y_t))]
+    expected = f"{np.mean(pred[least] == y_t[least]):.4f} / {np.mean(pred[most] == y_t[most]):.4f}"
+    assert section.summary["accuracy x -> tL50 / tM50"] == expected
+    assert section.summary["accuracy x -> t"] == round(np.mean(pred == y_t), 4)
+    assert "x aligned to t" in section.html and "xM80" in section.html
+
+
+def test_robust_subsets_section_regression(tmp_path):
+    from skrob._report import ReportContext, robust_subsets_section
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 3))
+    y = X[:, 0] + 0.1 * rng.normal(size=120)
+    section = robust_subsets_section(ReportContext(X, y, "reg", tmp_path))
+    assert 0.5 < section.summary["R² x -> t"] <= 1.0
