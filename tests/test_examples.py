@@ -1,0 +1,25 @@
+"""The examples run end to end (in their --quick mode, on a few thousand samples)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+pytest.importorskip("matplotlib")
+
+
+@pytest.mark.slow
+def test_plot_robust_subsets_quick(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / "plot_robust_subsets.py"), "--quick", "--output", tmp_path],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    tables = (tmp_path / "robust_subsets_tables.md").read_text()
+    assert "1-NN accuracy" in tables and "GridSearchCV" in tables
+    assert (tmp_path / "robust_subsets_knn.png").stat().st_size > 1000
