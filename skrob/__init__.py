@@ -1,14 +1,27 @@
 """skrob: robustness of data and models, the scikit-learn way."""
 
+from skrob.model_selection import RobustnessSubsetSplit, subset_scorer
+from skrob.perturbations import GaussianNoise, PixelNoise, SphereNoise, UniformNoise
+from skrob.rpr import RPRScorer, label_flip_rate, rpr_curve, rpr_steps
 from skrob.sample_robustness import SampleRobustnessTransformer, sample_robustness
 from skrob.selection import RobustSubsetEstimator, RobustSubsetSelector
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "GaussianNoise",
+    "PixelNoise",
+    "RPRScorer",
     "RobustSubsetEstimator",
     "RobustSubsetSelector",
+    "RobustnessSubsetSplit",
     "SampleRobustnessTransformer",
+    "SphereNoise",
+    "UniformNoise",
     "__version__",
+    "label_flip_rate",
+    "rpr_curve",
+    "rpr_steps",
     "sample_robustness",
+    "subset_scorer",
 ]

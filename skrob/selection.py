@@ -126,7 +126,10 @@ class RobustSubsetSelector(BaseEstimator):
           samples within a bin are drawn at random;
         - "rpr": keep the samples that an estimator predicts correctly under every one
           of ``max_steps`` random perturbations (paper 001); ``robustness`` must be an
-          ``RPRScorer`` holding that estimator.
+          ``RPRScorer(perturbation, estimator=model)``: a clone of ``model`` is fitted on
+          the training data, then perturbed (wrap a fitted model in
+          :class:`sklearn.frozen.FrozenEstimator` to skip the fit). "most", "least" and
+          "threshold" take an ``RPRScorer`` too (robustness = steps / max_steps).
     fraction : float in (0, 1] or int, default=0.8
         Share (float) or number (int) of samples kept by "most" and "least".
     threshold : float, default=None
@@ -222,13 +225,14 @@ class RobustSubsetSelector(BaseEstimator):
         Xv, yv = validate_data(
             self, X, y, dtype=[np.float64, np.float32], multi_output=True, y_numeric=False
         )
-        if strategy == "rpr" and not _is_rpr_scorer(self.robustness):
+        rpr_scorer = _is_rpr_scorer(self.robustness)
+        if strategy == "rpr" and not rpr_scorer:
             raise ValueError(
-                "strategy='rpr' needs robustness=RPRScorer(estimator, ...) (skrob.rpr), "
-                f"the scorer that runs the perturbations; got {self.robustness!r}."
+                "strategy='rpr' needs robustness=RPRScorer(perturbation, estimator=model) "
+                f"(skrob.rpr), the scorer that runs the perturbations; got {self.robustness!r}."
             )
-        if strategy != "rpr" and _is_rpr_scorer(self.robustness):
-            raise ValueError(f"An RPRScorer as robustness needs strategy='rpr', got {strategy!r}.")
+        if strategy == "align" and rpr_scorer:
+            raise ValueError("strategy='align' needs sample robustness, not an RPRScorer.")
         if strategy == "threshold" and self.threshold is None:
             raise ValueError("strategy='threshold' needs a threshold.")
         if strategy == "align" and self.class_balanced is not False:
@@ -243,16 +247,13 @@ class RobustSubsetSelector(BaseEstimator):
         if (target_X is None) != (target_y is None):
             raise ValueError("target_X and target_y go together.")
 
-        if strategy == "rpr":
-            self.robustness_estimator_ = self.robustness
-            survived = self.robustness.robust_mask(Xv, yv)
-            self.robustness_ = survived.astype(np.float64)
-        else:
-            robustness = self.robustness
-            if robustness is None:
-                robustness = SampleRobustnessTransformer(random_state=self.random_state)
-            self.robustness_estimator_ = clone(robustness).fit(Xv, yv)
-            self.robustness_ = self.robustness_estimator_.robustness_
+        robustness = self.robustness
+        if robustness is None:
+            robustness = SampleRobustnessTransformer(random_state=self.random_state)
+        # The original X: an RPRScorer's model may want a DataFrame or images.
+        X_fit = X if hasattr(X, "iloc") else Xv
+        self.robustness_estimator_ = clone(robustness).fit(X_fit, yv)
+        self.robustness_ = self.robustness_estimator_.robustness_
 
         rng = check_random_state(self.random_state)
         if strategy == "align":
@@ -271,8 +272,7 @@ class RobustSubsetSelector(BaseEstimator):
                 self.robustness_, n_to_keep(self.fraction, Xv.shape[0]), strategy
             )
         else:
-            cut = 0.5 if strategy == "rpr" else self.threshold
-            indices = np.flatnonzero(self.robustness_ >= cut)
+            indices = np.flatnonzero(self.robustness_ >= self._cut())
         if indices.size == 0:
             raise ValueError(
                 f"strategy={strategy!r} selected no samples "
@@ -281,6 +281,10 @@ class RobustSubsetSelector(BaseEstimator):
             )
         self.sample_indices_ = indices
         return self
+
+    def _cut(self):
+        """Lowest robustness kept: an RPR-robust sample has steps / max_steps = 1."""
+        return 1.0 if self.strategy == "rpr" else self.threshold
 
     def _align(self, rng):
         train_bin, target_bin = shared_bins(self.robustness_, self.target_robustness_, self.n_bins)
@@ -305,8 +309,7 @@ class RobustSubsetSelector(BaseEstimator):
                 n_keep = n_to_keep(self.fraction, y.shape[0])
                 per_class = min(n_keep // classes.size, min(map(len, members)))
         else:
-            cut = 0.5 if self.strategy == "rpr" else self.threshold
-            pools = [m[self.robustness_[m] >= cut] for m in members]
+            pools = [m[self.robustness_[m] >= self._cut()] for m in members]
             if per_class is None:
                 per_class = min(map(len, pools))
         short = [(c, len(p)) for c, p in zip(classes, pools, strict=True) if len(p) < per_class]

@@ -1,0 +1,230 @@
+"""Random perturbation schemes for RPR (paper 001) and label-flip rates (paper 003).
+
+A perturbation is any callable ``perturbation(X, rng) -> X_perturbed``: it returns an
+array of the same shape, drawn with the :class:`numpy.random.Generator` ``rng``, and
+always perturbs the rows it is given (the originals; perturbations are never chained).
+Each row is perturbed independently, so a block of ``k`` copies of a sample gives ``k``
+independent perturbations of it.
+"""
+
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.utils._param_validation import Interval, StrOptions, validate_parameter_constraints
+
+
+class Perturbation:
+    """Base class: validation, ``clip`` and a readable ``repr``.
+
+    Subclasses implement ``_perturb(X, rng)`` on a float array and declare
+    ``_parameter_constraints``.
+    """
+
+    _parameter_constraints: dict = {}
+
+    def __call__(self, X, rng):
+        """Return an independently perturbed copy of every row of ``X``.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n_samples, ...)
+        rng : numpy.random.Generator
+
+        Returns
+        -------
+        X_perturbed : ndarray of the same shape, a float dtype
+        """
+        validate_parameter_constraints(
+            self._parameter_constraints,
+            {name: getattr(self, name) for name in self._parameter_constraints},
+            caller_name=type(self).__name__,
+        )
+        X = np.asarray(X)
+        if X.dtype.kind != "f":
+            X = X.astype(np.float64)
+        out = self._perturb(X, rng)
+        clip = getattr(self, "clip", None)
+        if clip is not None:
+            np.clip(out, clip[0], clip[1], out=out)
+        return out
+
+    def __repr__(self):
+        params = ", ".join(f"{k}={getattr(self, k)!r}" for k in self._parameter_constraints)
+        return f"{type(self).__name__}({params})"
+
+    def __eq__(self, other):
+        return type(self) is type(other) and repr(self) == repr(other)
+
+    def __hash__(self):
+        return hash(repr(self))
+
+
+_CLIP = ["array-like", None]
+
+
+def _row_shape(X):
+    return (X.shape[0],) + (1,) * (X.ndim - 1)
+
+
+class GaussianNoise(Perturbation):
+    """Add independent ``N(0, sigma²)`` noise to every feature.
+
+    Parameters
+    ----------
+    sigma : float > 0
+        Standard deviation of the noise.
+    clip : (low, high), default=None
+        Clip the result to this box (e.g. ``(0, 1)`` for images).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skrob.perturbations import GaussianNoise
+    >>> GaussianNoise(0.1, clip=(0, 1))(np.full((2, 3), 0.5), np.random.default_rng(0)).shape
+    (2, 3)
+    """
+
+    _parameter_constraints = {"sigma": [Interval(Real, 0, None, closed="neither")], "clip": _CLIP}
+
+    def __init__(self, sigma, clip=None):
+        self.sigma = sigma
+        self.clip = clip
+
+    def _perturb(self, X, rng):
+        return X + rng.standard_normal(X.shape, dtype=X.dtype) * X.dtype.type(self.sigma)
+
+
+class SphereNoise(Perturbation):
+    """Add a vector drawn uniformly from the L2 sphere of radius ``radius``.
+
+    The direction is a normalised standard Gaussian vector (uniform on the sphere by
+    rotation invariance); every row of the result is at distance exactly ``radius`` from
+    the original (before ``clip``).
+
+    Parameters
+    ----------
+    radius : float > 0
+    clip : (low, high), default=None
+    """
+
+    _parameter_constraints = {"radius": [Interval(Real, 0, None, closed="neither")], "clip": _CLIP}
+
+    def __init__(self, radius, clip=None):
+        self.radius = radius
+        self.clip = clip
+
+    def _perturb(self, X, rng):
+        g = rng.standard_normal(X.shape)
+        axes = tuple(range(1, X.ndim))
+        g *= self.radius / np.sqrt((g * g).sum(axis=axes, keepdims=True))
+        return (X + g).astype(X.dtype, copy=False)
+
+
+class UniformNoise(Perturbation):
+    """Add independent ``Uniform(-epsilon, epsilon)`` noise to every feature (the L∞ box).
+
+    Parameters
+    ----------
+    epsilon : float > 0
+    clip : (low, high), default=None
+    """
+
+    _parameter_constraints = {
+        "epsilon": [Interval(Real, 0, None, closed="neither")],
+        "clip": _CLIP,
+    }
+
+    def __init__(self, epsilon, clip=None):
+        self.epsilon = epsilon
+        self.clip = clip
+
+    def _perturb(self, X, rng):
+        noise = rng.random(X.shape, dtype=X.dtype) * X.dtype.type(2 * self.epsilon)
+        return X + (noise - X.dtype.type(self.epsilon))
+
+
+class PixelNoise(Perturbation):
+    """Replace up to ``n_pixels`` randomly chosen pixels by uniform random values (paper 001).
+
+    Each perturbation draws ``n_pixels`` pixel positions uniformly *with* replacement, so
+    at most ``n_pixels`` distinct pixels change (the paper's "at most ⌊√n⌋ pixels"), and
+    gives each a value drawn uniformly from ``[low, high)``. With ``image_shape`` (for
+    example ``(3, 32, 32)``, channels first, or ``(32, 32, 3)`` with ``channels_last``)
+    a pixel is a position of the image and all its channels are replaced together.
+
+    Parameters
+    ----------
+    n_pixels : int or "sqrt", default="sqrt"
+        "sqrt" is ⌊√(number of pixel positions)⌋: 28 for a 28×28 image.
+    low, high : float, default=0.0, 1.0
+        Range of the new values.
+    image_shape : tuple of int, default=None
+        Shape of one sample as an image; None treats every feature as one pixel.
+    channels_last : bool, default=False
+        Whether the channels are the last axis of ``image_shape``.
+    clip : (low, high), default=None
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skrob.perturbations import PixelNoise
+    >>> X = np.zeros((4, 784))
+    >>> changed = (PixelNoise()(X, np.random.default_rng(0)) != X).sum(axis=1)
+    >>> bool((changed <= 28).all())
+    True
+    """
+
+    _parameter_constraints = {
+        "n_pixels": [Interval(Integral, 1, None, closed="left"), StrOptions({"sqrt"})],
+        "low": [Real],
+        "high": [Real],
+        "image_shape": ["array-like", None],
+        "channels_last": ["boolean"],
+        "clip": _CLIP,
+    }
+
+    def __init__(
+        self,
+        n_pixels="sqrt",
+        low=0.0,
+        high=1.0,
+        image_shape=None,
+        channels_last=False,
+        clip=None,
+    ):
+        self.n_pixels = n_pixels
+        self.low = low
+        self.high = high
+        self.image_shape = image_shape
+        self.channels_last = channels_last
+        self.clip = clip
+
+    def _perturb(self, X, rng):
+        if self.high <= self.low:
+            raise ValueError(f"PixelNoise needs low < high, got {self.low} and {self.high}.")
+        n = X.shape[0]
+        n_features = int(np.prod(X.shape[1:]))
+        if self.image_shape is None:
+            channels, positions = 1, n_features
+        else:
+            shape = tuple(int(s) for s in self.image_shape)
+            if int(np.prod(shape)) != n_features:
+                raise ValueError(
+                    f"image_shape {shape} has {int(np.prod(shape))} values, but a sample "
+                    f"has {n_features} features."
+                )
+            channels = 1 if len(shape) == 2 else (shape[-1] if self.channels_last else shape[0])
+            positions = n_features // channels
+        k = int(np.sqrt(positions)) if self.n_pixels == "sqrt" else int(self.n_pixels)
+        where = rng.integers(0, positions, size=(n, k))
+        values = rng.uniform(self.low, self.high, size=(n, k, channels)).astype(X.dtype)
+        out = X.reshape(n, -1).copy()
+        rows = np.arange(n)[:, None, None]
+        if channels == 1:
+            cols = where[:, :, None]
+        elif self.channels_last:
+            cols = where[:, :, None] * channels + np.arange(channels)
+        else:
+            cols = where[:, :, None] + positions * np.arange(channels)
+        out[rows, cols] = values
+        return out.reshape(X.shape)

@@ -1,0 +1,396 @@
+"""RPR: randomized perturbation robustness of a fitted model (paper 001).
+
+Perturb a sample again and again (always the original), and count the perturbations the
+model still classifies as the true label before the first it does not, capped at
+``max_steps``. Samples that survive every step are RPR-robust; the robust fraction of a
+test set measures the model.
+
+The loop is vectorised: every ``predict`` call takes many perturbed copies of many samples,
+samples leave as soon as one copy is misclassified, and rounds of 1, 2, 4, ... 64 steps keep
+the extra copies predicted after a failure below the number of steps survived. Randomness is
+keyed by (block of ``_GROUP`` consecutive samples, round), never by how rows are batched,
+so the same ``random_state`` gives the same steps for every ``batch_size``.
+"""
+
+from numbers import Integral
+
+import numpy as np
+from sklearn.base import BaseEstimator, clone
+from sklearn.utils import check_consistent_length, check_random_state
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions, validate_params
+from sklearn.utils.validation import check_array, check_is_fitted
+
+_GROUP = 16  # samples per random stream
+_MAX_ROUND = 64  # steps per sample in one round, at most
+_FLIP_ROUND = 128  # perturbed copies per sample and round in label_flip_rate
+DEFAULT_BATCH_SIZE = 8192  # rows per predict call
+
+
+def _schedule(max_steps):
+    """Steps per round: 1, 2, 4, ..., 64, 64, ... summing to ``max_steps``."""
+    sizes, done, size = [], 0, 1
+    while done < max_steps:
+        sizes.append(min(size, max_steps - done))
+        done += sizes[-1]
+        size = min(2 * size, _MAX_ROUND)
+    return sizes
+
+
+def _entropy(random_state):
+    if isinstance(random_state, Integral) and not isinstance(random_state, bool):
+        return int(random_state)
+    return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
+
+
+def _stream(entropy, group, round_):
+    return np.random.default_rng(np.random.SeedSequence(entropy, spawn_key=(group, round_)))
+
+
+class _Data:
+    """Rows of X as an array (any number of dimensions); blocks go back as X's type."""
+
+    def __init__(self, X):
+        self.columns = getattr(X, "columns", None)
+        if self.columns is not None:
+            self.index_type = type(X)
+            X = X.to_numpy()
+        self.X = check_array(X, allow_nd=True, dtype=None, ensure_all_finite=True, input_name="X")
+        if self.X.dtype.kind not in "fiub":
+            raise ValueError(f"X must be numeric, got dtype {self.X.dtype}.")
+
+    def wrap(self, block):
+        if self.columns is None:
+            return block
+        return self.index_type(block, columns=self.columns)
+
+
+def _predict(estimator, data, rows, batch_size):
+    if rows.shape[0] <= batch_size:
+        return np.asarray(estimator.predict(data.wrap(rows)))
+    parts = [
+        np.asarray(estimator.predict(data.wrap(rows[i : i + batch_size])))
+        for i in range(0, rows.shape[0], batch_size)
+    ]
+    return np.concatenate(parts)
+
+
+def _check(estimator, X, y):
+    if not hasattr(estimator, "predict"):
+        raise TypeError(f"{estimator!r} has no predict method.")
+    check_is_fitted(estimator)
+    data = _Data(X)
+    if y is not None:
+        y = np.asarray(y)
+        if y.ndim != 1:
+            raise ValueError(f"y must be one label per sample, got shape {y.shape}.")
+        check_consistent_length(data.X, y)
+    return data, y
+
+
+def _perturbed_blocks(data, perturbation, entropy, round_, size, active):
+    """Yield (sample indices, their ``size`` perturbed copies each) per group with work."""
+    X = data.X
+    n = X.shape[0]
+    for group in np.unique(np.flatnonzero(active) // _GROUP):
+        members = np.arange(group * _GROUP, min((group + 1) * _GROUP, n))
+        rng = _stream(entropy, group, round_)
+        block = np.asarray(perturbation(np.repeat(X[members], size, axis=0), rng))
+        if block.shape[0] != members.size * size or block.shape[1:] != X.shape[1:]:
+            raise ValueError(
+                f"The perturbation returned shape {block.shape} for input shape "
+                f"{(members.size * size,) + X.shape[1:]}; it must keep the shape."
+            )
+        live = active[members]
+        block = block.reshape((members.size, size) + X.shape[1:])[live]
+        yield members[live], block.reshape((-1,) + X.shape[1:])
+
+
+def _batched(blocks, batch_rows):
+    """Concatenate (indices, rows) blocks into batches of about ``batch_rows`` rows."""
+    owners, rows, count = [], [], 0
+    for who, block in blocks:
+        owners.append(who)
+        rows.append(block)
+        count += block.shape[0]
+        if count >= batch_rows:
+            yield np.concatenate(owners), np.concatenate(rows)
+            owners, rows, count = [], [], 0
+    if owners:
+        yield np.concatenate(owners), np.concatenate(rows)
+
+
+_STEPS_PARAMS = {
+    "estimator": [HasMethods(["predict"])],
+    "X": ["array-like"],
+    "y": ["array-like"],
+    "perturbation": [callable],
+    "max_steps": [Interval(Integral, 1, None, closed="left")],
+    "batch_size": [Interval(Integral, 1, None, closed="left"), None],
+    "random_state": ["random_state"],
+}
+
+
+@validate_params(_STEPS_PARAMS, prefer_skip_nested_validation=True)
+def rpr_steps(estimator, X, y, *, perturbation, max_steps=250, batch_size=None, random_state=None):
+    """Perturbation steps each sample survives, capped at ``max_steps`` (paper 001).
+
+    Parameters
+    ----------
+    estimator : fitted estimator with ``predict``
+        Any model: scikit-learn estimators, pipelines, skorch nets.
+    X : array-like of shape (n_samples, ...)
+        Samples, as ``estimator.predict`` takes them (a DataFrame stays one).
+    y : array-like of shape (n_samples,)
+        True labels.
+    perturbation : callable
+        ``perturbation(X, rng) -> X_perturbed``, e.g. :class:`skrob.perturbations.PixelNoise`.
+    max_steps : int, default=250
+    batch_size : int, default=None
+        Rows per ``predict`` call (8192 when None). Memory is about
+        ``max(batch_size, 1024)`` perturbed rows. Results do not depend on it.
+    random_state : int, RandomState instance or None, default=None
+
+    Returns
+    -------
+    steps : ndarray of shape (n_samples,), int
+        The number of consecutive independent perturbations predicted as ``y`` before the
+        first that is not; ``max_steps`` for samples that survive all (RPR-robust), 0 for
+        samples misclassified without perturbation.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from skrob.perturbations import PixelNoise
+    >>> from skrob.rpr import rpr_steps
+    >>> X, y = load_digits(return_X_y=True)
+    >>> model = LogisticRegression(max_iter=2000).fit(X / 16, y)
+    >>> steps = rpr_steps(model, X[:100] / 16, y[:100], perturbation=PixelNoise(),
+    ...                   max_steps=50, random_state=0)
+    >>> steps.shape, int(steps.max()) <= 50
+    ((100,), True)
+    """
+    data, y = _check(estimator, X, y)
+    batch_size = DEFAULT_BATCH_SIZE if batch_size is None else batch_size
+    entropy = _entropy(random_state)
+    alive = _predict(estimator, data, data.X, batch_size) == y
+    steps = np.zeros(data.X.shape[0], dtype=np.int64)
+    done = 0
+    for round_, size in enumerate(_schedule(max_steps)):
+        if not alive.any():
+            break
+        blocks = _perturbed_blocks(data, perturbation, entropy, round_, size, alive)
+        for owners, rows in _batched(blocks, batch_size):
+            pred = _predict(estimator, data, rows, batch_size).reshape(owners.size, size)
+            correct = pred == y[owners][:, None]
+            failed = ~correct.all(axis=1)
+            steps[owners[failed]] = done + np.argmin(correct[failed], axis=1)
+            alive[owners[failed]] = False
+        done += size
+    steps[alive] = max_steps
+    return steps
+
+
+@validate_params(
+    {"steps": ["array-like"], "max_steps": [Interval(Integral, 1, None, closed="left")]},
+    prefer_skip_nested_validation=True,
+)
+def rpr_curve(steps, max_steps):
+    """Fraction of samples still robust after ``s`` steps, for ``s = 1 .. max_steps``.
+
+    Parameters
+    ----------
+    steps : array-like of shape (n_samples,)
+        Output of :func:`rpr_steps`.
+    max_steps : int
+
+    Returns
+    -------
+    curve : ndarray of shape (max_steps,)
+        ``curve[s - 1]`` is the fraction of samples with ``steps >= s``; the last value is
+        the RPR-robust fraction.
+
+    Examples
+    --------
+    >>> from skrob.rpr import rpr_curve
+    >>> rpr_curve([0, 1, 3, 3], max_steps=3).tolist()
+    [0.75, 0.5, 0.5]
+    """
+    steps = np.asarray(steps)
+    if steps.ndim != 1 or steps.size == 0:
+        raise ValueError("steps must be a non-empty 1-D array.")
+    if steps.dtype.kind not in "iu" or steps.min() < 0 or steps.max() > max_steps:
+        raise ValueError(f"steps must be integers in [0, max_steps={max_steps}].")
+    counts = np.bincount(steps, minlength=max_steps + 1)
+    at_least = counts[::-1].cumsum()[::-1]  # at_least[s] = #(steps >= s)
+    return at_least[1:] / steps.size
+
+
+@validate_params(
+    {
+        "estimator": [HasMethods(["predict"])],
+        "X": ["array-like"],
+        "perturbation": [callable],
+        "n_samples": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left"), None],
+        "random_state": ["random_state"],
+    },
+    prefer_skip_nested_validation=True,
+)
+def label_flip_rate(
+    estimator, X, *, perturbation, n_samples=1000, batch_size=None, random_state=None
+):
+    """Per sample, the fraction of perturbed copies predicted differently (paper 003, §4.2).
+
+    Parameters
+    ----------
+    estimator : fitted estimator with ``predict``
+    X : array-like of shape (n_samples, ...)
+    perturbation : callable
+        ``perturbation(X, rng) -> X_perturbed``.
+    n_samples : int, default=1000
+        Perturbed copies per sample.
+    batch_size : int, default=None
+        Rows per ``predict`` call (8192 when None); results do not depend on it.
+    random_state : int, RandomState instance or None, default=None
+
+    Returns
+    -------
+    rate : ndarray of shape (n_samples_X,)
+        Fraction of the copies whose predicted label differs from the prediction for the
+        unperturbed sample.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn.tree import DecisionTreeClassifier
+    >>> from skrob.perturbations import GaussianNoise
+    >>> from skrob.rpr import label_flip_rate
+    >>> X, y = load_iris(return_X_y=True)
+    >>> tree = DecisionTreeClassifier(random_state=0).fit(X, y)
+    >>> rate = label_flip_rate(tree, X, perturbation=GaussianNoise(0.3), n_samples=200,
+    ...                        random_state=0)
+    >>> bool(((rate >= 0) & (rate <= 1)).all())
+    True
+    """
+    data, _ = _check(estimator, X, None)
+    batch_size = DEFAULT_BATCH_SIZE if batch_size is None else batch_size
+    entropy = _entropy(random_state)
+    reference = _predict(estimator, data, data.X, batch_size)
+    flips = np.zeros(data.X.shape[0], dtype=np.int64)
+    everyone = np.ones(data.X.shape[0], dtype=bool)
+    done, round_ = 0, 0
+    while done < n_samples:
+        size = min(_FLIP_ROUND, n_samples - done)
+        blocks = _perturbed_blocks(data, perturbation, entropy, round_, size, everyone)
+        for owners, rows in _batched(blocks, batch_size):
+            pred = _predict(estimator, data, rows, batch_size).reshape(owners.size, size)
+            flips[owners] += (pred != reference[owners][:, None]).sum(axis=1)
+        done += size
+        round_ += 1
+    return flips / n_samples
+
+
+class RPRScorer(BaseEstimator):
+    """RPR of a model as a scorer, ``scorer(estimator, X, y) -> float`` (greater is better).
+
+    Parameters
+    ----------
+    perturbation : callable
+        ``perturbation(X, rng) -> X_perturbed``, e.g. ``PixelNoise()``.
+    max_steps : int, default=250
+    statistic : {"robust_fraction", "mean_steps"}, default="robust_fraction"
+        The fraction of samples that survive all ``max_steps`` (misclassified samples
+        count as not robust), or the mean number of steps.
+    batch_size : int, default=None
+        Rows per ``predict`` call.
+    random_state : int, RandomState instance or None, default=None
+    estimator : estimator, default=None
+        Only for :meth:`fit` (and ``RobustSubsetSelector(strategy="rpr")``): the model that
+        is fitted on the training data and then perturbed. Wrap an already fitted model in
+        :class:`sklearn.frozen.FrozenEstimator` to use it as it is.
+
+    Attributes
+    ----------
+    estimator_ : estimator
+        The fitted clone of ``estimator`` (after :meth:`fit`).
+    steps_ : ndarray of shape (n_samples,)
+        Steps of the training samples (after :meth:`fit`).
+    robustness_ : ndarray of shape (n_samples,)
+        ``steps_ / max_steps``: 1 for the RPR-robust training samples.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from sklearn.model_selection import cross_val_score
+    >>> from sklearn.tree import DecisionTreeClassifier
+    >>> from skrob.perturbations import PixelNoise
+    >>> from skrob.rpr import RPRScorer
+    >>> X, y = load_digits(return_X_y=True)
+    >>> scorer = RPRScorer(PixelNoise(), max_steps=20, random_state=0)
+    >>> scores = cross_val_score(DecisionTreeClassifier(random_state=0), X / 16, y,
+    ...                          scoring=scorer, cv=3)
+    >>> bool(((scores >= 0) & (scores <= 1)).all())
+    True
+    """
+
+    _parameter_constraints = {
+        "perturbation": [callable],
+        "max_steps": [Interval(Integral, 1, None, closed="left")],
+        "statistic": [StrOptions({"robust_fraction", "mean_steps"})],
+        "batch_size": [Interval(Integral, 1, None, closed="left"), None],
+        "random_state": ["random_state"],
+        "estimator": [HasMethods(["fit", "predict"]), None],
+    }
+
+    def __init__(
+        self,
+        perturbation,
+        *,
+        max_steps=250,
+        statistic="robust_fraction",
+        batch_size=None,
+        random_state=None,
+        estimator=None,
+    ):
+        self.perturbation = perturbation
+        self.max_steps = max_steps
+        self.statistic = statistic
+        self.batch_size = batch_size
+        self.random_state = random_state
+        self.estimator = estimator
+
+    def rpr_steps(self, estimator, X, y):
+        """:func:`rpr_steps` with this scorer's settings."""
+        self._validate_params()
+        return rpr_steps(
+            estimator,
+            X,
+            y,
+            perturbation=self.perturbation,
+            max_steps=self.max_steps,
+            batch_size=self.batch_size,
+            random_state=self.random_state,
+        )
+
+    def __call__(self, estimator, X, y, **kwargs):
+        """Robust fraction (or mean steps) of ``estimator`` on ``(X, y)``."""
+        steps = self.rpr_steps(estimator, X, y)
+        if self.statistic == "mean_steps":
+            return float(steps.mean())
+        return float(np.mean(steps == self.max_steps))
+
+    def fit(self, X, y):
+        """Fit a clone of ``estimator`` on ``(X, y)``, then the RPR steps of ``(X, y)``.
+
+        Returns
+        -------
+        self : object
+        """
+        self._validate_params()
+        if self.estimator is None:
+            raise ValueError("RPRScorer.fit needs estimator=, the model to perturb.")
+        self.estimator_ = clone(self.estimator).fit(X, y)
+        self.steps_ = self.rpr_steps(self.estimator_, X, y)
+        self.robustness_ = self.steps_ / self.max_steps
+        return self
