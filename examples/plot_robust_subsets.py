@@ -65,7 +65,10 @@ except FileNotFoundError as exc:
     print(f"{exc}\nFalling back to 5,000 MNIST digits.")
     data = load_mnist_5k()
     name = "MNIST 5k"
-    x_mask = np.arange(5000) < 4000
+    # The file is sorted by digit: a stratified 4,000 / 1,000 split.
+    x_mask = np.zeros(5000, dtype=bool)
+    for digit in range(10):
+        x_mask[np.flatnonzero(data.target == digit)[:400]] = True
 X, y = data.data, data.target
 Xx, yx, Xt, yt = X[x_mask], y[x_mask], X[~x_mask], y[~x_mask]
 if args.quick:

@@ -16,8 +16,8 @@ from sklearn.utils._param_validation import Interval, StrOptions, validate_param
 class Perturbation:
     """Base class: validation, ``clip`` and a readable ``repr``.
 
-    Subclasses implement ``_perturb(X, rng)`` on a float array and declare
-    ``_parameter_constraints``.
+    Subclasses implement ``_perturb(out, rng, keep)``, which perturbs the float array
+    ``out`` in place (see :meth:`perturb_rows`), and declare ``_parameter_constraints``.
     """
 
     _parameter_constraints: dict = {}
@@ -34,15 +34,25 @@ class Perturbation:
         -------
         X_perturbed : ndarray of the same shape, a float dtype
         """
-        validate_parameter_constraints(
-            self._parameter_constraints,
-            {name: getattr(self, name) for name in self._parameter_constraints},
-            caller_name=type(self).__name__,
-        )
         X = np.asarray(X)
-        if X.dtype.kind != "f":
-            X = X.astype(np.float64)
-        out = self._perturb(X, rng)
+        out = np.array(X, dtype=X.dtype if X.dtype.kind == "f" else np.float64, order="C")
+        self.perturb_rows(out, rng, np.ones(X.shape[0], dtype=bool))
+        return out
+
+    def perturb_rows(self, out, rng, keep, *, check=True):
+        """Perturb ``out`` in place: the rows ``keep`` of a block of ``keep.size`` rows.
+
+        The random numbers are drawn for the whole block, so ``out`` gets exactly the
+        values that ``self(block, rng)[keep]`` would give, without copying the rows that
+        are not kept (RPR drops samples that already failed this way).
+        """
+        if check:
+            validate_parameter_constraints(
+                self._parameter_constraints,
+                {name: getattr(self, name) for name in self._parameter_constraints},
+                caller_name=type(self).__name__,
+            )
+        self._perturb(out, rng, keep)
         clip = getattr(self, "clip", None)
         if clip is not None:
             np.clip(out, clip[0], clip[1], out=out)
@@ -62,8 +72,9 @@ class Perturbation:
 _CLIP = ["array-like", None]
 
 
-def _row_shape(X):
-    return (X.shape[0],) + (1,) * (X.ndim - 1)
+def _kept(draws, keep):
+    """The draws of the kept rows (all of them without a copy when every row is kept)."""
+    return draws if keep.all() else draws[keep]
 
 
 class GaussianNoise(Perturbation):
@@ -90,8 +101,10 @@ class GaussianNoise(Perturbation):
         self.sigma = sigma
         self.clip = clip
 
-    def _perturb(self, X, rng):
-        return X + rng.standard_normal(X.shape, dtype=X.dtype) * X.dtype.type(self.sigma)
+    def _perturb(self, out, rng, keep):
+        noise = _kept(rng.standard_normal((keep.size,) + out.shape[1:], dtype=out.dtype), keep)
+        noise *= out.dtype.type(self.sigma)
+        out += noise
 
 
 class SphereNoise(Perturbation):
@@ -113,11 +126,11 @@ class SphereNoise(Perturbation):
         self.radius = radius
         self.clip = clip
 
-    def _perturb(self, X, rng):
-        g = rng.standard_normal(X.shape)
-        axes = tuple(range(1, X.ndim))
+    def _perturb(self, out, rng, keep):
+        g = _kept(rng.standard_normal((keep.size,) + out.shape[1:]), keep)
+        axes = tuple(range(1, out.ndim))
         g *= self.radius / np.sqrt((g * g).sum(axis=axes, keepdims=True))
-        return (X + g).astype(X.dtype, copy=False)
+        out += g.astype(out.dtype, copy=False)
 
 
 class UniformNoise(Perturbation):
@@ -138,9 +151,11 @@ class UniformNoise(Perturbation):
         self.epsilon = epsilon
         self.clip = clip
 
-    def _perturb(self, X, rng):
-        noise = rng.random(X.shape, dtype=X.dtype) * X.dtype.type(2 * self.epsilon)
-        return X + (noise - X.dtype.type(self.epsilon))
+    def _perturb(self, out, rng, keep):
+        noise = _kept(rng.random((keep.size,) + out.shape[1:], dtype=out.dtype), keep)
+        noise *= out.dtype.type(2 * self.epsilon)
+        noise -= out.dtype.type(self.epsilon)
+        out += noise
 
 
 class PixelNoise(Perturbation):
@@ -199,11 +214,11 @@ class PixelNoise(Perturbation):
         self.channels_last = channels_last
         self.clip = clip
 
-    def _perturb(self, X, rng):
+    def _perturb(self, out, rng, keep):
         if self.high <= self.low:
             raise ValueError(f"PixelNoise needs low < high, got {self.low} and {self.high}.")
-        n = X.shape[0]
-        n_features = int(np.prod(X.shape[1:]))
+        n = out.shape[0]
+        n_features = int(np.prod(out.shape[1:]))
         if self.image_shape is None:
             channels, positions = 1, n_features
         else:
@@ -216,15 +231,15 @@ class PixelNoise(Perturbation):
             channels = 1 if len(shape) == 2 else (shape[-1] if self.channels_last else shape[0])
             positions = n_features // channels
         k = int(np.sqrt(positions)) if self.n_pixels == "sqrt" else int(self.n_pixels)
-        where = rng.integers(0, positions, size=(n, k))
-        values = rng.uniform(self.low, self.high, size=(n, k, channels)).astype(X.dtype)
-        out = X.reshape(n, -1).copy()
-        rows = np.arange(n)[:, None, None]
+        where = _kept(rng.integers(0, positions, size=(keep.size, k), dtype=np.intp), keep)
+        values = _kept(rng.random((keep.size, k, channels), dtype=out.dtype), keep)
+        values *= out.dtype.type(self.high - self.low)
+        values += out.dtype.type(self.low)
         if channels == 1:
             cols = where[:, :, None]
         elif self.channels_last:
             cols = where[:, :, None] * channels + np.arange(channels)
         else:
             cols = where[:, :, None] + positions * np.arange(channels)
-        out[rows, cols] = values
-        return out.reshape(X.shape)
+        cols += (np.arange(n) * n_features)[:, None, None]
+        out.reshape(-1)[cols.ravel()] = values.ravel()  # out is C-contiguous: a view

@@ -153,3 +153,89 @@ def plot_image_grid(images, titles, *, n_cols=8, cmap="gray_r", figsize=None):
         a.set_title(title, fontsize=7)
     fig.tight_layout()
     return fig
+
+
+class RPRCurveDisplay:
+    """Fraction of samples still robust after each perturbation step (paper 001, Fig. 3).
+
+    Parameters
+    ----------
+    steps : ndarray of shape (n_samples,)
+        Output of :func:`skrob.rpr_steps`.
+    max_steps : int
+    name : str, default=None
+        Legend label of the curve.
+
+    Attributes
+    ----------
+    curve_ : ndarray of shape (max_steps,)
+        ``rpr_curve(steps, max_steps)``.
+    robust_fraction_ : float
+        The last value of the curve.
+    line_, ax_, figure_ : matplotlib objects, after ``plot``.
+
+    Examples
+    --------
+    >>> from skrob.plotting import RPRCurveDisplay
+    >>> disp = RPRCurveDisplay.from_steps([0, 3, 10, 10], 10, name="model")  # doctest: +SKIP
+    """
+
+    def __init__(self, steps, max_steps, *, name=None):
+        from skrob.rpr import rpr_curve
+
+        self.steps = np.asarray(steps)
+        self.max_steps = max_steps
+        self.name = name
+        self.curve_ = rpr_curve(self.steps, max_steps)
+        self.robust_fraction_ = float(self.curve_[-1])
+
+    @classmethod
+    def from_steps(cls, steps, max_steps, *, name=None, ax=None):
+        """Plot the curve of precomputed steps."""
+        return cls(steps, max_steps, name=name).plot(ax=ax)
+
+    @classmethod
+    def from_estimator(
+        cls,
+        estimator,
+        X,
+        y,
+        *,
+        perturbation,
+        max_steps=250,
+        batch_size=None,
+        random_state=None,
+        name=None,
+        ax=None,
+    ):
+        """Run :func:`skrob.rpr_steps` on ``(X, y)`` and plot the curve."""
+        from skrob.rpr import rpr_steps
+
+        steps = rpr_steps(
+            estimator,
+            X,
+            y,
+            perturbation=perturbation,
+            max_steps=max_steps,
+            batch_size=batch_size,
+            random_state=random_state,
+        )
+        name = type(estimator).__name__ if name is None else name
+        return cls(steps, max_steps, name=name).plot(ax=ax)
+
+    def plot(self, ax=None):
+        """Draw the curve on ``ax`` (a new figure when None); returns ``self``."""
+        plt = _pyplot()
+        if ax is None:
+            _, ax = plt.subplots(figsize=(6, 4))
+        label = self.name if self.name is not None else None
+        if label is not None:
+            label = f"{label} (robust: {self.robust_fraction_:.3f})"
+        (self.line_,) = ax.plot(np.arange(1, self.max_steps + 1), self.curve_, label=label)
+        ax.set_xlabel("perturbation steps")
+        ax.set_ylabel("fraction still robust")
+        ax.set_ylim(0, 1.02)
+        if label is not None:
+            ax.legend()
+        self.ax_, self.figure_ = ax, ax.figure
+        return self

@@ -20,10 +20,13 @@ from sklearn.utils import check_consistent_length, check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions, validate_params
 from sklearn.utils.validation import check_array, check_is_fitted
 
+from skrob.perturbations import Perturbation
+
 _GROUP = 16  # samples per random stream
 _MAX_ROUND = 64  # steps per sample in one round, at most
 _FLIP_ROUND = 128  # perturbed copies per sample and round in label_flip_rate
 DEFAULT_BATCH_SIZE = 8192  # rows per predict call
+_ONE = np.ones(1, dtype=bool)
 
 
 def _schedule(max_steps):
@@ -77,7 +80,10 @@ def _predict(estimator, data, rows, batch_size):
 def _check(estimator, X, y):
     if not hasattr(estimator, "predict"):
         raise TypeError(f"{estimator!r} has no predict method.")
-    check_is_fitted(estimator)
+    try:
+        check_is_fitted(estimator)
+    except (TypeError, AttributeError):
+        pass  # duck-typed, not a scikit-learn estimator: its predict will complain
     data = _Data(X)
     if y is not None:
         y = np.asarray(y)
@@ -87,36 +93,52 @@ def _check(estimator, X, y):
     return data, y
 
 
-def _perturbed_blocks(data, perturbation, entropy, round_, size, active):
-    """Yield (sample indices, their ``size`` perturbed copies each) per group with work."""
+def _buffer(data, batch_size, largest_round):
+    """One buffer for all rounds (fresh memory for every round costs page faults)."""
+    dtype = data.X.dtype if data.X.dtype.kind == "f" else np.float64
+    rows = max(batch_size, _GROUP * largest_round)
+    return np.empty((rows,) + data.X.shape[1:], dtype=dtype)
+
+
+def _perturbed_batches(data, perturbation, entropy, round_, size, active, buffer):
+    """Yield ``(owners, rows)``: ``size`` perturbed copies of every active sample.
+
+    Groups of ``_GROUP`` samples draw from the stream of (group, round), as if the whole
+    group were perturbed, so a sample's copies never depend on which others are active or
+    on the batch size. skrob's own perturbations write straight into ``buffer`` and skip
+    inactive samples; any other callable perturbs the whole group, whose active rows are
+    then copied in.
+    """
     X = data.X
-    n = X.shape[0]
+    n, shape = X.shape[0], X.shape[1:]
+    in_place = isinstance(perturbation, Perturbation)
+    if in_place:  # validate the parameters once, not for every group
+        perturbation.perturb_rows(buffer[:1].copy(), _stream(0, 0, 0), _ONE)
+    owners, filled = [], 0
     for group in np.unique(np.flatnonzero(active) // _GROUP):
         members = np.arange(group * _GROUP, min((group + 1) * _GROUP, n))
-        rng = _stream(entropy, group, round_)
-        block = np.asarray(perturbation(np.repeat(X[members], size, axis=0), rng))
-        if block.shape[0] != members.size * size or block.shape[1:] != X.shape[1:]:
-            raise ValueError(
-                f"The perturbation returned shape {block.shape} for input shape "
-                f"{(members.size * size,) + X.shape[1:]}; it must keep the shape."
-            )
         live = active[members]
-        block = block.reshape((members.size, size) + X.shape[1:])[live]
-        yield members[live], block.reshape((-1,) + X.shape[1:])
-
-
-def _batched(blocks, batch_rows):
-    """Concatenate (indices, rows) blocks into batches of about ``batch_rows`` rows."""
-    owners, rows, count = [], [], 0
-    for who, block in blocks:
-        owners.append(who)
-        rows.append(block)
-        count += block.shape[0]
-        if count >= batch_rows:
-            yield np.concatenate(owners), np.concatenate(rows)
-            owners, rows, count = [], [], 0
+        need = int(live.sum()) * size
+        if filled + need > buffer.shape[0]:
+            yield np.concatenate(owners), buffer[:filled]
+            owners, filled = [], 0
+        rng = _stream(entropy, group, round_)
+        rows = buffer[filled : filled + need]
+        if in_place:
+            rows.reshape((-1, size) + shape)[:] = X[members[live], None]
+            perturbation.perturb_rows(rows, rng, np.repeat(live, size), check=False)
+        else:
+            block = np.asarray(perturbation(np.repeat(X[members], size, axis=0), rng))
+            if block.shape != (members.size * size,) + shape:
+                raise ValueError(
+                    f"The perturbation returned shape {block.shape} for input shape "
+                    f"{(members.size * size,) + shape}; it must keep the shape."
+                )
+            rows[:] = block.reshape((members.size, size) + shape)[live].reshape(rows.shape)
+        owners.append(members[live])
+        filled += need
     if owners:
-        yield np.concatenate(owners), np.concatenate(rows)
+        yield np.concatenate(owners), buffer[:filled]
 
 
 _STEPS_PARAMS = {
@@ -146,7 +168,7 @@ def rpr_steps(estimator, X, y, *, perturbation, max_steps=250, batch_size=None, 
         ``perturbation(X, rng) -> X_perturbed``, e.g. :class:`skrob.perturbations.PixelNoise`.
     max_steps : int, default=250
     batch_size : int, default=None
-        Rows per ``predict`` call (8192 when None). Memory is about
+        Rows per ``predict`` call (8192 when None). Memory is one buffer of
         ``max(batch_size, 1024)`` perturbed rows. Results do not depend on it.
     random_state : int, RandomState instance or None, default=None
 
@@ -176,11 +198,13 @@ def rpr_steps(estimator, X, y, *, perturbation, max_steps=250, batch_size=None, 
     alive = _predict(estimator, data, data.X, batch_size) == y
     steps = np.zeros(data.X.shape[0], dtype=np.int64)
     done = 0
-    for round_, size in enumerate(_schedule(max_steps)):
+    schedule = _schedule(max_steps)
+    buffer = _buffer(data, batch_size, max(schedule))
+    for round_, size in enumerate(schedule):
         if not alive.any():
             break
-        blocks = _perturbed_blocks(data, perturbation, entropy, round_, size, alive)
-        for owners, rows in _batched(blocks, batch_size):
+        batches = _perturbed_batches(data, perturbation, entropy, round_, size, alive, buffer)
+        for owners, rows in batches:
             pred = _predict(estimator, data, rows, batch_size).reshape(owners.size, size)
             correct = pred == y[owners][:, None]
             failed = ~correct.all(axis=1)
@@ -280,10 +304,11 @@ def label_flip_rate(
     flips = np.zeros(data.X.shape[0], dtype=np.int64)
     everyone = np.ones(data.X.shape[0], dtype=bool)
     done, round_ = 0, 0
+    buffer = _buffer(data, batch_size, min(_FLIP_ROUND, n_samples))
     while done < n_samples:
         size = min(_FLIP_ROUND, n_samples - done)
-        blocks = _perturbed_blocks(data, perturbation, entropy, round_, size, everyone)
-        for owners, rows in _batched(blocks, batch_size):
+        batches = _perturbed_batches(data, perturbation, entropy, round_, size, everyone, buffer)
+        for owners, rows in batches:
             pred = _predict(estimator, data, rows, batch_size).reshape(owners.size, size)
             flips[owners] += (pred != reference[owners][:, None]).sum(axis=1)
         done += size

@@ -87,3 +87,31 @@ def test_robust_subsets_section_regression(tmp_path):
     y = X[:, 0] + 0.1 * rng.normal(size=120)
     section = robust_subsets_section(ReportContext(X, y, "reg", tmp_path))
     assert 0.5 < section.summary["R² x -> t"] <= 1.0
+
+
+def test_rpr_section_matches_a_direct_computation(tmp_path):
+    from sklearn.datasets import load_digits
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import train_test_split
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from skrob import PixelNoise, rpr_steps
+    from skrob._report import ReportContext, rpr_section
+
+    X, y = load_digits(return_X_y=True)
+    X = X[:600] / 16.0
+    y = y[:600]
+    ctx = ReportContext(X, y, "digits", tmp_path, image_shape=(8, 8), random_state=1)
+    section = rpr_section(ctx)
+    X_x, X_t, y_x, y_t = train_test_split(X, y, test_size=0.25, stratify=y, random_state=1)
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(X_x, y_x)
+    steps = rpr_steps(
+        model, X_t, y_t, perturbation=PixelNoise(image_shape=(8, 8)), max_steps=100, random_state=1
+    )
+    assert section.summary["RPR-robust test fraction (100 steps)"] == round(
+        np.mean(steps == 100), 4
+    )
+    assert (tmp_path / "rpr_curve.png").stat().st_size > 1000
+    regression = rpr_section(ReportContext(X, X[:, 10] + 0.5 * X[:, 20], "r", tmp_path))
+    assert "not defined for regression" in regression.html

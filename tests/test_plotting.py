@@ -46,3 +46,28 @@ def test_image_grid():
     fig = plot_image_grid(np.zeros((5, 4, 4)), [str(i) for i in range(5)], n_cols=3)
     assert len(fig.axes) == 6
     assert [a.get_title() for a in fig.axes[:5]] == ["0", "1", "2", "3", "4"]
+
+
+def test_rpr_curve_display():
+    from sklearn.datasets import load_digits
+    from sklearn.linear_model import LogisticRegression
+
+    from skrob import PixelNoise, rpr_curve, rpr_steps
+    from skrob.plotting import RPRCurveDisplay
+
+    steps = np.array([0, 2, 5, 5, 5])
+    disp = RPRCurveDisplay.from_steps(steps, 5, name="m")
+    x, y = disp.line_.get_data()
+    np.testing.assert_array_equal(x, [1, 2, 3, 4, 5])
+    np.testing.assert_allclose(y, rpr_curve(steps, 5))
+    assert disp.robust_fraction_ == 0.6
+    assert "robust: 0.600" in disp.ax_.get_legend().get_texts()[0].get_text()
+
+    X, yd = load_digits(return_X_y=True)
+    model = LogisticRegression(max_iter=2000).fit(X[:500] / 16, yd[:500])
+    kwargs = dict(perturbation=PixelNoise(), max_steps=20, random_state=0)
+    disp = RPRCurveDisplay.from_estimator(model, X[500:700] / 16, yd[500:700], **kwargs)
+    expected = rpr_steps(model, X[500:700] / 16, yd[500:700], **kwargs)
+    np.testing.assert_array_equal(disp.steps, expected)
+    RPRCurveDisplay.from_steps(expected, 20, name="again", ax=disp.ax_)
+    assert len(disp.ax_.lines) == 2

@@ -291,3 +291,14 @@ def test_scorer_fit_and_selector(digits):
         RPRScorer(PixelNoise()).fit(X, y)
     with pytest.raises(ValueError, match="not an RPRScorer"):
         RobustSubsetSelector(strategy="align", robustness=scorer).fit(X, y, target_robustness=[1])
+
+
+@pytest.mark.parametrize("perturbation", [PixelNoise(), GaussianNoise(0.3, clip=(0, 1))], ids=repr)
+def test_in_place_path_equals_the_plain_callable(digits, perturbation):
+    """skrob's perturbations write into the batch buffer; a plain callable is copied in."""
+    model, X, y = digits
+    kwargs = dict(max_steps=50, batch_size=300, random_state=3)
+    fast = rpr_steps(model, X, y, perturbation=perturbation, **kwargs)
+    plain = rpr_steps(model, X, y, perturbation=lambda X, rng: perturbation(X, rng), **kwargs)
+    assert_array_equal(fast, plain)
+    assert 0 < np.mean(fast == 50) < 1
