@@ -57,9 +57,9 @@ class _Data:
         if self.columns is not None:
             self.index_type = type(X)
             X = X.to_numpy()
-        self.X = check_array(X, allow_nd=True, dtype=None, ensure_all_finite=True, input_name="X")
-        if self.X.dtype.kind not in "fiub":
-            raise ValueError(f"X must be numeric, got dtype {self.X.dtype}.")
+        self.X = check_array(
+            X, allow_nd=True, dtype="numeric", ensure_all_finite=True, input_name="X"
+        )
 
     def wrap(self, block):
         if self.columns is None:
@@ -417,5 +417,6 @@ class RPRScorer(BaseEstimator):
             raise ValueError("RPRScorer.fit needs estimator=, the model to perturb.")
         self.estimator_ = clone(self.estimator).fit(X, y)
         self.steps_ = self.rpr_steps(self.estimator_, X, y)
+        self.n_features_in_ = getattr(self.estimator_, "n_features_in_", _Data(X).X.shape[1])
         self.robustness_ = self.steps_ / self.max_steps
         return self

@@ -4,7 +4,13 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skrob import RobustSubsetEstimator, RobustSubsetSelector, SampleRobustnessTransformer
+from skrob import (
+    GaussianNoise,
+    RobustSubsetEstimator,
+    RobustSubsetSelector,
+    RPRScorer,
+    SampleRobustnessTransformer,
+)
 
 # Every estimator with the parameter sets it is checked with.
 ESTIMATORS = [
@@ -16,6 +22,7 @@ ESTIMATORS = [
     RobustSubsetEstimator(LogisticRegression(), RobustSubsetSelector(fraction=0.9)),
     RobustSubsetEstimator(KNeighborsClassifier(), RobustSubsetSelector(strategy="least")),
     RobustSubsetEstimator(Ridge(), RobustSubsetSelector(strategy="most")),
+    RPRScorer(GaussianNoise(0.1), max_steps=5, random_state=0, estimator=LogisticRegression()),
 ]
 
 # Checks expected to fail, each with its reason.
