@@ -1,5 +1,10 @@
 """skrob: robustness of data and models, the scikit-learn way."""
 
+from skrob.label_uncertainty import (
+    IntrinsicRobustnessEstimator,
+    knn_soft_labels,
+    label_uncertainty,
+)
 from skrob.model_selection import RobustnessSubsetSplit, subset_scorer
 from skrob.perturbations import GaussianNoise, PixelNoise, SphereNoise, UniformNoise
 from skrob.rpr import RPRScorer, label_flip_rate, rpr_curve, rpr_steps
@@ -10,6 +15,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "GaussianNoise",
+    "IntrinsicRobustnessEstimator",
     "PixelNoise",
     "RPRScorer",
     "RobustSubsetEstimator",
@@ -19,7 +25,9 @@ __all__ = [
     "SphereNoise",
     "UniformNoise",
     "__version__",
+    "knn_soft_labels",
     "label_flip_rate",
+    "label_uncertainty",
     "rpr_curve",
     "rpr_steps",
     "sample_robustness",

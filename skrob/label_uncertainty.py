@@ -227,7 +227,9 @@ class IntrinsicRobustnessEstimator(BaseEstimator):
     The reference code recomputes every centre's distances for every candidate size;
     here each centre's distances are sorted once, and each round is a ``searchsorted``
     and a cumulative sum per centre. When no candidate meets ``gamma`` in a round, a
-    warning says so, the round is recorded as infeasible, and no region is placed.
+    warning says so and the round is recorded as infeasible; placement stops there, as
+    later rounds would try a subset of the same candidates (the reference code would
+    silently repeat the previous region).
 
     Parameters
     ----------
@@ -254,14 +256,17 @@ class IntrinsicRobustnessEstimator(BaseEstimator):
     region_label_uncertainty_ : ndarray of shape (n_placed,)
         Mean LU of the samples each region newly covered on the first half.
     rounds_ : list of dict
-        Per round: ``status`` ("placed" or "infeasible"), sizes tried, and for placed
+        Per round: ``status`` ("placed", or "infeasible" for the last), sizes tried, and for placed
         regions the centre, radius, newly covered and reached counts.
     train_indices_, test_indices_ : ndarray
         The two halves.
     train_risk_, train_adversarial_risk_, train_label_uncertainty_ : float
         On the first half: covered share, reached share, mean LU of the covered.
     risk_, adversarial_risk_, intrinsic_robustness_, label_uncertainty_ : float
-        The same on the other half, and ``1 - adversarial_risk_``.
+        The same on the other half, and ``1 - adversarial_risk_``; NaN when the regions
+        cover fewer than ``⌈n α⌉`` samples of the first half (``complete_`` False).
+    complete_ : bool
+        Whether the regions cover at least ``⌈n α⌉`` samples of the first half.
     n_features_in_ : int
 
     Examples
@@ -372,16 +377,18 @@ class IntrinsicRobustnessEstimator(BaseEstimator):
             )
             record = {"round": t, "sizes": (n_lower, remaining)}
             if best is None:
+                # Later rounds keep the same samples and try a subset of these sizes
+                # (a larger lower bound): none of them can succeed either.
                 warnings.warn(
                     f"Round {t}: no centre and size in [{n_lower}, {remaining}] gives a "
                     f"region whose covered samples have mean label uncertainty >= "
-                    f"{self.gamma}; no region placed.",
+                    f"{self.gamma}; no further region placed.",
                     UserWarning,
-                    stacklevel=2,
+                    stacklevel=3,  # past _fit_context
                 )
                 record["status"] = "infeasible"
                 self.rounds_.append(record)
-                continue
+                break
             _, i, radius = best
             dist = D_sorted[i, np.argsort(order[i])]  # back to sample order
             new_cover = ~covered & (dist <= radius)
@@ -417,7 +424,17 @@ class IntrinsicRobustnessEstimator(BaseEstimator):
             inside = near = np.zeros(Xb.shape[0], dtype=bool)
         self.risk_ = inside.mean()
         self.adversarial_risk_ = near.mean()
-        self.intrinsic_robustness_ = 1.0 - self.adversarial_risk_
+        # Without a region of measure alpha the bound is about no classifier: say so.
+        self.complete_ = bool(covered.sum() >= math.ceil(n_train * self.alpha))
+        self.intrinsic_robustness_ = 1.0 - self.adversarial_risk_ if self.complete_ else np.nan
+        if not self.complete_:
+            warnings.warn(
+                f"The regions cover {int(covered.sum())} samples of the first half, fewer "
+                f"than alpha * n = {math.ceil(n_train * self.alpha)}: intrinsic_robustness_ "
+                "is NaN (no error region of measure alpha meets the constraint).",
+                UserWarning,
+                stacklevel=3,  # past _fit_context
+            )
         self.label_uncertainty_ = float(lub[inside].mean()) if inside.any() else np.nan
         return self
 

@@ -445,7 +445,7 @@ class RobustSubsetEstimator(MetaEstimatorMixin, BaseEstimator):
                     f"The selected subset has no sample of the classes {lost.tolist()}; the "
                     "estimator is fitted without them and never predicts them.",
                     UserWarning,
-                    stacklevel=2,
+                    stacklevel=3,  # past _fit_context
                 )
         self.n_features_in_ = self.selector_.n_features_in_
         if hasattr(self.selector_, "feature_names_in_"):

@@ -43,3 +43,18 @@ def test_plot_rpr_quick(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "test RPR" in result.stdout and "M_rand" in result.stdout
     assert (tmp_path / "rpr.png").stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_plot_intrinsic_robustness_quick(tmp_path):
+    script = EXAMPLES / "plot_intrinsic_robustness.py"
+    result = subprocess.run(
+        [sys.executable, str(script), "--quick", "--output", tmp_path],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    table = (tmp_path / "intrinsic_robustness.csv").read_text()
+    assert "IR gamma=0.17" in table and "linear model robust accuracy" in table
+    assert (tmp_path / "intrinsic_robustness.png").stat().st_size > 1000

@@ -180,12 +180,29 @@ def test_infeasible_round_warns_and_places_nothing():
     X = rng.normal(size=(100, 2))
     lu = np.full(100, 0.1)
     est = IntrinsicRobustnessEstimator(0.2, alpha=0.1, gamma=0.5, n_regions=2, random_state=0)
-    with pytest.warns(UserWarning, match="no region placed"):
-        est.fit(X, lu)
-    assert [r["status"] for r in est.rounds_] == ["infeasible", "infeasible"]
+    with pytest.warns(UserWarning, match="no further region placed"):
+        with pytest.warns(UserWarning, match="intrinsic_robustness_ is NaN"):
+            est.fit(X, lu)
+    assert [r["status"] for r in est.rounds_] == ["infeasible"]
     assert est.centers_.shape == (0, 2)
-    assert est.risk_ == 0 and est.intrinsic_robustness_ == 1.0
-    assert np.isnan(est.label_uncertainty_)
+    assert est.risk_ == 0 and not est.complete_
+    assert np.isnan(est.intrinsic_robustness_) and np.isnan(est.label_uncertainty_)
+
+
+def test_placement_stops_at_the_first_infeasible_round():
+    """Later rounds could only try a subset of the same candidates: no repeats, no retries."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 2))
+    lu = np.where(np.arange(200) % 9 == 0, 2.0, 0.0)  # few, scattered uncertain samples
+    est = IntrinsicRobustnessEstimator(0.1, alpha=0.1, gamma=1.2, n_regions=4, random_state=0)
+    with pytest.warns(UserWarning) as record:
+        est.fit(X, lu)
+    assert "Round 2: no centre" in str(record[0].message)
+    assert [r["status"] for r in est.rounds_] == ["placed", "placed", "infeasible"]
+    assert est.complete_ == (est.train_risk_ * len(est.train_indices_) >= 10)
+    centers = [r["center"] for r in est.rounds_ if r["status"] == "placed"]
+    assert len(set(centers)) == 2
+    assert np.all(est.region_label_uncertainty_ >= 1.2)
 
 
 def test_epsilon_zero_and_monotone_in_epsilon():
