@@ -125,7 +125,8 @@ for order, epsilons in budgets.items():
                 warnings.simplefilter("ignore", UserWarning)
                 est.fit(X, lu)
             row[f"IR gamma={gamma}"] = est.intrinsic_robustness_
-            row[f"IR gamma={gamma} (placing half)"] = 1 - est.train_adversarial_risk_
+            placing = 1 - est.train_adversarial_risk_ if est.complete_ else np.nan
+            row[f"IR gamma={gamma} (placing half)"] = placing
             row[f"region LU gamma={gamma}"] = est.label_uncertainty_
         rows.append(row)
 table = pd.DataFrame(rows)
