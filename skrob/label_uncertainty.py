@@ -411,8 +411,8 @@ class IntrinsicRobustnessEstimator(BaseEstimator):
         self.centers_ = np.asarray(centers).reshape(len(centers), X.shape[1])
         self.radii_ = np.asarray(radii, dtype=np.float64)
         self.region_label_uncertainty_ = np.asarray(region_lu, dtype=np.float64)
-        self.train_risk_ = covered.mean()
-        self.train_adversarial_risk_ = reached.mean()
+        self.train_risk_ = float(covered.mean())
+        self.train_adversarial_risk_ = float(reached.mean())
         self.train_label_uncertainty_ = float(lua[covered].mean()) if covered.any() else np.nan
 
         Xb, lub = X[self.test_indices_], lu[self.test_indices_]
@@ -422,8 +422,8 @@ class IntrinsicRobustnessEstimator(BaseEstimator):
             near = (Dt <= self.radii_ + self.epsilon).any(axis=1)
         else:
             inside = near = np.zeros(Xb.shape[0], dtype=bool)
-        self.risk_ = inside.mean()
-        self.adversarial_risk_ = near.mean()
+        self.risk_ = float(inside.mean())
+        self.adversarial_risk_ = float(near.mean())
         # Without a region of measure alpha the bound is about no classifier: say so.
         self.complete_ = bool(covered.sum() >= math.ceil(n_train * self.alpha))
         self.intrinsic_robustness_ = 1.0 - self.adversarial_risk_ if self.complete_ else np.nan
