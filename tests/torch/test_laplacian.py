@@ -216,3 +216,38 @@ def test_input_shape_scorer_and_errors():
     net.train()
     laplacian(net, X, input_shape=(1, 8, 8))
     assert net.training  # the mode is restored
+
+
+class Wrapped(nn.Module):
+    """Hides a Sequential from the forward-Laplacian route: forward-over-forward instead."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x):
+        return self.inner(x)
+
+
+@pytest.mark.parametrize(
+    "layers",
+    [
+        lambda: [nn.Conv2d(1, 3, 3), nn.BatchNorm2d(3), nn.Sigmoid(), nn.MaxPool2d(2)],
+        lambda: [nn.Conv2d(1, 3, 3, padding=1), nn.ELU(0.7), nn.AvgPool2d(2), nn.Tanh()],
+        lambda: [nn.Conv2d(1, 3, 3), nn.Softplus(), nn.MaxPool2d(3, stride=2), nn.LeakyReLU(0.1)],
+    ],
+)
+def test_forward_laplacian_equals_forward_over_forward(global_random_seed, layers):
+    torch.manual_seed(global_random_seed)
+    body = layers()
+    net = nn.Sequential(*body, nn.Flatten(), nn.LazyLinear(4)).double()
+    X = torch.randn(5, 1, 8, 8, dtype=torch.float64)
+    net(X)  # materialise the lazy layer
+    bn = [m for m in net if isinstance(m, nn.BatchNorm2d)]
+    for m in bn:  # non-trivial running statistics
+        m.running_mean.uniform_(-0.5, 0.5)
+        m.running_var.uniform_(0.5, 2.0)
+    fast = laplacian(net, X, target="all", batch_size=64)
+    slow = laplacian(Wrapped(net), X, target="all", batch_size=64)
+    assert_allclose(fast, slow, rtol=1e-8, atol=1e-13)
+    assert_allclose(fast, hessian_traces(net.eval(), X), rtol=1e-8, atol=1e-13)
