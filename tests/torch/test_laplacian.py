@@ -1,3 +1,5 @@
+import sys
+
 import numpy as np
 import pytest
 
@@ -218,15 +220,17 @@ def test_input_shape_scorer_and_errors():
     assert net.training  # the mode is restored
 
 
-class Wrapped(nn.Module):
-    """Hides a Sequential from the forward-Laplacian route: forward-over-forward instead."""
+@pytest.fixture
+def forward_over_forward(monkeypatch):
+    """Route every module through forward-over-forward (no forward Laplacian)."""
+    import sys
 
-    def __init__(self, inner):
-        super().__init__()
-        self.inner = inner
+    lap_module = sys.modules["skrob.torch.laplacian"]
 
-    def forward(self, x):
-        return self.inner(x)
+    def unsupported(*args, **kwargs):
+        raise lap_module._Unsupported("forced by the test")
+
+    monkeypatch.setattr(lap_module, "_forward_laplacian", unsupported)
 
 
 @pytest.mark.parametrize(
@@ -237,7 +241,7 @@ class Wrapped(nn.Module):
         lambda: [nn.Conv2d(1, 3, 3), nn.Softplus(), nn.MaxPool2d(3, stride=2), nn.LeakyReLU(0.1)],
     ],
 )
-def test_forward_laplacian_equals_forward_over_forward(global_random_seed, layers):
+def test_forward_laplacian_equals_forward_over_forward(global_random_seed, layers, request):
     torch.manual_seed(global_random_seed)
     body = layers()
     net = nn.Sequential(*body, nn.Flatten(), nn.LazyLinear(4)).double()
@@ -248,6 +252,34 @@ def test_forward_laplacian_equals_forward_over_forward(global_random_seed, layer
         m.running_mean.uniform_(-0.5, 0.5)
         m.running_var.uniform_(0.5, 2.0)
     fast = laplacian(net, X, target="all", batch_size=64)
-    slow = laplacian(Wrapped(net), X, target="all", batch_size=64)
+    request.getfixturevalue("forward_over_forward")
+    slow = laplacian(net, X, target="all", batch_size=64)
     assert_allclose(fast, slow, rtol=1e-8, atol=1e-13)
     assert_allclose(fast, hessian_traces(net.eval(), X), rtol=1e-8, atol=1e-13)
+
+
+class Residual(nn.Module):
+    """Functional activations, a residual sum, reshapes by batch size, scalar arithmetic."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(2, 2, 3, padding=1)
+        self.conv2 = nn.Conv2d(2, 2, 3, padding=1)
+        self.head = nn.Linear(2 * 4 * 4, 3)
+
+    def forward(self, x):
+        x = x.view(-1, 2, 4, 4)
+        h = torch.tanh(x + 0.5 * self.conv2(torch.sigmoid(self.conv1(x))))
+        return self.head(h.reshape(h.size(0), -1)) - 1.0
+
+
+def test_forward_laplacian_through_a_traced_graph(global_random_seed, request):
+    torch.manual_seed(global_random_seed)
+    net = Residual().double()
+    X = torch.randn(4, 32, dtype=torch.float64)
+    fast = laplacian(net, X, target="all", batch_size=40)
+    assert_allclose(fast, hessian_traces(net, X), rtol=1e-8, atol=1e-13)
+    direct = sys.modules["skrob.torch.laplacian"]._forward_laplacian(net.eval(), X, 40)
+    assert_allclose(direct.numpy(), fast)  # the traced route ran, no fallback
+    request.getfixturevalue("forward_over_forward")
+    assert_allclose(laplacian(net, X, target="all"), fast, rtol=1e-8, atol=1e-13)
