@@ -239,3 +239,59 @@ class RPRCurveDisplay:
             ax.legend()
         self.ax_, self.figure_ = ax, ax.figure
         return self
+
+
+class LaplacianDisplay:
+    """Box plots of |LO| (or LO) for several groups: models, or clean vs corrupted inputs.
+
+    Parameters
+    ----------
+    values : dict of str to ndarray
+        One array of Laplacians per group.
+    absolute : bool, default=True
+        Plot ``|LO|`` (paper 003, Figs. 5-6) rather than the signed values.
+
+    Attributes
+    ----------
+    means_ : dict of str to float
+        Mean of the plotted values per group.
+    ax_, figure_ : matplotlib objects, after ``plot``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skrob.plotting import LaplacianDisplay
+    >>> disp = LaplacianDisplay.from_values({"a": np.ones(5), "b": -np.ones(5)})  # doctest: +SKIP
+    """
+
+    def __init__(self, values, *, absolute=True):
+        self.values = {k: np.asarray(v, dtype=float) for k, v in values.items()}
+        self.absolute = absolute
+        shown = {k: np.abs(v) if absolute else v for k, v in self.values.items()}
+        self.means_ = {k: float(v.mean()) for k, v in shown.items()}
+
+    @classmethod
+    def from_values(cls, values, *, absolute=True, ax=None):
+        """Plot precomputed Laplacians, one group per dict entry."""
+        return cls(values, absolute=absolute).plot(ax=ax)
+
+    @classmethod
+    def from_estimator(cls, model, inputs, *, absolute=True, ax=None, **laplacian_params):
+        """Compute :func:`skrob.torch.laplacian` of ``model`` on each entry of ``inputs``."""
+        from skrob.torch import laplacian
+
+        values = {k: laplacian(model, X, **laplacian_params) for k, X in inputs.items()}
+        return cls(values, absolute=absolute).plot(ax=ax)
+
+    def plot(self, ax=None):
+        """Draw the box plots (means as white diamonds); returns ``self``."""
+        plt = _pyplot()
+        if ax is None:
+            _, ax = plt.subplots(figsize=(1.6 * len(self.values) + 2, 4))
+        data = [np.abs(v) if self.absolute else v for v in self.values.values()]
+        ax.boxplot(data, showfliers=False)
+        ax.set_xticks(range(1, len(data) + 1), list(self.values))
+        ax.plot(range(1, len(data) + 1), list(self.means_.values()), "wD", mec="k")
+        ax.set_ylabel("|LO|" if self.absolute else "LO")
+        self.ax_, self.figure_ = ax, ax.figure
+        return self

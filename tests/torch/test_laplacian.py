@@ -283,3 +283,19 @@ def test_forward_laplacian_through_a_traced_graph(global_random_seed, request):
     assert_allclose(direct.detach().numpy(), fast)  # the traced route ran, no fallback
     request.getfixturevalue("forward_over_forward")
     assert_allclose(laplacian(net, X, target="all"), fast, rtol=1e-8, atol=1e-13)
+
+
+def test_laplacian_display():
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from skrob.plotting import LaplacianDisplay
+
+    net = tanh_cnn(0)
+    X = torch.randn(6, 1, 8, 8, dtype=torch.float64)
+    disp = LaplacianDisplay.from_estimator(net, {"clean": X, "noisy": X + 0.5})
+    assert disp.means_["clean"] == pytest.approx(np.abs(laplacian(net, X)).mean())
+    assert [t.get_text() for t in disp.ax_.get_xticklabels()] == ["clean", "noisy"]
+    signed = LaplacianDisplay.from_values({"a": [-1.0, 1.0]}, absolute=False)
+    assert signed.means_["a"] == 0.0
