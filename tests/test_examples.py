@@ -58,3 +58,17 @@ def test_plot_intrinsic_robustness_quick(tmp_path):
     table = (tmp_path / "intrinsic_robustness.csv").read_text()
     assert "IR gamma=0.17" in table and "linear model robust accuracy" in table
     assert (tmp_path / "intrinsic_robustness.png").stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_plot_laplacian_quick(tmp_path):
+    pytest.importorskip("skorch")
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / "plot_laplacian.py"), "--quick", "--output", tmp_path],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "label flip %" in result.stdout and "Mann-Whitney" in result.stdout
+    assert (tmp_path / "laplacian.png").stat().st_size > 1000
