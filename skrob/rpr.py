@@ -113,7 +113,7 @@ def _perturbed_batches(data, perturbation, entropy, round_, size, active, buffer
     n, shape = X.shape[0], X.shape[1:]
     in_place = isinstance(perturbation, Perturbation)
     if in_place:  # validate the parameters once, not for every group
-        perturbation.perturb_rows(buffer[:1].copy(), _stream(0, 0, 0), _ONE)
+        perturbation.perturb_rows(np.zeros_like(buffer[:1]), _stream(0, 0, 0), _ONE)
     owners, filled = [], 0
     for group in np.unique(np.flatnonzero(active) // _GROUP):
         members = np.arange(group * _GROUP, min((group + 1) * _GROUP, n))

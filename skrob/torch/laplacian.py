@@ -538,7 +538,9 @@ def laplacian(
     if method == "hutchinson":
         entropy = check_random_state(random_state).randint(np.iinfo(np.int32).max)
         seeds = np.random.SeedSequence(entropy).generate_state(X.shape[0])
-    rows = max(1, min(X.shape[0], batch_size))
+    # Samples per block: room for 64 directions (basis vectors or probes) each, so that
+    # work shared by the directions (the leading affine layers) is amortised.
+    rows = max(1, min(X.shape[0], batch_size // 64))
     out = []
     with eval_mode(module):
         for start in range(0, X.shape[0], rows):
