@@ -293,8 +293,17 @@ def rpr_section(ctx):
         stratify=y if counts.min() >= 2 else None,
         random_state=ctx.random_state,
     )
-    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(X_x, y_x)
-    if ctx.image_shape is not None and X.min() >= 0 and X.max() <= 1:
+    images = ctx.image_shape is not None and X.min() >= 0 and X.max() <= 1
+    # Images in [0, 1] go in as they are: scaling would blow up the nearly constant border
+    # pixels that PixelNoise replaces.
+    model = (
+        LogisticRegression(max_iter=2000)
+        if images
+        else make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+    )
+    model.fit(X_x, y_x)
+    model_name = type(model).__name__ if images else "StandardScaler + LogisticRegression"
+    if images:
         perturbation = PixelNoise(image_shape=ctx.image_shape)
         described = (
             f"up to ⌊√{int(np.prod(ctx.image_shape))}⌋ pixels replaced by uniform values "
@@ -317,7 +326,7 @@ def rpr_section(ctx):
     elapsed = time.perf_counter() - t
     robust = steps == max_steps
     correct = model.predict(X_t) == y_t
-    disp = RPRCurveDisplay.from_steps(steps, max_steps, name="StandardScaler + LogisticRegression")
+    disp = RPRCurveDisplay.from_steps(steps, max_steps, name=model_name)
     names = ctx.label_names or [str(c) for c in np.unique(y)]
     per_class = pd.DataFrame(
         {
@@ -328,7 +337,7 @@ def rpr_section(ctx):
         index=pd.Index(names, name="class"),
     )
     parts = [
-        f"<p>A 75/25 split; StandardScaler + LogisticRegression trained on the 75 %. Each "
+        f"<p>A 75/25 split; {model_name} trained on the 75 %. Each "
         f"test sample is perturbed again and again ({html.escape(described)}), always from "
         f"the original, until the model stops predicting its label, at most {max_steps} "
         "times; the robust fraction is the share that survives all steps (misclassified "
