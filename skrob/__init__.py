@@ -1,11 +1,17 @@
 """skrob: robustness of data and models, the scikit-learn way."""
 
+from skrob.distortion import relative_error_distortion
 from skrob.label_uncertainty import (
     IntrinsicRobustnessEstimator,
     knn_soft_labels,
     label_uncertainty,
 )
-from skrob.model_selection import RobustnessSubsetSplit, subset_scorer
+from skrob.model_selection import (
+    RobustnessSubsetSplit,
+    balanced_nested_subsets,
+    robustness_learning_curve,
+    subset_scorer,
+)
 from skrob.perturbations import GaussianNoise, PixelNoise, SphereNoise, UniformNoise
 from skrob.rpr import RPRScorer, label_flip_rate, rpr_curve, rpr_steps
 from skrob.sample_robustness import SampleRobustnessTransformer, sample_robustness
@@ -25,9 +31,12 @@ __all__ = [
     "SphereNoise",
     "UniformNoise",
     "__version__",
+    "balanced_nested_subsets",
     "knn_soft_labels",
     "label_flip_rate",
     "label_uncertainty",
+    "relative_error_distortion",
+    "robustness_learning_curve",
     "rpr_curve",
     "rpr_steps",
     "sample_robustness",

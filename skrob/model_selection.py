@@ -12,7 +12,7 @@ import numpy as np
 from sklearn.base import clone
 from sklearn.metrics import get_scorer
 from sklearn.model_selection import check_cv
-from sklearn.utils import _safe_indexing, indexable
+from sklearn.utils import _safe_indexing, check_random_state, indexable
 from sklearn.utils._param_validation import (
     HasMethods,
     Interval,
@@ -262,3 +262,89 @@ def subset_scorer(scoring=None, *, subset="least", fraction=0.5, robustness=None
 
 def _estimator_score(estimator, X, y, **kwargs):
     return estimator.score(X, y, **kwargs)
+
+
+@validate_params(
+    {"y": ["array-like"], "sizes": ["array-like"], "random_state": ["random_state"]},
+    prefer_skip_nested_validation=True,
+)
+def balanced_nested_subsets(y, sizes, random_state=None):
+    """Index arrays ``S1 ⊂ S2 ⊂ …``, each with the same number of samples of every class.
+
+    One random order per class (``random_state``); ``S_k`` takes the first
+    ``sizes[k] // n_classes`` samples of every class, so each set contains the previous.
+
+    Parameters
+    ----------
+    y : array-like of shape (n_samples,)
+    sizes : array-like of int, increasing
+        Total sizes; each must be a multiple of the number of classes.
+    random_state : int, RandomState instance or None, default=None
+
+    Returns
+    -------
+    subsets : list of ndarray
+        Ascending indices of each set.
+
+    Examples
+    --------
+    >>> from skrob.model_selection import balanced_nested_subsets
+    >>> sets = balanced_nested_subsets([0, 1, 0, 1, 0, 1], [2, 4], random_state=0)
+    >>> [len(s) for s in sets], set(sets[0]) <= set(sets[1])
+    ([2, 4], True)
+    """
+    y = np.asarray(y)
+    sizes = np.asarray(sizes)
+    classes, codes = np.unique(y, return_inverse=True)
+    k = classes.size
+    if sizes.ndim != 1 or sizes.size == 0 or np.any(np.diff(sizes) <= 0) or sizes[0] <= 0:
+        raise ValueError("sizes must be a non-empty increasing sequence of positive integers.")
+    if np.any(sizes % k):
+        raise ValueError(f"Every size must be a multiple of the {k} classes; got {sizes.tolist()}.")
+    per_class = sizes // k
+    counts = np.bincount(codes, minlength=k)
+    if per_class[-1] > counts.min():
+        raise ValueError(
+            f"The largest set needs {per_class[-1]} samples per class; class "
+            f"{classes[counts.argmin()]!r} has {counts.min()}."
+        )
+    rng = check_random_state(random_state)
+    orders = [rng.permutation(np.flatnonzero(codes == c)) for c in range(k)]
+    return [np.sort(np.concatenate([o[:m] for o in orders])) for m in per_class]
+
+
+def robustness_learning_curve(
+    estimator, X, y, X_test, y_test, *, train_sizes, scoring, random_state=None
+):
+    """Accuracy and robustness scores of clones trained on nested class-balanced sets.
+
+    Paper 002's curves: for every size in ``train_sizes`` a clone of ``estimator`` is fit
+    on a set from :func:`balanced_nested_subsets` and scored on ``(X_test, y_test)``.
+
+    Parameters
+    ----------
+    estimator : estimator
+    X, y : training data
+    X_test, y_test : test data
+    train_sizes : array-like of int
+    scoring : dict of str to callable
+        ``scorer(fitted, X_test, y_test) -> float``, e.g. ``"accuracy"`` scorers or
+        ``AdversarialDistortionScorer()``.
+    random_state : int, RandomState instance or None, default=None
+
+    Returns
+    -------
+    curve : pandas.DataFrame
+        One row per size: ``train_size``, then one column per scorer.
+    """
+    import pandas as pd
+    from sklearn.metrics import get_scorer
+
+    scorers = {name: get_scorer(s) if isinstance(s, str) else s for name, s in scoring.items()}
+    rows = []
+    for subset in balanced_nested_subsets(y, train_sizes, random_state=random_state):
+        fitted = clone(estimator).fit(_safe_indexing(X, subset), _safe_indexing(y, subset))
+        row = {"train_size": len(subset)}
+        row.update({name: s(fitted, X_test, y_test) for name, s in scorers.items()})
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -214,3 +214,45 @@ def test_scorer_bad_input(digits):
 def test_scorer_repr():
     assert "subset='most'" in repr(subset_scorer("accuracy", subset="most"))
     assert "RobustnessSubsetSplit(cv=5" in repr(RobustnessSubsetSplit())
+
+
+def test_balanced_nested_subsets():
+    from skrob.model_selection import balanced_nested_subsets
+
+    y = np.repeat([0, 1, 2], [50, 40, 60])
+    sets = balanced_nested_subsets(y, [30, 60, 120], random_state=0)
+    for small, large in zip(sets, sets[1:], strict=False):
+        assert set(small) <= set(large)
+    for s, size in zip(sets, [30, 60, 120], strict=True):
+        assert_array_equal(np.bincount(y[s]), np.full(3, size // 3))
+    again = balanced_nested_subsets(y, [30, 60, 120], random_state=0)
+    assert all(np.array_equal(a, b) for a, b in zip(sets, again, strict=True))
+    with pytest.raises(ValueError, match="multiple of the 3 classes"):
+        balanced_nested_subsets(y, [31])
+    with pytest.raises(ValueError, match="has 40"):
+        balanced_nested_subsets(y, [150])
+    with pytest.raises(ValueError, match="increasing"):
+        balanced_nested_subsets(y, [60, 30])
+
+
+def test_robustness_learning_curve(digits):
+    from skrob.model_selection import balanced_nested_subsets, robustness_learning_curve
+
+    X, y = digits
+    X_train, y_train, X_test, y_test = X[:400], y[:400], X[400:], y[400:]
+    counts = np.bincount(y_train).min()
+    sizes = [100, 10 * counts]
+    curve = robustness_learning_curve(
+        LogisticRegression(max_iter=300),
+        X_train,
+        y_train,
+        X_test,
+        y_test,
+        train_sizes=sizes,
+        scoring={"accuracy": "accuracy", "least robust half": subset_scorer("accuracy")},
+        random_state=0,
+    )
+    assert curve["train_size"].tolist() == sizes
+    sets = balanced_nested_subsets(y_train, sizes, random_state=0)
+    model = LogisticRegression(max_iter=300).fit(X_train[sets[0]], y_train[sets[0]])
+    assert curve["accuracy"][0] == model.score(X_test, y_test)

@@ -11,6 +11,18 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "pip install torch==2.13.0 'skrob[torch]'."
     ) from exc
 
+from skrob.torch.adversarial import (
+    AdversarialDistortionScorer,
+    common_correct_mask,
+    minimal_distortion,
+)
 from skrob.torch.laplacian import LaplacianScorer, expected_probability_change, laplacian
 
-__all__ = ["LaplacianScorer", "expected_probability_change", "laplacian"]
+__all__ = [
+    "AdversarialDistortionScorer",
+    "LaplacianScorer",
+    "common_correct_mask",
+    "expected_probability_change",
+    "laplacian",
+    "minimal_distortion",
+]
