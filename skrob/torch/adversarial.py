@@ -11,7 +11,8 @@ Attacks (all untargeted, vectorised over a batch, per-sample state):
 - "deepfool" (Moosavi-Dezfooli et al.): linearise every class margin, step to the nearest
   linearised boundary (the dual norm of the gradient difference); exact in one step for
   linear models;
-- "bim" (L∞, paper 002's method): iterative FGSM inside a per-sample bisection over ε;
+- "bim" (L∞, paper 002's method): iterative FGSM inside a per-sample bisection over ε
+  (below DeepFool's distortion in "auto");
 - "ddn" (L2, Rony et al.): decoupled direction and norm;
 - "cw" (L2, Carlini & Wagner): tanh-space Adam on the CW margin loss with a binary search
   over the constant c;
@@ -104,13 +105,14 @@ def _bim(f, x, y, eps, lo, hi, n_steps=20):
     return best, found
 
 
-def _bim_bisection(f, x, y, lo, hi, tol, max_eps):
+def _bim_bisection(f, x, y, lo, hi, tol, upper):
+    """Per-sample bisection of ε in [0, upper] (a tensor), to ``tol`` relative to upper."""
     low = torch.zeros(len(x), dtype=torch.float64, device=x.device)
-    high = torch.full((len(x),), float(max_eps), dtype=torch.float64, device=x.device)
+    high = upper.to(torch.float64).clone()
     best, found = _bim(f, x, y, high, lo, hi)
     x_best = best.clone()
     ok = found.clone()
-    while ((high - low) > tol).any():
+    while ((high - low) > tol * upper).any():
         mid = (low + high) / 2
         adv, hit = _bim(f, x, y, mid, lo, hi)
         x_best[hit] = adv[hit]
@@ -204,11 +206,11 @@ def _shrink(f, x, x_adv, y, steps=20):
     return x + t_hi.reshape(shape) * (x_adv - x)
 
 
-def _attack(method, f, x, y, p, lo, hi, tol):
+def _attack(method, f, x, y, p, lo, hi, tol, upper):
     if method == "deepfool":
         return _deepfool(f, x, y, p, lo, hi), None
     if method == "bim":
-        return _bim_bisection(f, x, y, lo, hi, tol, hi - lo)
+        return _bim_bisection(f, x, y, lo, hi, tol, upper)
     if method == "ddn":
         return _ddn(f, x, y, lo, hi)
     return _cw(f, x, y, lo, hi)
@@ -258,7 +260,8 @@ def minimal_distortion(
     clip : (low, high), default=(0.0, 1.0)
         The box every adversarial point must stay in.
     tol : float, default=1e-3
-        Bisection tolerance of "bim" on ε.
+        Bisection tolerance of "bim" on ε, relative to its upper bound (the best
+        distortion found by the attacks before it, or the box's width).
     batch_size : int, default=256
     device, input_shape : see :func:`skrob.torch.laplacian`.
     return_adversarial : bool, default=False
@@ -316,7 +319,10 @@ def minimal_distortion(
             best = torch.full((len(xc),), torch.inf, dtype=torch.float64, device=dev)
             best_x = xc.clone()
             for m in methods:
-                cand, _ = _attack(m, f, xc, yc, p, lo, hi, tol)
+                # BIM searches below the best distortion found so far (DeepFool's, in
+                # "auto"), or the whole box.
+                upper = torch.where(torch.isfinite(best), best, torch.full_like(best, hi - lo))
+                cand, _ = _attack(m, f, xc, yc, p, lo, hi, tol, upper)
                 with torch.no_grad():
                     flipped = f(cand).argmax(1) != yc
                     cand = _shrink(f, xc, torch.where(_rows(flipped, xc), cand, xc), yc)

@@ -72,7 +72,7 @@ def test_binary_linear_model(global_random_seed):
         assert np.all(d >= margin / dual * (1 - 1e-6)) and np.all(d <= margin / dual * 1.01)
 
 
-def test_misclassified_samples_are_nan_and_auto_is_the_minimum():
+def test_misclassified_samples_are_nan_and_auto_improves_on_deepfool():
     torch.manual_seed(0)
     net = nn.Sequential(nn.Linear(10, 16), nn.Tanh(), nn.Linear(16, 3)).double()
     X = torch.rand(30, 10, dtype=torch.float64)
@@ -81,8 +81,9 @@ def test_misclassified_samples_are_nan_and_auto_is_the_minimum():
     for p in (np.inf, 2):
         auto = minimal_distortion(net, X, y, norm=p)
         assert np.isnan(auto[:5]).all() and np.isfinite(auto[5:]).all()
-        each = np.vstack([minimal_distortion(net, X, y, norm=p, method=m) for m in METHODS[p][:-1]])
-        assert_allclose(auto[5:], np.nanmin(each, axis=0)[5:], rtol=1e-9)
+        # auto runs DeepFool first, then searches below what it found
+        deepfool = minimal_distortion(net, X, y, norm=p, method="deepfool")
+        assert np.all(auto[5:] <= deepfool[5:] * (1 + 1e-9))
 
 
 def test_common_correct_mask_and_scorer():
