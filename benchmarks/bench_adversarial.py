@@ -28,6 +28,7 @@ from skrob.torch import minimal_distortion
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--n-samples", type=int, default=200)
+parser.add_argument("--art-cw", action="store_true", help="also ART's (slow) CW-L2")
 args = parser.parse_args()
 torch.manual_seed(0)
 torch.set_num_threads(2)
@@ -95,13 +96,19 @@ def library_attacks(p):
         import torchattacks
 
         norm = "Linf" if p == np.inf else "L2"
-        fab = torchattacks.FAB(model, norm=norm, steps=10, n_classes=10, n_restarts=1)
-        attacks["torchattacks FAB (10 steps)"] = lambda: distortions(fab(Xc, yc), p)
+        # FAB stops at eps: a large eps makes it a minimum-norm attack
+        fab = torchattacks.FAB(
+            model,
+            norm=norm,
+            eps=1.0 if p == np.inf else 28.0,
+            steps=10,
+            n_classes=10,
+            n_restarts=1,
+        )
+        attacks["torchattacks FAB (10 steps)"] = lambda a=fab: distortions(a(Xc, yc), p)
         if p == 2:
-            df = torchattacks.DeepFool(model, steps=50, overshoot=0.02)
-            attacks["torchattacks DeepFool"] = lambda: distortions(df(Xc, yc), p)
-            cw = torchattacks.CW(model, c=1, steps=100)
-            attacks["torchattacks CW (c=1)"] = lambda: distortions(cw(Xc, yc), p)
+            ta_cw = torchattacks.CW(model, c=1, steps=100)
+            attacks["torchattacks CW (c=1)"] = lambda a=ta_cw: distortions(a(Xc, yc), p)
     except ImportError:
         print("torchattacks not installed")
     try:
@@ -135,10 +142,10 @@ def library_attacks(p):
             clip_values=(0.0, 1.0),
         )
         if p == 2:
-            cw = CarliniL2Method(clf, max_iter=100, binary_search_steps=9, verbose=False)
-            attacks["ART CW-L2 (9 x 100)"] = lambda: distortions(cw.generate(Xc.numpy()), p)
-            df = DeepFool(clf, verbose=False)
-            attacks["ART DeepFool"] = lambda: distortions(df.generate(Xc.numpy()), p)
+            art_cw = CarliniL2Method(clf, max_iter=100, binary_search_steps=9, verbose=False)
+            attacks["ART CW-L2 (9 x 100)"] = lambda a=art_cw: distortions(a.generate(Xc.numpy()), p)
+            art_df = DeepFool(clf, verbose=False)
+            attacks["ART DeepFool"] = lambda a=art_df: distortions(a.generate(Xc.numpy()), p)
     except ImportError:
         print("adversarial-robustness-toolbox not installed")
     return attacks

@@ -64,9 +64,9 @@ X_train, y_train, X_test, y_test = X[train], y[train], X[~train], y[~train]
 per_class = np.bincount(y_train).min()
 sizes = [600, 1200, 3000, 6000, 12000, 30000, 60000]
 sizes = [s for s in sizes if s // 10 <= per_class] or [10 * per_class]
-epochs, n_attack = 5, 200
-if args.quick:
-    sizes, epochs, n_attack = [100, 200, 400], 1, 40
+epochs, n_attack, method = 5, 200, "auto"
+if args.quick:  # a smoke run: DeepFool alone
+    sizes, epochs, n_attack, method = [100, 200, 400], 1, 40, "deepfool"
 subsets = balanced_nested_subsets(y_train, sizes, random_state=0)
 print(f"{name}: nested balanced training sets of {sizes}")
 
@@ -121,7 +121,7 @@ t0 = time.perf_counter()
 for (arch, size), net in models.items():
     row = {"model": arch, "train size": size, "test accuracy": net.score(X_test, y_test)}
     for label, p in (("L-inf", np.inf), ("L2", 2)):
-        d = minimal_distortion(net, X_test[attack_rows], y_test[attack_rows], norm=p)
+        d = minimal_distortion(net, X_test[attack_rows], y_test[attack_rows], norm=p, method=method)
         row[f"mean {label} distortion"] = np.nanmean(d)
         row[f"{label} success"] = np.isfinite(d).mean()
     rows.append(row)

@@ -72,3 +72,18 @@ def test_plot_laplacian_quick(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "label flip %" in result.stdout and "Mann-Whitney" in result.stdout
     assert (tmp_path / "laplacian.png").stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_plot_robustness_vs_training_size_quick(tmp_path):
+    pytest.importorskip("skorch")
+    script = EXAMPLES / "plot_robustness_vs_training_size.py"
+    result = subprocess.run(
+        [sys.executable, str(script), "--quick", "--output", tmp_path],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    table = (tmp_path / "robustness_vs_training_size.csv").read_text()
+    assert "mean L-inf distortion" in table and "small CNN" in table
