@@ -29,6 +29,7 @@ from skrob.torch import minimal_distortion
 parser = argparse.ArgumentParser()
 parser.add_argument("--n-samples", type=int, default=200)
 parser.add_argument("--art-cw", action="store_true", help="also ART's (slow) CW-L2")
+parser.add_argument("--no-art", action="store_true", help="leave ART out (its L2 DeepFool is slow)")
 parser.add_argument("--norms", default="inf,2", help="which norms to run: inf, 2 or both")
 args = parser.parse_args()
 torch.manual_seed(0)
@@ -131,6 +132,8 @@ def library_attacks(p):
             attacks[name] = lambda a=attack: distortions(a(fmodel, Xc, yc, epsilons=None)[1], p)
     except ImportError:
         print("foolbox not installed")
+    if args.no_art:
+        return attacks
     try:
         from art.attacks.evasion import CarliniL2Method, DeepFool
         from art.estimators.classification import PyTorchClassifier
