@@ -15,11 +15,28 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def softmax_laplacian(s, M, lap=None):
+    """Laplacian of the class probabilities s = softmax(z) through the logits z.
+
+    ``M = Σ_i t_i t_iᵀ`` sums the logits' tangents (J Jᵀ for the basis directions) and
+    ``lap`` is the logits' own Laplacian (0 for piecewise-linear nets). With the softmax
+    Hessian ``H_c = s_c[(e_c − s)(e_c − s)ᵀ − diag(s) + s sᵀ]``:
+    ``LO_c = s_c (lap_c − s·lap) + s_c [M_cc − 2 (M s)_c + 2 sᵀ M s − Σ_j s_j M_jj]``.
+    """
+    Ms = (M @ s.unsqueeze(-1)).squeeze(-1)
+    sMs = (s * Ms).sum(dim=1, keepdim=True)
+    diag = torch.diagonal(M, dim1=1, dim2=2)
+    out = s * (diag - 2 * Ms + 2 * sMs - (s * diag).sum(dim=1, keepdim=True))
+    if lap is not None:
+        out = out + s * (lap - (s * lap).sum(dim=1, keepdim=True))
+    return out
+
+
 class Unsupported(Exception):
     """A layer the forward-Laplacian rules do not cover: use forward-over-forward."""
 
 
-_AFFINE = (
+AFFINE_MODULES = (
     nn.Linear,
     nn.Conv1d,
     nn.Conv2d,
@@ -164,7 +181,7 @@ def _run_node(node, modules, env):
         layer = modules[node.target]
         if isinstance(layer, _SHAPE_MODULES):
             return _reshape(layer, args[0])
-        if isinstance(layer, _AFFINE):
+        if isinstance(layer, AFFINE_MODULES):
             return _affine(layer, args[0])
         if isinstance(layer, nn.MaxPool2d):
             return _max_pool(
@@ -254,13 +271,8 @@ def forward_laplacian(module, X, batch_size):
                 env[node] = _run_node(node, modules, env)
         if not isinstance(result, _Jet) or result.v.ndim != 2:
             raise Unsupported("the output is not a (samples, classes) tensor")
-        v, T, lap = result.v, result.per_sample_T(), result.lap
-        s = torch.softmax(v, dim=-1)
+        T = result.per_sample_T()
         M = torch.einsum("bmk,bml->bkl", T, T)
-        Ms = (M @ s.unsqueeze(-1)).squeeze(-1)
-        sMs = (s * Ms).sum(dim=1, keepdim=True)
-        diag = torch.diagonal(M, dim1=1, dim2=2)
-        part = s * (lap - (s * lap).sum(dim=1, keepdim=True))
-        part = part + s * (diag - 2 * Ms + 2 * sMs - (s * diag).sum(dim=1, keepdim=True))
+        part = softmax_laplacian(torch.softmax(result.v, dim=-1), M, result.lap)
         total = part if total is None else total + part
     return total

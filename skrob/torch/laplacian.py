@@ -29,17 +29,15 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 from torch import nn
 
+from skrob.torch._forward_laplacian import AFFINE_MODULES, softmax_laplacian
 from skrob.torch._forward_laplacian import Unsupported as _Unsupported
 from skrob.torch._forward_laplacian import forward_laplacian as _forward_laplacian
 from skrob.torch._model import as_tensor, eval_mode, resolve_module
 
 DEFAULT_BATCH_SIZE = 1024  # forward evaluations (sample x direction) held at once
 
-_LINEAR_MODULES = (
-    nn.Linear,
-    nn.Conv1d,
-    nn.Conv2d,
-    nn.Conv3d,
+# Piecewise-linear modules: the affine ones of the forward Laplacian, and these.
+_LINEAR_MODULES = AFFINE_MODULES + (
     nn.ConvTranspose1d,
     nn.ConvTranspose2d,
     nn.ReLU,
@@ -50,21 +48,7 @@ _LINEAR_MODULES = (
     nn.MaxPool1d,
     nn.MaxPool2d,
     nn.MaxPool3d,
-    nn.AvgPool1d,
-    nn.AvgPool2d,
-    nn.AvgPool3d,
-    nn.AdaptiveAvgPool1d,
-    nn.AdaptiveAvgPool2d,
     nn.AdaptiveMaxPool2d,
-    nn.Flatten,
-    nn.Unflatten,
-    nn.Identity,
-    nn.Dropout,
-    nn.Dropout2d,
-    nn.BatchNorm1d,
-    nn.BatchNorm2d,
-    nn.BatchNorm3d,
-    nn.ZeroPad2d,
 )
 _LINEAR_FUNCTIONS = {
     operator.add,
@@ -184,10 +168,7 @@ def _exact_piecewise_linear(module, X):
     M = J @ J.transpose(1, 2)
     with torch.no_grad():
         s = torch.softmax(module(X), dim=-1)
-    Ms = (M @ s.unsqueeze(-1)).squeeze(-1)
-    sMs = (s * Ms).sum(dim=1, keepdim=True)
-    diag = torch.diagonal(M, dim1=1, dim2=2)
-    return s * (diag - 2 * Ms + 2 * sMs - (s * diag).sum(dim=1, keepdim=True))
+    return softmax_laplacian(s, M)
 
 
 def _hutchinson(module, X, n_probes, seeds, batch_size, returns_probabilities):
