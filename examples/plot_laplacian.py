@@ -55,15 +55,12 @@ rng = np.random.default_rng(0)
 try:
     data = load_fashion_mnist()
     name = "Fashion-MNIST"
-    train, test = data.is_train, ~data.is_train
 except FileNotFoundError as exc:
     print(f"{exc}\nFalling back to 5,000 MNIST digits.")
     data = load_mnist_5k()
     name = "MNIST 5k"
-    train = np.zeros(5000, dtype=bool)
-    for digit in range(10):  # the file is sorted by digit: a stratified 4,000 / 1,000 split
-        train[np.flatnonzero(data.target == digit)[:400]] = True
-    test = ~train
+train = data.is_train  # MNIST 5k: 400 images of every digit
+test = ~train
 X = data.data.reshape(-1, 1, 28, 28)
 y = data.target.astype(np.int64)
 n_train, n_test, epochs = (2000, 300, 2) if args.quick else (20000, 1000, 8)

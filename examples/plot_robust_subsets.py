@@ -60,15 +60,11 @@ rng = np.random.default_rng(0)
 try:
     data = load_fashion_mnist()
     name = "Fashion-MNIST"
-    x_mask = data.is_train
 except FileNotFoundError as exc:
     print(f"{exc}\nFalling back to 5,000 MNIST digits.")
     data = load_mnist_5k()
     name = "MNIST 5k"
-    # The file is sorted by digit: a stratified 4,000 / 1,000 split.
-    x_mask = np.zeros(5000, dtype=bool)
-    for digit in range(10):
-        x_mask[np.flatnonzero(data.target == digit)[:400]] = True
+x_mask = data.is_train  # MNIST 5k: 400 images of every digit
 X, y = data.data, data.target
 Xx, yx, Xt, yt = X[x_mask], y[x_mask], X[~x_mask], y[~x_mask]
 if args.quick:

@@ -50,14 +50,11 @@ torch.set_num_threads(2)
 try:
     data = load_fashion_mnist()
     name = "Fashion-MNIST"
-    train = data.is_train
 except FileNotFoundError as exc:
     print(f"{exc}\nFalling back to 5,000 MNIST digits.")
     data = load_mnist_5k()
     name = "MNIST 5k"
-    train = np.zeros(5000, dtype=bool)
-    for digit in range(10):
-        train[np.flatnonzero(data.target == digit)[:400]] = True
+train = data.is_train  # MNIST 5k: 400 images of every digit
 X = data.data.reshape(-1, 1, 28, 28)
 y = data.target.astype(np.int64)
 X_train, y_train, X_test, y_test = X[train], y[train], X[~train], y[~train]

