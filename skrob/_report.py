@@ -184,23 +184,34 @@ _TEST_SUBSETS = {
 }
 
 
+def _split(ctx, classification):
+    """The 75/25 train/test split the sections share (stratified when every class can be)."""
+    key = ("split", classification)
+    if key not in ctx.cache:
+        from sklearn.model_selection import train_test_split
+
+        y = ctx.y
+        stratify = None
+        if classification and np.unique(y, return_counts=True)[1].min() >= 2:
+            stratify = y
+        ctx.cache[key] = train_test_split(
+            ctx.X, y, test_size=0.25, stratify=stratify, random_state=ctx.random_state
+        )
+    return ctx.cache[key]
+
+
 def robust_subsets_section(ctx):
     """Paper 000's performance matrix of a default model: robust subsets of train and test."""
     from sklearn.base import clone
-    from sklearn.model_selection import train_test_split
     from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 
     from skrob._validation import resolve_task
     from skrob.sample_robustness import SampleRobustnessTransformer
     from skrob.selection import RobustSubsetSelector, subset_indices
 
-    X, y = ctx.X, ctx.y
+    y = ctx.y
     classification = resolve_task(y) == "classification"
-    counts = np.unique(y, return_counts=True)[1] if classification else None
-    stratify = y if classification and counts.min() >= 2 else None
-    X_x, X_t, y_x, y_t = train_test_split(
-        X, y, test_size=0.25, stratify=stratify, random_state=ctx.random_state
-    )
+    X_x, X_t, y_x, y_t = _split(ctx, classification)
     robustness = SampleRobustnessTransformer(
         metric=ctx.metric, algorithm=ctx.algorithm, random_state=ctx.random_state
     )
@@ -269,7 +280,6 @@ def robust_subsets_section(ctx):
 def rpr_section(ctx):
     """Paper 001's RPR of a default model on a held-out quarter: curve and per-class fractions."""
     from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import train_test_split
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
@@ -285,14 +295,7 @@ def rpr_section(ctx):
             "<p>RPR counts the perturbations a classifier survives: not defined for "
             "regression targets.</p>",
         )
-    counts = np.unique(y, return_counts=True)[1]
-    X_x, X_t, y_x, y_t = train_test_split(
-        X,
-        y,
-        test_size=0.25,
-        stratify=y if counts.min() >= 2 else None,
-        random_state=ctx.random_state,
-    )
+    X_x, X_t, y_x, y_t = _split(ctx, classification=True)
     images = ctx.image_shape is not None and X.min() >= 0 and X.max() <= 1
     # Images in [0, 1] go in as they are: scaling would blow up the nearly constant border
     # pixels that PixelNoise replaces.
