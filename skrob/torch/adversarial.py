@@ -2,21 +2,23 @@
 
 For every correctly classified sample, the norm of the smallest perturbation found that
 changes the prediction (inside the box ``clip``); NaN for samples misclassified to begin
-with and for samples no attack flipped (recorded in ``success``). Every adversarial point
-is checked: inside the box, and really predicted differently; its norm is computed in
-float64 after a bisection along the segment from x, which pulls it onto the boundary.
+with and for samples no attack flipped (recorded in ``success``). Every attack's points are
+pulled onto the boundary along the segment from x (false position on the margin), and the
+final point is checked: inside the box, and really predicted differently; its norm is
+computed in float64.
 
 Attacks (all untargeted, vectorised over a batch, per-sample state):
 
-- "deepfool" (Moosavi-Dezfooli et al.): linearise every class margin, step to the nearest
-  linearised boundary (the dual norm of the gradient difference); exact in one step for
-  linear models;
-- "bim" (L∞, paper 002's method): iterative FGSM inside a per-sample bisection over ε
-  (below DeepFool's distortion in "auto");
+- "fab" (Croce & Hein, 2020): steps onto the linearised boundary, box-constrained and
+  biased towards x; the first step is DeepFool's, so linear models are exact;
+- "deepfool" (Moosavi-Dezfooli et al.): iterate the step onto the nearest linearised
+  boundary (the dual norm of the gradient difference) until the label changes;
+- "bim" (L∞, paper 002's method): iterative FGSM inside a per-sample bisection over ε;
 - "ddn" (L2, Rony et al.): decoupled direction and norm;
 - "cw" (L2, Carlini & Wagner): tanh-space Adam on the CW margin loss with a binary search
   over the constant c;
-- "auto": the per-sample minimum of deepfool and bim (L∞) or deepfool and ddn (L2).
+- "auto": FAB, 10 steps (L∞); FAB, 5 steps, then DDN, 30 steps, keeping each sample's
+  minimum (L2).
 """
 
 from numbers import Integral, Real
@@ -28,7 +30,10 @@ from sklearn.utils._param_validation import Interval, StrOptions, validate_param
 
 from skrob.torch._model import as_tensor, eval_mode, resolve_module
 
-_METHODS = {np.inf: ("deepfool", "bim"), 2: ("deepfool", "ddn")}
+# "auto": the attacks run in turn, keeping each sample's smallest distortion. On L2, FAB
+# (exact on linear models) and DDN each win on some networks; in short runs, together they
+# match either one run long.
+_AUTO = {np.inf: (("fab", {}),), 2: (("fab", {"steps": 5}), ("ddn", {"steps": 30}))}
 
 
 def _norm(delta, p):
@@ -83,7 +88,99 @@ def _deepfool(f, x, y, p, lo, hi, max_iter=50, overshoot=0.02):
         else:
             step = length * wk / wk.norm(dim=1, keepdim=True).clamp_min(1e-12)
         x_adv[rows] = (xa.detach() + (1 + overshoot) * step.reshape(xa.shape)).clamp(lo, hi)
-    return x_adv
+    with torch.no_grad():
+        return x_adv, f(x_adv).argmax(1) != y
+
+
+def _project(w, c, x, lo, hi, p):
+    """Smallest step d (in L∞ or L2) with w·d = c that keeps x + d inside the box [lo, hi].
+
+    w, x of shape (B, n), c of shape (B,). Per row, d_i = sign(w_i) min(s b_i, u_i), with
+    b_i = 1 (L∞) or |w_i| (L2) and u_i the room to the box in the direction of sign(w_i)
+    (the KKT conditions of both problems); the smallest s reaching w·d = c is read off the
+    sorted breakpoints u_i / b_i of the piecewise-linear w·d(s). Where the box cannot reach
+    c, d moves every coordinate to the box (``feasible`` is False).
+    """
+    flip = torch.where(c < 0, -1.0, 1.0).to(w.dtype).unsqueeze(1)
+    w = w * flip
+    c = c.abs()
+    a = w.abs()
+    u = torch.where(w > 0, hi - x, x - lo)
+    b = torch.ones_like(a) if p == np.inf else a
+    t = torch.where(b > 0, u / b.clamp_min(1e-30), torch.full_like(u, 1e30))
+    t, order = t.sort(dim=1)
+    ab, au = (a * b).gather(1, order), (a * u).gather(1, order)
+    saturated = au.cumsum(1)  # w·d from the coordinates at the box by breakpoint j
+    # d(w·d)/ds of the coordinates past j: suffix sums, exactly 0 past the last non-zero
+    suffix = ab.flip(1).cumsum(1).flip(1)
+    slope = torch.cat([suffix[:, 1:], torch.zeros_like(suffix[:, :1])], 1)
+    reached = saturated + t * slope >= c.unsqueeze(1)
+    feasible = saturated[:, -1] >= c
+    j = reached.to(torch.int8).argmax(1)  # first breakpoint reaching c
+    prev = (j - 1).clamp_min(0).unsqueeze(1)
+    sat_prev = torch.where(j > 0, saturated.gather(1, prev).squeeze(1), 0)
+    slope_prev = torch.where(j > 0, slope.gather(1, prev).squeeze(1), suffix[:, 0])
+    s = (c - sat_prev) / slope_prev.clamp_min(1e-30)
+    m = torch.where(feasible.unsqueeze(1), torch.minimum(s.unsqueeze(1) * b, u), u)
+    return w.sign() * m, feasible
+
+
+def _fab(f, x, y, p, lo, hi, steps=10, candidates=3, alpha_max=0.1, eta=1.05, beta=0.7):
+    """FAB (Croce & Hein, 2020): projections onto the linearised boundary, biased to x.
+
+    Every step linearises the margins z_k − z_y at the current point, of all classes in
+    the first step (DeepFool's step, exact on linear models) and of the ``candidates``
+    runner-up classes after it. A point past the boundary is recorded and first pulled
+    back towards x by the factor ``beta`` (its margins moved along the same
+    linearisation). Then the box-constrained minimal steps onto the nearest linearised
+    boundary, from the point and from x, are mixed (weight α ≤ ``alpha_max`` on the step
+    from x) with overshoot ``eta``. One forward and ``candidates`` backward passes a step.
+    """
+    B = len(x)
+    idx = torch.arange(B, device=x.device)
+    x0 = x.flatten(1)
+    xk = x.clone()
+    best = x.clone()
+    best_norm = torch.full((B,), torch.inf, dtype=torch.float64, device=x.device)
+
+    def record(xk, z):
+        nonlocal best_norm
+        adv = z.argmax(1) != y
+        better = adv & (_norm(xk - x, p) < best_norm)
+        best[better] = xk[better]
+        best_norm = torch.where(better, _norm(xk - x, p), best_norm)
+        return adv
+
+    for step in range(steps):
+        xa = xk.clone().requires_grad_(True)
+        z = f(xa)
+        adv = record(xk, z.detach())
+        other = z.detach().clone()
+        other[idx, y] = -torch.inf
+        k = z.shape[1] - 1 if step == 0 else min(candidates, z.shape[1] - 1)
+        cand = other.topk(k, dim=1).indices  # (B, k)
+        g = z.gather(1, cand) - z[idx, y].unsqueeze(1)  # < 0 while correct
+        w = torch.stack(
+            [torch.autograd.grad(g[:, j].sum(), xa, retain_graph=j < k - 1)[0] for j in range(k)],
+            1,
+        ).flatten(2)  # (B, k, n)
+        xf = xk.flatten(1)
+        base = torch.where(adv.unsqueeze(1), (1 - beta) * x0 + beta * xf, xf)
+        g = g.detach() + (w @ (base - xf).unsqueeze(2)).squeeze(2)  # margins at base
+        # the nearest linearised boundary (the dual norm of its normal), then the
+        # box-constrained minimal steps onto it from base and from x
+        dual = w.abs().sum(2) if p == np.inf else w.norm(dim=2)
+        j = (g.abs() / dual.clamp_min(1e-30)).argmin(1)
+        wj, gj = w[idx, j], g[idx, j]
+        d1, _ = _project(wj, -gj, base, lo, hi, p)
+        d2, _ = _project(wj, -(gj + (wj * (x0 - base)).sum(1)), x0, lo, hi, p)
+        n1, n2 = _norm(d1, p), _norm(d2, p)
+        alpha = (n1 / (n1 + n2).clamp_min(1e-30)).clamp(max=alpha_max).to(x.dtype).unsqueeze(1)
+        x_new = ((1 - alpha) * (base + eta * d1) + alpha * (x0 + eta * d2)).clamp(lo, hi)
+        xk = x_new.reshape(x.shape)
+    with torch.no_grad():
+        record(xk, f(xk))
+    return best, torch.isfinite(best_norm)
 
 
 def _bim(f, x, y, eps, lo, hi, n_steps=20):
@@ -105,14 +202,14 @@ def _bim(f, x, y, eps, lo, hi, n_steps=20):
     return best, found
 
 
-def _bim_bisection(f, x, y, lo, hi, tol, upper):
-    """Per-sample bisection of ε in [0, upper] (a tensor), to ``tol`` relative to upper."""
+def _bim_bisection(f, x, y, lo, hi, tol):
+    """Per-sample bisection of ε in [0, hi − lo], to ``tol`` relative to hi − lo."""
     low = torch.zeros(len(x), dtype=torch.float64, device=x.device)
-    high = upper.to(torch.float64).clone()
+    high = torch.full((len(x),), hi - lo, dtype=torch.float64, device=x.device)
     best, found = _bim(f, x, y, high, lo, hi)
     x_best = best.clone()
     ok = found.clone()
-    while ((high - low) > tol * upper).any():
+    while ((high - low) > tol * (hi - lo)).any():
         mid = (low + high) / 2
         adv, hit = _bim(f, x, y, mid, lo, hi)
         x_best[hit] = adv[hit]
@@ -122,41 +219,41 @@ def _bim_bisection(f, x, y, lo, hi, tol, upper):
     return x_best, ok
 
 
-def _ddn(f, x, y, lo, hi, steps=100, gamma=0.05, init_norm=1.0):
+def _ddn(f, x, y, lo, hi, steps=40, gamma=0.1, init_norm=1.0, max_step=2.0):
+    """Decoupled direction and norm (Rony et al., 2019) on the cross-entropy loss.
+
+    The step along the normalised gradient decays from ``max_step`` to 0.01 (cosine), and
+    the radius ε shrinks by (1 − γ) after an adversarial step and grows by (1 + γ) after
+    a failed one; lengths are in units of the box's width.
+    """
     B = len(x)
     shape = (-1,) + (1,) * (x.ndim - 1)
-    delta = torch.zeros_like(x, requires_grad=True)
-    eps = torch.full((B,), init_norm, dtype=x.dtype, device=x.device)
+    width = hi - lo
+    eps = torch.full((B,), init_norm * width, dtype=x.dtype, device=x.device)
+    worst = torch.maximum(x - lo, hi - x).flatten(1).norm(dim=1)
+    delta = torch.zeros_like(x)
     best = x.clone()
     best_norm = torch.full((B,), torch.inf, dtype=torch.float64, device=x.device)
-    opt = torch.optim.SGD([delta], lr=1.0)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps, eta_min=0.01)
-    for _ in range(steps):
-        xa = x + delta
-        z = f(xa)
-        adv = z.argmax(1) != y
-        norm = delta.detach().flatten(1).norm(dim=1)
-        better = adv & (norm.double() < best_norm)
-        best[better] = xa.detach()[better]
-        best_norm[better] = norm.double()[better]
-        loss = -_margin_loss(z, y).sum()
-        opt.zero_grad()
-        loss.backward()
-        g = delta.grad
-        g_norm = g.flatten(1).norm(dim=1).clamp_min(1e-12)
-        delta.grad = -g / g_norm.reshape(shape)  # steepest ascent of the loss, unit L2
-        opt.step()
-        sched.step()
-        eps = torch.where(adv, (1 - gamma) * eps, (1 + gamma) * eps)
-        eps = torch.minimum(eps, torch.full_like(eps, float((hi - lo) * np.sqrt(x[0].numel()))))
+    for i in range(steps):
+        step = width * (0.01 + (max_step - 0.01) * (1 + np.cos(np.pi * i / steps)) / 2)
+        d = delta.clone().requires_grad_(True)
+        z = f(x + d)
+        loss = torch.nn.functional.cross_entropy(z, y, reduction="sum")
+        (g,) = torch.autograd.grad(loss, d)
         with torch.no_grad():
-            d_norm = delta.flatten(1).norm(dim=1).clamp_min(1e-12)
-            delta.mul_((eps / d_norm).reshape(shape))
-            delta.copy_((x + delta).clamp(lo, hi) - x)
+            adv = z.argmax(1) != y
+            norm = _norm(delta, 2)
+            better = adv & (norm < best_norm)
+            best[better] = (x + delta)[better]
+            best_norm = torch.where(better, norm, best_norm)
+            delta += step * g / g.flatten(1).norm(dim=1).clamp_min(1e-12).reshape(shape)
+            eps = torch.minimum(torch.where(adv, (1 - gamma) * eps, (1 + gamma) * eps), worst)
+            delta *= (eps / delta.flatten(1).norm(dim=1).clamp_min(1e-12)).reshape(shape)
+            delta = (x + delta).clamp(lo, hi) - x
     return best, torch.isfinite(best_norm)
 
 
-def _cw(f, x, y, lo, hi, steps=100, search_steps=6, c_init=1e-2, lr=0.01):
+def _cw(f, x, y, lo, hi, steps=100, search_steps=6, c_init=1.0, lr=0.05):
     """Carlini–Wagner L2: minimise ||δ||² + c·max(margin, 0) in tanh space, c by bisection."""
     B = len(x)
     c = torch.full((B,), c_init, dtype=x.dtype, device=x.device)
@@ -192,28 +289,47 @@ def _cw(f, x, y, lo, hi, steps=100, search_steps=6, c_init=1e-2, lr=0.01):
     return best, torch.isfinite(best_norm)
 
 
-def _shrink(f, x, x_adv, y, steps=20):
-    """Bisect along x + t (x_adv − x): the smallest t ∈ [0, 1] still misclassified."""
-    t_lo = torch.zeros(len(x), dtype=x.dtype, device=x.device)
-    t_hi = torch.ones_like(t_lo)
+def _shrink(f, x, x_adv, y, margin0, hit, steps=4):
+    """Pull each x_adv towards x along the segment, onto the boundary: Illinois false position.
+
+    On t ∈ [0, 1] of x + t (x_adv − x), the margin z_y − max_{j≠y} z_j is positive at 0 and
+    negative at 1 (where ``hit``); every step evaluates it at the interpolated root and
+    keeps the bracket, halving the stale end's margin when one end stays twice (Illinois).
+    Linear margins land on the boundary in one step. Returns the adversarial end, which
+    is never farther than x_adv.
+    """
     shape = (-1,) + (1,) * (x.ndim - 1)
     with torch.no_grad():
+        t_lo, m_lo = torch.zeros_like(margin0), margin0.clone()
+        t_hi, m_hi = torch.ones_like(margin0), _margin_loss(f(x_adv), y)
+        active = hit & (m_hi < 0) & (m_lo > 0)
+        side = torch.zeros_like(margin0)  # +1: the last step moved t_hi, −1: t_lo
         for _ in range(steps):
-            mid = (t_lo + t_hi) / 2
-            flipped = f(x + mid.reshape(shape) * (x_adv - x)).argmax(1) != y
-            t_hi = torch.where(flipped, mid, t_hi)
-            t_lo = torch.where(flipped, t_lo, mid)
-    return x + t_hi.reshape(shape) * (x_adv - x)
+            t = (t_lo * m_hi - t_hi * m_lo) / (m_hi - m_lo).clamp_max(-1e-30)
+            # a hair past the root, so a linear margin's first step is adversarial
+            t = torch.where(active, torch.minimum(t + 1e-4 * (t_hi - t_lo), t_hi), t_hi)
+            m = _margin_loss(f(x + t.reshape(shape) * (x_adv - x)), y)
+            adv = active & (m < 0)
+            low = active & ~adv
+            m_lo = torch.where(adv & (side > 0), m_lo / 2, m_lo)
+            m_hi = torch.where(low & (side < 0), m_hi / 2, m_hi)
+            t_hi, m_hi = torch.where(adv, t, t_hi), torch.where(adv, m, m_hi)
+            t_lo, m_lo = torch.where(low, t, t_lo), torch.where(low, m, m_lo)
+            side = torch.where(adv, 1.0, torch.where(low, -1.0, side))
+    t = t_hi.reshape(shape)
+    return torch.where(t == 1, x_adv, x + t * (x_adv - x))
 
 
-def _attack(method, f, x, y, p, lo, hi, tol, upper):
+def _attack(method, f, x, y, p, lo, hi, tol, **params):
+    if method == "fab":
+        return _fab(f, x, y, p, lo, hi, **params)
     if method == "deepfool":
-        return _deepfool(f, x, y, p, lo, hi), None
+        return _deepfool(f, x, y, p, lo, hi, **params)
     if method == "bim":
-        return _bim_bisection(f, x, y, lo, hi, tol, upper)
+        return _bim_bisection(f, x, y, lo, hi, tol, **params)
     if method == "ddn":
-        return _ddn(f, x, y, lo, hi)
-    return _cw(f, x, y, lo, hi)
+        return _ddn(f, x, y, lo, hi, **params)
+    return _cw(f, x, y, lo, hi, **params)
 
 
 @validate_params(
@@ -222,7 +338,7 @@ def _attack(method, f, x, y, p, lo, hi, tol, upper):
         "X": ["array-like", torch.Tensor],
         "y": ["array-like", torch.Tensor],
         "norm": [StrOptions({"inf"}), Real],
-        "method": [StrOptions({"auto", "deepfool", "bim", "ddn", "cw"})],
+        "method": [StrOptions({"auto", "fab", "deepfool", "bim", "ddn", "cw"})],
         "clip": [tuple],
         "tol": [Interval(Real, 0, None, closed="neither")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
@@ -255,13 +371,12 @@ def minimal_distortion(
     y : array-like of shape (n_samples,)
         True labels (class indices of the module's outputs).
     norm : np.inf or 2, default=np.inf
-    method : {"auto", "deepfool", "bim", "ddn", "cw"}, default="auto"
+    method : {"auto", "fab", "deepfool", "bim", "ddn", "cw"}, default="auto"
         See the module docstring; "bim" is L∞ only, "ddn" and "cw" L2 only.
     clip : (low, high), default=(0.0, 1.0)
         The box every adversarial point must stay in.
     tol : float, default=1e-3
-        Bisection tolerance of "bim" on ε, relative to its upper bound (the best
-        distortion found by the attacks before it, or the box's width).
+        Bisection tolerance of "bim" on ε, relative to the box's width.
     batch_size : int, default=256
     device, input_shape : see :func:`skrob.torch.laplacian`.
     return_adversarial : bool, default=False
@@ -303,7 +418,7 @@ def minimal_distortion(
         raise ValueError(f"X lies outside the box clip={clip!r}.")
     y = y.long()
     f = _logits(module, returns_probabilities)
-    methods = _METHODS[p] if method == "auto" else (method,)
+    methods = _AUTO[p] if method == "auto" else ((method, {}),)
     n = len(X)
     distortion = np.full(n, np.nan)
     X_adv = X.detach().clone()
@@ -312,26 +427,24 @@ def minimal_distortion(
         for start in range(0, n, batch_size):
             x, yb = X[start : start + batch_size], y[start : start + batch_size]
             with torch.no_grad():
-                correct = f(x).argmax(1) == yb
+                z = f(x)
+            correct = z.argmax(1) == yb
             if not correct.any():
                 continue
             xc, yc = x[correct], yb[correct]
+            margin0 = _margin_loss(z[correct], yc)
             best = torch.full((len(xc),), torch.inf, dtype=torch.float64, device=dev)
             best_x = xc.clone()
-            for m in methods:
-                # BIM searches below the best distortion found so far (DeepFool's, in
-                # "auto"), or the whole box.
-                upper = torch.where(torch.isfinite(best), best, torch.full_like(best, hi - lo))
-                cand, _ = _attack(m, f, xc, yc, p, lo, hi, tol, upper)
-                with torch.no_grad():
-                    flipped = f(cand).argmax(1) != yc
-                    cand = _shrink(f, xc, torch.where(_rows(flipped, xc), cand, xc), yc)
-                    flipped &= f(cand).argmax(1) != yc
-                    inside = ((cand >= lo) & (cand <= hi)).flatten(1).all(1)
-                    d = _norm(cand - xc, p)
-                    better = flipped & inside & (d < best)
-                    best = torch.where(better, d, best)
-                    best_x[better] = cand[better]
+            for m, params in methods:
+                cand, hit = _attack(m, f, xc, yc, p, lo, hi, tol, **params)
+                cand = _shrink(f, xc, cand, yc, margin0, hit)
+                better = hit & (_norm(cand - xc, p) < best)
+                best = torch.where(better, _norm(cand - xc, p), best)
+                best_x[better] = cand[better]
+            with torch.no_grad():
+                flipped = f(best_x).argmax(1) != yc
+                inside = ((best_x >= lo) & (best_x <= hi)).flatten(1).all(1)
+                best = torch.where(flipped & inside, _norm(best_x - xc, p), torch.inf)
             rows = torch.arange(start, start + len(x), device=dev)[correct].cpu().numpy()
             ok = torch.isfinite(best).cpu().numpy()
             distortion[rows[ok]] = best[torch.isfinite(best)].cpu().numpy()
