@@ -17,7 +17,7 @@ Attacks (all untargeted, vectorised over a batch, per-sample state):
 - "ddn" (L2, Rony et al.): decoupled direction and norm;
 - "cw" (L2, Carlini & Wagner): tanh-space Adam on the CW margin loss with a binary search
   over the constant c;
-- "auto": FAB, 10 steps (L∞); FAB, 5 steps, then DDN, 30 steps, keeping each sample's
+- "auto": FAB, 15 steps (L∞); FAB, 7 steps, then DDN, 30 steps, keeping each sample's
   minimum (L2).
 """
 
@@ -33,7 +33,7 @@ from skrob.torch._model import as_tensor, eval_mode, resolve_module
 # "auto": the attacks run in turn, keeping each sample's smallest distortion. On L2, FAB
 # (exact on linear models) and DDN each win on some networks; in short runs, together they
 # match either one run long.
-_AUTO = {np.inf: (("fab", {}),), 2: (("fab", {"steps": 5}), ("ddn", {"steps": 30}))}
+_AUTO = {np.inf: (("fab", {}),), 2: (("fab", {"steps": 7}), ("ddn", {"steps": 30}))}
 
 
 def _norm(delta, p):
@@ -125,7 +125,7 @@ def _project(w, c, x, lo, hi, p):
     return w.sign() * m, feasible
 
 
-def _fab(f, x, y, p, lo, hi, steps=10, candidates=2, alpha_max=0.1, eta=1.05, beta=0.7):
+def _fab(f, x, y, p, lo, hi, steps=15, candidates=1, alpha_max=0.1, eta=1.05, beta=0.7):
     """FAB (Croce & Hein, 2020): projections onto the linearised boundary, biased to x.
 
     Every step linearises the margins z_k − z_y at the current point, of all classes in
