@@ -210,3 +210,39 @@ def test_bad_input():
         minimal_distortion(net, X, y[:-1])
     with pytest.raises(ValueError, match="low < high"):
         minimal_distortion(net, X, y, clip=(1.0, 0.0))
+
+
+@pytest.mark.parametrize("p", [np.inf, 2])
+def test_skorch_nets_with_logits_or_probabilities_give_the_same_distortions(p):
+    """A skorch net whose module returns probabilities (skorch's default NLLLoss) is
+    attacked on their logarithm: the same margins and cross-entropy as its logits."""
+    skorch = pytest.importorskip("skorch")
+
+    class MLP(nn.Module):
+        def __init__(self, softmax=False):
+            super().__init__()
+            torch.manual_seed(0)
+            self.body = nn.Sequential(nn.Linear(6, 16), nn.Tanh(), nn.Linear(16, 3))
+            self.softmax = softmax
+
+        def forward(self, X):
+            out = self.body(X)
+            return torch.softmax(out, -1) if self.softmax else out
+
+    rng = np.random.default_rng(0)
+    X = rng.uniform(0.2, 0.8, (30, 6)).astype(np.float32)
+    fitted = {}
+    for softmax in (False, True):
+        criterion = nn.NLLLoss if softmax else nn.CrossEntropyLoss
+        net = skorch.NeuralNetClassifier(
+            MLP, module__softmax=softmax, criterion=criterion, max_epochs=0, train_split=None
+        )
+        fitted[softmax] = net.initialize()
+    labels = fitted[False].predict(X)
+    d_logits = minimal_distortion(fitted[False], X, labels, norm=p)
+    d_proba = minimal_distortion(fitted[True], X, labels, norm=p)
+    assert np.isfinite(d_logits).all()
+    assert_allclose(d_proba, d_logits, rtol=1e-3)
+    # the scorer takes the fitted net like any estimator
+    scorer = AdversarialDistortionScorer(norm=p)
+    assert scorer(fitted[False], X, labels) == pytest.approx(d_logits.mean(), rel=1e-6)
