@@ -49,6 +49,20 @@ def _logits(module, returns_probabilities):
     return f
 
 
+def _rows(v, x):
+    """Per-sample values v of shape (B,), shaped to broadcast against x of shape (B, ...)."""
+    return v.reshape((-1,) + (1,) * (x.ndim - 1))
+
+
+def _grads(outputs, x):
+    """Input gradients of each column of outputs (B, k) at x: shape (B, k, n)."""
+    k = outputs.shape[1]
+    grads = [
+        torch.autograd.grad(outputs[:, j].sum(), x, retain_graph=j < k - 1)[0] for j in range(k)
+    ]
+    return torch.stack(grads, 1).flatten(2)
+
+
 def _margin_loss(z, y):
     """z_y − max_{j≠y} z_j (positive while still correct)."""
     other = z.clone()
@@ -67,15 +81,9 @@ def _deepfool(f, x, y, p, lo, hi, max_iter=50, overshoot=0.02):
         xa = x_adv[rows].clone().requires_grad_(True)
         ya = y[rows]
         z = f(xa)
-        grads = torch.stack(
-            [
-                torch.autograd.grad(z[:, k].sum(), xa, retain_graph=True)[0]
-                for k in range(z.shape[1])
-            ],
-            1,
-        )  # (B, K, ...)
+        grads = _grads(z, xa)  # (B, K, n)
         idx = torch.arange(len(ya), device=x.device)
-        w = (grads - grads[idx, ya].unsqueeze(1)).flatten(2)  # (B, K, n)
+        w = grads - grads[idx, ya].unsqueeze(1)
         margin = (z - z[idx, ya].unsqueeze(1)).detach()  # <= 0 for the other classes
         dual = w.abs().sum(2) if p == np.inf else w.norm(dim=2)
         dist = margin.abs() / dual.clamp_min(1e-12)
@@ -146,9 +154,10 @@ def _fab(f, x, y, p, lo, hi, steps=15, candidates=1, alpha_max=0.1, eta=1.05, be
     def record(xk, z):
         nonlocal best_norm
         adv = z.argmax(1) != y
-        better = adv & (_norm(xk - x, p) < best_norm)
+        norm = _norm(xk - x, p)
+        better = adv & (norm < best_norm)
         best[better] = xk[better]
-        best_norm = torch.where(better, _norm(xk - x, p), best_norm)
+        best_norm = torch.where(better, norm, best_norm)
         return adv
 
     for step in range(steps):
@@ -160,10 +169,7 @@ def _fab(f, x, y, p, lo, hi, steps=15, candidates=1, alpha_max=0.1, eta=1.05, be
         k = z.shape[1] - 1 if step == 0 else min(candidates, z.shape[1] - 1)
         cand = other.topk(k, dim=1).indices  # (B, k)
         g = z.gather(1, cand) - z[idx, y].unsqueeze(1)  # < 0 while correct
-        w = torch.stack(
-            [torch.autograd.grad(g[:, j].sum(), xa, retain_graph=j < k - 1)[0] for j in range(k)],
-            1,
-        ).flatten(2)  # (B, k, n)
+        w = _grads(g, xa)  # (B, k, n)
         xf = xk.flatten(1)
         base = torch.where(adv.unsqueeze(1), (1 - beta) * x0 + beta * xf, xf)
         g = g.detach() + (w @ (base - xf).unsqueeze(2)).squeeze(2)  # margins at base
@@ -185,7 +191,7 @@ def _fab(f, x, y, p, lo, hi, steps=15, candidates=1, alpha_max=0.1, eta=1.05, be
 
 def _bim(f, x, y, eps, lo, hi, n_steps=20):
     """Iterative FGSM in the per-sample L∞ ball of radius eps (shape (B,))."""
-    e = eps.reshape((-1,) + (1,) * (x.ndim - 1)).to(x.dtype)
+    e = _rows(eps, x).to(x.dtype)
     alpha = 2.5 * e / n_steps
     x_adv = x.clone()
     best = x.clone()
@@ -227,7 +233,6 @@ def _ddn(f, x, y, lo, hi, steps=40, gamma=0.1, init_norm=1.0, max_step=2.0):
     a failed one; lengths are in units of the box's width.
     """
     B = len(x)
-    shape = (-1,) + (1,) * (x.ndim - 1)
     width = hi - lo
     eps = torch.full((B,), init_norm * width, dtype=x.dtype, device=x.device)
     worst = torch.maximum(x - lo, hi - x).flatten(1).norm(dim=1)
@@ -246,9 +251,9 @@ def _ddn(f, x, y, lo, hi, steps=40, gamma=0.1, init_norm=1.0, max_step=2.0):
             better = adv & (norm < best_norm)
             best[better] = (x + delta)[better]
             best_norm = torch.where(better, norm, best_norm)
-            delta += step * g / g.flatten(1).norm(dim=1).clamp_min(1e-12).reshape(shape)
+            delta += step * g / _rows(g.flatten(1).norm(dim=1).clamp_min(1e-12), x)
             eps = torch.minimum(torch.where(adv, (1 - gamma) * eps, (1 + gamma) * eps), worst)
-            delta *= (eps / delta.flatten(1).norm(dim=1).clamp_min(1e-12)).reshape(shape)
+            delta *= _rows(eps / delta.flatten(1).norm(dim=1).clamp_min(1e-12), x)
             delta = (x + delta).clamp(lo, hi) - x
     return best, torch.isfinite(best_norm)
 
@@ -298,7 +303,6 @@ def _shrink(f, x, x_adv, y, margin0, hit, steps=4):
     Linear margins land on the boundary in one step. Returns the adversarial end, which
     is never farther than x_adv.
     """
-    shape = (-1,) + (1,) * (x.ndim - 1)
     with torch.no_grad():
         t_lo, m_lo = torch.zeros_like(margin0), margin0.clone()
         t_hi, m_hi = torch.ones_like(margin0), _margin_loss(f(x_adv), y)
@@ -308,7 +312,7 @@ def _shrink(f, x, x_adv, y, margin0, hit, steps=4):
             t = (t_lo * m_hi - t_hi * m_lo) / (m_hi - m_lo).clamp_max(-1e-30)
             # a hair past the root, so a linear margin's first step is adversarial
             t = torch.where(active, torch.minimum(t + 1e-4 * (t_hi - t_lo), t_hi), t_hi)
-            m = _margin_loss(f(x + t.reshape(shape) * (x_adv - x)), y)
+            m = _margin_loss(f(x + _rows(t, x) * (x_adv - x)), y)
             adv = active & (m < 0)
             low = active & ~adv
             m_lo = torch.where(adv & (side > 0), m_lo / 2, m_lo)
@@ -316,7 +320,7 @@ def _shrink(f, x, x_adv, y, margin0, hit, steps=4):
             t_hi, m_hi = torch.where(adv, t, t_hi), torch.where(adv, m, m_hi)
             t_lo, m_lo = torch.where(low, t, t_lo), torch.where(low, m, m_lo)
             side = torch.where(adv, 1.0, torch.where(low, -1.0, side))
-    t = t_hi.reshape(shape)
+    t = _rows(t_hi, x)
     return torch.where(t == 1, x_adv, x + t * (x_adv - x))
 
 
@@ -438,8 +442,9 @@ def minimal_distortion(
             for m, params in methods:
                 cand, hit = _attack(m, f, xc, yc, p, lo, hi, tol, **params)
                 cand = _shrink(f, xc, cand, yc, margin0, hit)
-                better = hit & (_norm(cand - xc, p) < best)
-                best = torch.where(better, _norm(cand - xc, p), best)
+                d = _norm(cand - xc, p)
+                better = hit & (d < best)
+                best = torch.where(better, d, best)
                 best_x[better] = cand[better]
             with torch.no_grad():
                 flipped = f(best_x).argmax(1) != yc
@@ -453,10 +458,6 @@ def minimal_distortion(
     if return_adversarial:
         return distortion, X_adv.cpu().numpy(), success
     return distortion
-
-
-def _rows(mask, x):
-    return mask.reshape((-1,) + (1,) * (x.ndim - 1))
 
 
 def common_correct_mask(estimators, X, y):
