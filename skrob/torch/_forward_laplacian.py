@@ -235,6 +235,21 @@ def _run_node(node, modules, env):
     raise Unsupported(f"{node.op} {node.target}")
 
 
+def basis_chunks(X, batch_size):
+    """The input space's unit basis vectors, ``batch_size // n_samples`` at a time.
+
+    Yields tensors of shape (m, *X.shape[1:]); the Laplacian is a sum over them.
+    """
+    shape = X.shape[1:]
+    n = int(np.prod(shape))
+    chunk = max(1, batch_size // X.shape[0])
+    for start in range(0, n, chunk):
+        m = min(chunk, n - start)
+        E = torch.zeros((m, n), dtype=X.dtype, device=X.device)
+        E[torch.arange(m), torch.arange(start, start + m)] = 1.0
+        yield E.reshape((m,) + shape)
+
+
 def forward_laplacian(module, X, batch_size):
     """Forward Laplacian (Li et al., 2023) through a torch.fx trace of a logits module.
 
@@ -251,20 +266,13 @@ def forward_laplacian(module, X, batch_size):
     except Exception as exc:  # noqa: BLE001 - untraceable: use the general route
         raise Unsupported("not traceable") from exc
     modules = dict(graph_module.named_modules())
-    B = X.shape[0]
-    shape = X.shape[1:]
-    n = int(np.prod(shape))
-    chunk = max(1, batch_size // B)
     total = None
-    for start in range(0, n, chunk):
-        m = min(chunk, n - start)
-        E = torch.zeros((m, n), dtype=X.dtype, device=X.device)
-        E[torch.arange(m), torch.arange(start, start + m)] = 1.0
+    for E in basis_chunks(X, batch_size):
         env = {}
         result = None
         for node in graph_module.graph.nodes:
             if node.op == "placeholder":
-                env[node] = _Jet(X, E.reshape((m,) + shape), torch.zeros_like(X), True)
+                env[node] = _Jet(X, E, torch.zeros_like(X), True)
             elif node.op == "output":
                 result = torch.fx.node.map_arg(node.args[0], env.__getitem__)
             else:

@@ -29,7 +29,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 from torch import nn
 
-from skrob.torch._forward_laplacian import AFFINE_MODULES, softmax_laplacian
+from skrob.torch._forward_laplacian import AFFINE_MODULES, basis_chunks, softmax_laplacian
 from skrob.torch._forward_laplacian import Unsupported as _Unsupported
 from skrob.torch._forward_laplacian import forward_laplacian as _forward_laplacian
 from skrob.torch._model import as_tensor, eval_mode, resolve_module
@@ -143,16 +143,9 @@ def _exact_smooth(module, X, batch_size, returns_probabilities):
         except _Unsupported:
             pass
     probs = _probabilities(module, returns_probabilities)
-    B = X.shape[0]
-    shape = X.shape[1:]
-    n = int(np.prod(shape))
-    chunk = max(1, batch_size // B)
     total = None
-    for start in range(0, n, chunk):
-        stop = min(start + chunk, n)
-        E = torch.zeros((stop - start, n), dtype=X.dtype, device=X.device)
-        E[torch.arange(stop - start), torch.arange(start, stop)] = 1.0
-        part = _second_directional(probs, X, E.reshape((-1,) + shape), False).sum(dim=1)
+    for E in basis_chunks(X, batch_size):
+        part = _second_directional(probs, X, E, False).sum(dim=1)
         total = part if total is None else total + part
     return total
 
