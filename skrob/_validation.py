@@ -3,6 +3,8 @@
 import numpy as np
 from sklearn.utils.multiclass import type_of_target
 
+from skrob._neighbors import _pow2_scale
+
 _CLASSIFICATION_TARGETS = ("binary", "multiclass")
 _REGRESSION_TARGETS = ("continuous", "continuous-multioutput")
 
@@ -52,7 +54,11 @@ def regression_targets(y):
         raise ValueError(f"Regression targets must be 1-D or 2-D, got shape {Y.shape}.")
     if not np.all(np.isfinite(Y)):
         raise ValueError("Regression targets contain NaN or infinity.")
-    norm_inf = float(np.sqrt((Y**2).sum(axis=1)).max())
+    # The largest row norm, scaled by a power of two so that it neither overflows nor
+    # underflows on the way (inf only where float64 cannot hold the norm itself).
+    scale = _pow2_scale(np.abs(Y).max(initial=0.0))
+    with np.errstate(over="ignore"):
+        norm_inf = float(np.sqrt(((Y * scale) ** 2).sum(axis=1)).max()) / scale
     if norm_inf == 0.0:
         raise ValueError(
             "All regression targets are zero (max norm ||y||_inf = 0): sample robustness "

@@ -63,12 +63,9 @@ def _check_targets(y, task, n_samples):
     return task, Y, norm_inf
 
 
-def _robustness_from_q(Q, norm_inf):
-    """R = 1 / (1 + Q / ||y||_inf), 0 where Q is infinite."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        R = norm_inf / (norm_inf + Q)
-    R[np.isinf(Q)] = 0.0
-    return R
+def _robustness_from_q(q):
+    """R = 1 / (1 + q) for q = Q / ||y||_inf, 0 where q is infinite."""
+    return 1.0 / (1.0 + q)
 
 
 def _reach_to_robustness(reach):
@@ -98,11 +95,11 @@ def _compute(
                 X, codes, metric=metric, batch_size=batch_size, n_jobs=n_jobs, verbose=verbose
             )
         return _reach_to_robustness(reach), reach
-    Y, norm_inf = target
-    Q = _neighbors.lipschitz_max(
+    Y, _ = target
+    q = _neighbors.lipschitz_max(
         X, Y, metric=metric, batch_size=batch_size, n_jobs=n_jobs, verbose=verbose
     )
-    return _robustness_from_q(Q, norm_inf), None
+    return _robustness_from_q(q), None
 
 
 @validate_params(
@@ -363,10 +360,10 @@ class SampleRobustnessTransformer(TransformerMixin, BaseEstimator):
             1,
             **self._kernel_params(),
         )
-        Q = _neighbors.lipschitz_max_query(
+        q = _neighbors.lipschitz_max_query(
             X, self._fit_Y[nearest[:, 0]], self._fit_X, self._fit_Y, **self._kernel_params()
         )
-        return _robustness_from_q(Q, self.y_norm_inf_)[:, None]
+        return _robustness_from_q(q)[:, None]
 
     def fit_transform(self, X, y=None, **fit_params):
         """Fit to ``(X, y)``, then return ``transform(X)``.
@@ -413,8 +410,8 @@ class SampleRobustnessTransformer(TransformerMixin, BaseEstimator):
                 f"y has {Y.shape[1]} outputs, but the reference set was fitted with "
                 f"{self._fit_Y.shape[1]}."
             )
-        Q = _neighbors.lipschitz_max_query(X, Y, self._fit_X, self._fit_Y, **self._kernel_params())
-        return _robustness_from_q(Q, self.y_norm_inf_)
+        q = _neighbors.lipschitz_max_query(X, Y, self._fit_X, self._fit_Y, **self._kernel_params())
+        return _robustness_from_q(q)
 
     def get_feature_names_out(self, input_features=None):
         """Output feature names: "robustness", or "robustness_<class>" per class."""

@@ -4,24 +4,48 @@ import numpy as np
 from scipy.spatial.distance import cdist
 
 
+def brute_dist(A, B, metric="euclidean"):
+    """Pairwise distances; Euclidean ones over the whole finite float64 range.
+
+    Each difference is halved (exact) and scaled by its largest entry before the norm,
+    so neither the difference, nor its square, overflows or underflows.
+    """
+    if metric != "euclidean":
+        return cdist(A, B, metric=metric)
+    A = np.asarray(A, dtype=np.float64)
+    B = np.asarray(B, dtype=np.float64)
+    diff = A[:, None, :] * 0.5 - B[None, :, :] * 0.5
+    m = np.abs(diff).max(axis=2, keepdims=True)
+    m[m == 0] = 1.0
+    with np.errstate(over="ignore"):
+        return np.sqrt(((diff / m) ** 2).sum(axis=2)) * m[..., 0] * 2.0
+
+
 def brute_reach(X, y, metric="euclidean", reference=None, ref_y=None):
     """Distance from each (X, y) sample to the nearest differently labelled reference."""
     if reference is None:
         reference, ref_y = X, y
-    D = cdist(X, reference, metric=metric)
+    D = brute_dist(X, reference, metric=metric)
     D[np.asarray(y)[:, None] == np.asarray(ref_y)[None, :]] = np.inf
     return D.min(axis=1)
 
 
+def _max_norm(Y):
+    return brute_dist(Y, np.zeros((1, Y.shape[1])))[:, 0].max()
+
+
 def brute_q(X, Y, metric="euclidean", reference=None, ref_Y=None):
-    """Q(z) = max over z' with another target of |y(z) - y(z')| / d(z, z')."""
+    """Q(z) / ||y||_inf, Q(z) = max over z' with another target of |y(z) - y(z')| / d(z, z').
+
+    ``||y||_inf`` is the reference's largest target norm.
+    """
     Y = np.asarray(Y, dtype=float).reshape(len(X), -1)
     if reference is None:
         reference, ref_Y = X, Y
     ref_Y = np.asarray(ref_Y, dtype=float).reshape(len(reference), -1)
-    D = cdist(X, reference, metric=metric)
-    L = np.linalg.norm(Y[:, None, :] - ref_Y[None, :, :], axis=2)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    D = brute_dist(X, reference, metric=metric)
+    L = brute_dist(Y, ref_Y) / _max_norm(ref_Y)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         ratio = L / D
     ratio[L == 0] = 0.0
     return ratio.max(axis=1)
@@ -31,10 +55,4 @@ def brute_robustness(X, y, task, metric="euclidean"):
     if task == "classification":
         r = brute_reach(X, y, metric)
         return r / (r + 1)
-    Y = np.asarray(y, dtype=float).reshape(len(X), -1)
-    norm_inf = np.linalg.norm(Y, axis=1).max()
-    Q = brute_q(X, Y, metric)
-    with np.errstate(divide="ignore"):
-        R = norm_inf / (norm_inf + Q)
-    R[np.isinf(Q)] = 0.0
-    return R
+    return 1.0 / (1.0 + brute_q(X, y, metric))

@@ -212,11 +212,10 @@ def test_regression_transform_uses_nearest_target():
     assert srt.task_ == "regression"
     assert_allclose(srt.transform(X[:150])[:, 0], srt.robustness_, rtol=RTOL)
     nearest = np.argmin(((X[150:, None] - X[None, :150]) ** 2).sum(-1), axis=1)
-    Q = brute_q(X[150:], y[:150][nearest], reference=X[:150], ref_Y=y[:150])
-    norm = np.abs(y[:150]).max()
-    assert_allclose(srt.transform(X[150:])[:, 0], norm / (norm + Q), rtol=RTOL)
-    Q_t = brute_q(X[150:], y[150:], reference=X[:150], ref_Y=y[:150])
-    assert_allclose(srt.robustness(X[150:], y[150:]), norm / (norm + Q_t), rtol=RTOL)
+    q = brute_q(X[150:], y[:150][nearest], reference=X[:150], ref_Y=y[:150])  # Q / ||y||
+    assert_allclose(srt.transform(X[150:])[:, 0], 1 / (1 + q), rtol=RTOL)
+    q_t = brute_q(X[150:], y[150:], reference=X[:150], ref_Y=y[:150])
+    assert_allclose(srt.robustness(X[150:], y[150:]), 1 / (1 + q_t), rtol=RTOL)
 
 
 def test_regression_fit_transform_with_conflicting_duplicates():
