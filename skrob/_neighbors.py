@@ -516,9 +516,7 @@ def nearest_in_groups(
     return dist, arg
 
 
-def _nearest_in_groups(
-    Q, X, codes, n_groups, *, metric, batch_size, n_jobs, verbose, data=None
-):
+def _nearest_in_groups(Q, X, codes, n_groups, *, metric, batch_size, n_jobs, verbose, data=None):
     n_q = Q.shape[0]
     batch_size = batch_size or DEFAULT_BATCH_SIZE
     col_block = 2 * batch_size
@@ -611,7 +609,9 @@ def _exact_groups(A, B, groups, n_groups, *, row_block=256, col_block=4096):
         pairs.append((r0 + ii, c0 + jj))
     i = np.concatenate([p[0] for p in pairs])
     j = order[np.concatenate([p[1] for p in pairs])]
-    best, partner = _reduce_min(i * n_groups + groups[j], _exact_dist(A, B, i, j), n_a * n_groups, j)
+    best, partner = _reduce_min(
+        i * n_groups + groups[j], _exact_dist(A, B, i, j), n_a * n_groups, j
+    )
     return best.reshape(n_a, n_groups), partner.reshape(n_a, n_groups)
 
 
