@@ -19,8 +19,9 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 from sklearn.utils.validation import check_array, check_consistent_length, validate_data
 
-# A region's radius is "just below" the distance to the first sample it leaves out.
-RADIUS_MARGIN = 1e-6
+# A region's radius is "just below" the distance to the first sample it leaves out: that
+# distance times (1 - RADIUS_MARGIN), so that the estimate does not depend on X's units.
+RADIUS_MARGIN = 1e-9
 
 
 @validate_params(
@@ -163,6 +164,18 @@ def knn_soft_labels(X, y, n_neighbors=10, *, metric="euclidean", n_jobs=None):
     return counts / n_neighbors
 
 
+def _centred_unit(X):
+    """``(X * g - mean) * h`` with powers of two g, h putting every entry below 1."""
+    from skrob._neighbors import _pow2_scale
+
+    g = _pow2_scale(np.abs(X).max(initial=0.0))
+    Z = X * g
+    Z -= Z.mean(axis=0)
+    h = _pow2_scale(np.abs(Z).max(initial=0.0))
+    Z *= h
+    return Z, (g, h)
+
+
 def _distances(A, B, norm):
     if norm == 2:
         return cdist(A, B, "euclidean")
@@ -188,7 +201,7 @@ def _best_region(D_sorted, order, uncovered, unreached, lu, n_lower, n_upper, ep
         if not valid.any():
             continue
         s = sizes[valid]
-        radius = du[s] - RADIUS_MARGIN
+        radius = du[s] * (1.0 - RADIUS_MARGIN)
         covered = np.searchsorted(du, radius, side="right")
         reached = np.searchsorted(dv, radius + eps, side="right")
         cum_lu = np.concatenate(([0.0], np.cumsum(lu[o][u])))
@@ -214,7 +227,8 @@ class IntrinsicRobustnessEstimator(BaseEstimator):
       regions are placed one at a time to cover ``⌈n α (1 + δ)⌉`` samples;
     - in round t every sample is tried as a centre; the region covers the s nearest
       still-uncovered samples, s from ``⌈remaining / (T - t)⌉`` up to ``remaining``, with
-      its radius just below the distance to the (s+1)-th (``RADIUS_MARGIN``); among the
+      its radius just below the distance to the (s+1)-th (by the relative
+      ``RADIUS_MARGIN``, so that the estimate is unit-free); among the
       candidates whose newly covered samples have mean LU >= ``gamma``, the one with the
       fewest newly reached samples (within radius + ε, not reached before) minus newly
       covered ones wins (ties: the lowest centre index, then the smallest s);
@@ -349,7 +363,11 @@ class IntrinsicRobustnessEstimator(BaseEstimator):
         perm = check_random_state(self.random_state).permutation(n)
         self.train_indices_ = np.sort(perm[:n_train])
         self.test_indices_ = np.sort(perm[n_train:])
-        Xa, lua = X[self.train_indices_], lu[self.train_indices_]
+        # Regions are placed on X centred and scaled by powers of two (distances neither
+        # overflow nor underflow); radii and epsilon are converted, centres taken from X.
+        Z, (g, h) = _centred_unit(X)
+        eps = self.epsilon * g * h
+        Xa, lua = Z[self.train_indices_], lu[self.train_indices_]
 
         D = _distances(Xa, Xa, norm)
         order = np.argsort(D, axis=1, kind="stable")
@@ -372,7 +390,7 @@ class IntrinsicRobustnessEstimator(BaseEstimator):
                 lua,
                 n_lower,
                 remaining,
-                self.epsilon,
+                eps,
                 self.gamma,
             )
             record = {"round": t, "sizes": (n_lower, remaining)}
@@ -392,34 +410,37 @@ class IntrinsicRobustnessEstimator(BaseEstimator):
             _, i, radius = best
             dist = D_sorted[i, np.argsort(order[i])]  # back to sample order
             new_cover = ~covered & (dist <= radius)
-            new_reach = ~reached & (dist <= radius + self.epsilon)
+            new_reach = ~reached & (dist <= radius + eps)
             region_lu.append(float(lua[new_cover].mean()))
             covered |= new_cover
             reached |= new_reach
-            centers.append(Xa[i])
+            centers.append(i)
             radii.append(radius)
             record.update(
                 status="placed",
                 center=int(self.train_indices_[i]),
-                radius=radius,
+                radius=radius / h / g,
                 covered=int(new_cover.sum()),
                 reached=int(new_reach.sum()),
                 label_uncertainty=region_lu[-1],
             )
             self.rounds_.append(record)
 
-        self.centers_ = np.asarray(centers).reshape(len(centers), X.shape[1])
-        self.radii_ = np.asarray(radii, dtype=np.float64)
+        centers_z = Xa[centers].reshape(len(centers), X.shape[1])
+        self.centers_ = X[self.train_indices_[centers]].reshape(len(centers), X.shape[1])
+        with np.errstate(over="ignore"):
+            self.radii_ = np.asarray(radii, dtype=np.float64) / h / g
         self.region_label_uncertainty_ = np.asarray(region_lu, dtype=np.float64)
         self.train_risk_ = float(covered.mean())
         self.train_adversarial_risk_ = float(reached.mean())
         self.train_label_uncertainty_ = float(lua[covered].mean()) if covered.any() else np.nan
 
-        Xb, lub = X[self.test_indices_], lu[self.test_indices_]
+        Xb, lub = Z[self.test_indices_], lu[self.test_indices_]
         if centers:
-            Dt = _distances(Xb, self.centers_, norm)
-            inside = (Dt <= self.radii_).any(axis=1)
-            near = (Dt <= self.radii_ + self.epsilon).any(axis=1)
+            Dt = _distances(Xb, centers_z, norm)
+            radii_z = np.asarray(radii)
+            inside = (Dt <= radii_z).any(axis=1)
+            near = (Dt <= radii_z + eps).any(axis=1)
         else:
             inside = near = np.zeros(Xb.shape[0], dtype=bool)
         self.risk_ = float(inside.mean())

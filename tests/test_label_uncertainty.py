@@ -116,7 +116,7 @@ def brute_force_regions(Xa, lu, *, epsilon, alpha, gamma, norm, n_regions, delta
             for s in range(n_lower, remaining + 1):
                 if s >= len(uncovered_sorted):
                     continue
-                radius = uncovered_sorted[s] - RADIUS_MARGIN
+                radius = uncovered_sorted[s] * (1 - RADIUS_MARGIN)
                 new_cover = ~covered & (dist <= radius)
                 new_reach = ~reached & (dist <= radius + epsilon)
                 if new_cover.sum() == 0 or lu[new_cover].mean() < gamma:
@@ -148,7 +148,7 @@ def test_same_regions_as_the_brute_force(global_random_seed, norm, gamma):
     assert len(est.radii_) == len(placed) > 0
     for k, (i, radius) in enumerate(placed):
         assert_array_equal(est.centers_[k], Xa[i])
-        assert est.radii_[k] == pytest.approx(radius, abs=1e-12)
+        assert est.radii_[k] == pytest.approx(radius, rel=1e-12)
     assert est.train_risk_ == covered.mean()
     assert est.train_adversarial_risk_ == reached.mean()
     # The other half, directly from the regions.
@@ -233,3 +233,16 @@ def test_bad_input():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         IntrinsicRobustnessEstimator(0.1, norm="inf", gamma=0, random_state=0).fit(X, np.zeros(50))
+
+
+@pytest.mark.parametrize("scale", [1e-200, 1e-8, 1e-4, 3.0, 1e8, 1e200])
+def test_intrinsic_robustness_is_unit_free(scale):
+    """X and epsilon in other units (any magnitude): the same regions, the same estimate."""
+    rng = np.random.default_rng(0)
+    X, lu = rng.normal(size=(300, 4)), rng.uniform(0, 1, 300)
+    params = dict(alpha=0.1, gamma=0.3, random_state=0)
+    ref = IntrinsicRobustnessEstimator(0.5, **params).fit(X, lu)
+    est = IntrinsicRobustnessEstimator(0.5 * scale, **params).fit(X * scale, lu)
+    assert ref.complete_ and est.intrinsic_robustness_ == ref.intrinsic_robustness_
+    assert_allclose(est.radii_ / scale, ref.radii_, rtol=1e-12)
+    assert_allclose(est.centers_ / scale, ref.centers_, rtol=1e-15)
