@@ -279,8 +279,20 @@ def _col_candidates(D, run, tol, offset_r, offset_c, out):
     out.append((offset_r + i, offset_c + cols, vc))
 
 
-def _euclidean_task(data, r0, r1, c0, c1, both, col_block, col_run):
-    """Scan rows ``[r0, r1)`` against columns ``[c0, c1)``; return candidate pairs."""
+def _mask_self(D, self_col, cs, value):
+    """Set ``D[r, self_col[r] - cs]`` to ``value`` where that column is in the block."""
+    if self_col is None:
+        return
+    r = np.flatnonzero((self_col >= cs) & (self_col < cs + D.shape[1]))
+    D[r, self_col[r] - cs] = value
+
+
+def _euclidean_task(data, r0, r1, c0, c1, both, col_block, col_run, self_col=None):
+    """Scan rows ``[r0, r1)`` against columns ``[c0, c1)``; return candidate pairs.
+
+    ``self_col[r]`` (optional) is a column that row ``r`` must not be paired with.
+    """
+    self_col = None if self_col is None else self_col[r0:r1]
     a = data.A[r0:r1]
     run = np.full(r1 - r0, np.inf, dtype=np.float32)
     tol_r = data.tolA[r0:r1]
@@ -292,6 +304,7 @@ def _euclidean_task(data, r0, r1, c0, c1, both, col_block, col_run):
         ce = min(cs + col_block, c1)
         Db = D if ce - cs == D.shape[1] else np.empty((r1 - r0, ce - cs), dtype=np.float32)
         np.dot(a, data.B[cs:ce].T, out=Db)
+        _mask_self(Db, self_col, cs, np.inf)
         _row_candidates(Db, run, tol_r, r0, cs, out)
         if both:
             _col_candidates(Db, col_run[cs:ce], data.tolB[cs:ce], r0, cs, out)
@@ -368,7 +381,7 @@ def _refine(data, i, j, v, tol_i, keys_i, n_keys, tol_j=None):
     np.minimum.at(approx, keys, np.concatenate([v, v]) if tol_j is not None else v)
     keep_i = v <= approx[keys_i] + 2 * tol_i[keys_i]
     keep_j = v <= approx[j] + 2 * tol_j[j] if tol_j is not None else np.zeros_like(keep_i)
-    keep = keep_i | keep_j
+    keep = (keep_i | keep_j) & np.isfinite(v)  # inf: a pair masked out (leave-one-out)
     dist = data.exact_dist(i[keep], j[keep])
     keep_i, keep_j = keep_i[keep], keep_j[keep]
     i, j = i[keep], j[keep]
@@ -481,9 +494,22 @@ def _nearest_other_label(X, codes, *, metric, batch_size, n_jobs, verbose, data=
 
 
 def nearest_in_groups(
-    Q, X, codes, n_groups, *, metric="euclidean", batch_size=None, n_jobs=None, verbose=0
+    Q,
+    X,
+    codes,
+    n_groups,
+    *,
+    metric="euclidean",
+    batch_size=None,
+    n_jobs=None,
+    verbose=0,
+    exclude=None,
 ):
     """Distance from every query to the nearest reference sample of each group.
+
+    ``exclude[q]`` (optional) is a reference index that query ``q`` must not be paired
+    with (-1 for none): ``nearest_in_groups(X, X, ..., exclude=np.arange(n))`` is the
+    leave-one-out search.
 
     Returns
     -------
@@ -495,7 +521,7 @@ def nearest_in_groups(
     if metric == "euclidean":
         data = _EuclideanData(Q, X, None, np.argsort(codes, kind="stable"))
     if data is None or not data.has_outliers():
-        return _nearest_in_groups(Q, X, codes, n_groups, data=data, **kw)
+        return _nearest_in_groups(Q, X, codes, n_groups, data=data, exclude=exclude, **kw)
     ordinary_x, ordinary_q = _outlier_split(X, Q)
     ix, ox = np.flatnonzero(ordinary_x), np.flatnonzero(~ordinary_x)
     iq, oq = np.flatnonzero(ordinary_q), np.flatnonzero(~ordinary_q)
@@ -504,10 +530,15 @@ def nearest_in_groups(
     for rows, cols, exact in ((iq, ix, False), (oq, np.arange(X.shape[0]), True), (iq, ox, True)):
         if rows.size == 0 or cols.size == 0:
             continue
+        local = None
+        if exclude is not None:  # reference index -> position among cols
+            position = np.full(X.shape[0] + 1, -1, dtype=np.intp)
+            position[cols] = np.arange(cols.size)
+            local = position[exclude[rows]]  # exclude == -1 reads the extra -1
         if exact:
-            d, a = _exact_groups(Q[rows], X[cols], codes[cols], n_groups)
+            d, a = _exact_groups(Q[rows], X[cols], codes[cols], n_groups, exclude=local)
         else:
-            d, a = _nearest_in_groups(Q[rows], X[cols], codes[cols], n_groups, **kw)
+            d, a = _nearest_in_groups(Q[rows], X[cols], codes[cols], n_groups, exclude=local, **kw)
         better = d < dist[rows]
         sub_d, sub_a = dist[rows], arg[rows]
         sub_d[better] = d[better]
@@ -516,11 +547,14 @@ def nearest_in_groups(
     return dist, arg
 
 
-def _nearest_in_groups(Q, X, codes, n_groups, *, metric, batch_size, n_jobs, verbose, data=None):
+def _nearest_in_groups(
+    Q, X, codes, n_groups, *, metric, batch_size, n_jobs, verbose, data=None, exclude=None
+):
     n_q = Q.shape[0]
     batch_size = batch_size or DEFAULT_BATCH_SIZE
     col_block = 2 * batch_size
     order = np.argsort(codes, kind="stable")
+    self_col = _sorted_positions(order, exclude)
     codes_sorted = codes[order]
     bounds = _class_ranges(codes_sorted, n_groups)
     tasks = [
@@ -533,7 +567,9 @@ def _nearest_in_groups(Q, X, codes, n_groups, *, metric, batch_size, n_jobs, ver
         if data is None:
             data = _EuclideanData(Q, X, None, order)
         i, j, v = _run_candidates(
-            lambda r0, r1, c0, c1: _euclidean_task(data, r0, r1, c0, c1, False, col_block, None),
+            lambda r0, r1, c0, c1: _euclidean_task(
+                data, r0, r1, c0, c1, False, col_block, None, self_col
+            ),
             tasks,
             n_jobs=n_jobs,
             verbose=verbose,
@@ -546,18 +582,30 @@ def _nearest_in_groups(Q, X, codes, n_groups, *, metric, batch_size, n_jobs, ver
         Q = np.asarray(Q, dtype=np.float64)
         Xs = np.asarray(X, dtype=np.float64)[order]
         i, j, v = _run_candidates(
-            lambda r0, r1, c0, c1: _cdist_task(Q, Xs, r0, r1, c0, c1, False, col_block, metric),
+            lambda r0, r1, c0, c1: _cdist_task(
+                Q, Xs, r0, r1, c0, c1, False, col_block, metric, self_col
+            ),
             tasks,
             n_jobs=n_jobs,
             verbose=verbose,
             desc="nearest reference",
         )
         dist, arg = _reduce_min(i * n_groups + codes_sorted[j], v, n_q * n_groups, j)
-    arg = np.where(arg >= 0, order[np.maximum(arg, 0)], -1)
+    arg = np.where((arg >= 0) & np.isfinite(dist), order[np.maximum(arg, 0)], -1)
     return dist.reshape(n_q, n_groups), arg.reshape(n_q, n_groups)
 
 
-def _exact_groups(A, B, groups, n_groups, *, row_block=256, col_block=4096):
+def _sorted_positions(order, exclude):
+    """Where each excluded reference index sits after sorting by ``order`` (-1: none)."""
+    if exclude is None:
+        return None
+    position = np.empty(order.size + 1, dtype=np.intp)
+    position[order] = np.arange(order.size)
+    position[-1] = -1
+    return position[exclude]
+
+
+def _exact_groups(A, B, groups, n_groups, *, exclude=None, row_block=256, col_block=4096):
     """Nearest row of ``B`` in every group, for each row of ``A``: the outliers' path.
 
     A float64 GEMM on data scaled by powers of two bounds every pair's squared distance
@@ -572,6 +620,7 @@ def _exact_groups(A, B, groups, n_groups, *, row_block=256, col_block=4096):
         return dist, arg
     order = np.argsort(groups, kind="stable")
     bounds = _class_ranges(groups[order], n_groups)
+    self_col = _sorted_positions(order, exclude)
     g = _pow2_scale(_max_abs(A, B))
     center = _scaled_mean(B, g)
     h = _pow2_scale(max(_scaled_norms(A, g, center).max(), _scaled_norms(B, g, center).max()))
@@ -592,6 +641,7 @@ def _exact_groups(A, B, groups, n_groups, *, row_block=256, col_block=4096):
         D *= -2.0
         D += sqa[r0:r1, None]
         D += sqb[None, c0:c1]
+        _mask_self(D, None if self_col is None else self_col[r0:r1], c0, np.inf)
         tol = na[r0:r1, None] + nb[None, c0:c1]
         tol *= tol
         tol *= c
@@ -605,7 +655,7 @@ def _exact_groups(A, B, groups, n_groups, *, row_block=256, col_block=4096):
     pairs = []
     for r0, r1, grp, c0, c1 in blocks:
         D, tol = block(r0, r1, c0, c1)
-        ii, jj = np.nonzero(D - tol <= upper[r0:r1, grp, None])
+        ii, jj = np.nonzero((D - tol <= upper[r0:r1, grp, None]) & np.isfinite(D))
         pairs.append((r0 + ii, c0 + jj))
     i = np.concatenate([p[0] for p in pairs])
     j = order[np.concatenate([p[1] for p in pairs])]
@@ -615,13 +665,15 @@ def _exact_groups(A, B, groups, n_groups, *, row_block=256, col_block=4096):
     return best.reshape(n_a, n_groups), partner.reshape(n_a, n_groups)
 
 
-def _cdist_task(XA, XB, r0, r1, c0, c1, both, col_block, metric):
+def _cdist_task(XA, XB, r0, r1, c0, c1, both, col_block, metric, self_col=None):
     """Exact float64 ``cdist`` blocks; row (and column) minima with their partners."""
     out = []
     a = XA[r0:r1]
+    self_col = None if self_col is None else self_col[r0:r1]
     for cs in range(c0, c1, col_block):
         ce = min(cs + col_block, c1)
         D = cdist(a, XB[cs:ce], metric=metric)
+        _mask_self(D, self_col, cs, np.inf)
         j = D.argmin(axis=1)
         out.append((r0 + np.arange(r1 - r0), cs + j, D[np.arange(r1 - r0), j]))
         if both:
@@ -645,8 +697,9 @@ class _LipschitzData:
     the scaling leaves unchanged.
     """
 
-    def __init__(self, XA, YA, XB, YB, metric):
+    def __init__(self, XA, YA, XB, YB, metric, exclude=None):
         both = XB is None
+        self.exclude = exclude
         self.XA, self.XB, self.metric = XA, (XA if both else XB), metric
         YB = YA if both else YB
         gy = _pow2_scale(_max_abs(YB) if both else _max_abs(YA, YB))
@@ -706,6 +759,11 @@ class _LipschitzData:
         D2[ii, jj] = 1.0
         L2[ii, jj] = 0.0
         np.divide(L2, D2, out=L2)
+        if self.exclude is not None:  # leave-one-out: no pair with the excluded column
+            ex = self.exclude[r0:r1]
+            _mask_self(L2, ex, c0, 0.0)
+            keep = ex[ii] != c0 + jj
+            ii, jj = ii[keep], jj[keep]
         return L2, ii, jj
 
     def delicate(self, i, j):
@@ -783,15 +841,16 @@ def lipschitz_max(X, Y, *, metric="euclidean", batch_size=None, n_jobs=None, ver
 
 
 def lipschitz_max_query(
-    Q, YQ, X, Y, *, metric="euclidean", batch_size=None, n_jobs=None, verbose=0
+    Q, YQ, X, Y, *, metric="euclidean", batch_size=None, n_jobs=None, verbose=0, exclude=None
 ):
     """Q_x(t) / ||y||_inf for labelled queries ``(Q, YQ)`` against the reference ``(X, Y)``.
 
-    ``||y||_inf`` is the reference's.
+    ``||y||_inf`` is the reference's. ``exclude[q]`` (optional) is a reference index
+    that query ``q`` is not compared with (-1 for none), as in :func:`nearest_in_groups`.
     """
     n_q = Q.shape[0]
     batch_size = batch_size or DEFAULT_BATCH_SIZE
-    data = _LipschitzData(Q, YQ, X, Y, metric)
+    data = _LipschitzData(Q, YQ, X, Y, metric, exclude)
     tasks = [(r0, min(r0 + batch_size, n_q), 0, X.shape[0]) for r0 in range(0, n_q, batch_size)]
     results = _run(
         lambda r0, r1, c0, c1: _lipschitz_task(data, r0, r1, c0, c1, False, 2 * batch_size),

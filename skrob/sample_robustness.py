@@ -322,10 +322,15 @@ class SampleRobustnessTransformer(TransformerMixin, BaseEstimator):
             verbose=self.verbose,
         )
 
-    def _class_distances(self, X):
+    def _class_distances(self, X, exclude=None):
         """(n_queries, n_classes) distance to the nearest reference sample of each class."""
         dist, _ = _neighbors.nearest_in_groups(
-            X, self._fit_X, self._fit_codes, len(self.classes_), **self._kernel_params()
+            X,
+            self._fit_X,
+            self._fit_codes,
+            len(self.classes_),
+            exclude=exclude,
+            **self._kernel_params(),
         )
         return dist
 
@@ -342,8 +347,11 @@ class SampleRobustnessTransformer(TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self)
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        return self._transform(X)
+
+    def _transform(self, X, exclude=None):
         if self.task_ == "classification":
-            dist = self._class_distances(X)
+            dist = self._class_distances(X, exclude)
             # r_k = min over classes j != k of dist_j: the smallest, or the second
             # smallest for the class that attains the smallest.
             two = np.partition(dist, 1, axis=1)[:, :2]  # fit ensured >= 2 classes
@@ -358,24 +366,38 @@ class SampleRobustnessTransformer(TransformerMixin, BaseEstimator):
             self._fit_X,
             np.zeros(self._fit_X.shape[0], dtype=np.intp),
             1,
+            exclude=exclude,
             **self._kernel_params(),
         )
         q = _neighbors.lipschitz_max_query(
-            X, self._fit_Y[nearest[:, 0]], self._fit_X, self._fit_Y, **self._kernel_params()
+            X,
+            self._fit_Y[nearest[:, 0]],
+            self._fit_X,
+            self._fit_Y,
+            exclude=exclude,
+            **self._kernel_params(),
         )
         return _robustness_from_q(q)[:, None]
 
     def fit_transform(self, X, y=None, **fit_params):
-        """Fit to ``(X, y)``, then return ``transform(X)``.
+        """Fit to ``(X, y)``, then give every training row its leave-one-out transform.
 
-        Equal to ``fit(X, y).transform(X)``; where that is known to equal
-        ``robustness_`` (classification, and regression without differently labelled
-        duplicates) no second search is run.
+        A training row gets what :meth:`transform` would give it if it were not in the
+        reference set: its pseudo-label and its distances come from the *other*
+        reference samples. Without this, a row would find itself at distance 0 (its own
+        label as pseudo-label, and with ``per_class=True`` a distance of 0 to itself
+        for every other class): a feature that leaks the label and does not exist at
+        predict time. As with scikit-learn's ``TargetEncoder``, ``fit(X, y).transform(X)``
+        therefore differs from ``fit_transform(X, y)``; the robustness of the training
+        samples themselves is ``robustness_``.
+
+        Returns
+        -------
+        R : ndarray of shape (n_samples, 1), or (n_samples, n_classes) with per_class.
         """
         self.fit(X, y, **fit_params)
-        if not self.per_class and (self.task_ == "classification" or self.robustness_.all()):
-            return self.robustness_[:, None].copy()
-        return self.transform(X)
+        n = self._fit_X.shape[0]
+        return self._transform(self._fit_X, exclude=np.arange(n))
 
     def robustness(self, X, y):
         """Robustness of labelled samples against the reference set, ``R_x(t)``.

@@ -56,3 +56,35 @@ def brute_robustness(X, y, task, metric="euclidean"):
         r = brute_reach(X, y, metric)
         return r / (r + 1)
     return 1.0 / (1.0 + brute_q(X, y, metric))
+
+
+def brute_loo_transform(X, y, per_class=False):
+    """``SampleRobustnessTransformer.fit_transform``: each row against the others only.
+
+    Classification: per class, the distance to its nearest member other than the row
+    itself; R of the best pseudo-label (or of every label with ``per_class``).
+    """
+    D = brute_dist(X, X)
+    np.fill_diagonal(D, np.inf)
+    classes = np.unique(y)
+    dist = np.stack([D[:, y == k].min(axis=1) for k in classes], axis=1)
+    reach = np.empty_like(dist)
+    for k in range(len(classes)):
+        reach[:, k] = np.delete(dist, k, axis=1).min(axis=1)
+    R = np.where(np.isinf(reach), 1.0, reach / (reach + 1))
+    if per_class:
+        return R
+    return R[np.arange(len(X)), dist.argmin(axis=1)][:, None]
+
+
+def brute_loo_regression(X, Y):
+    """Regression ``fit_transform``: pseudo-target of the nearest other row, Q vs the others."""
+    Y = np.asarray(Y, dtype=float).reshape(len(X), -1)
+    D = brute_dist(X, X)
+    np.fill_diagonal(D, np.inf)
+    pseudo = Y[D.argmin(axis=1)]
+    L = brute_dist(pseudo, Y) / _max_norm(Y)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        ratio = L / D
+    ratio[L == 0] = 0.0
+    return 1.0 / (1.0 + ratio.max(axis=1))[:, None]

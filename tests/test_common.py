@@ -37,7 +37,20 @@ EXPECTED_FAILED_CHECKS = {
 }
 
 
+_LEAVE_ONE_OUT = (
+    "fit_transform is leave-one-out by design (no training row is scored against "
+    "itself, as scikit-learn's TargetEncoder cross-fits), so it differs from "
+    "fit().transform(); with per_class the difference exceeds the check's atol"
+)
+
+
 def _expected_failed_checks(estimator):
+    if isinstance(estimator, SampleRobustnessTransformer) and estimator.per_class:
+        return {
+            "check_transformer_general": _LEAVE_ONE_OUT,
+            "check_transformer_general(readonly_memmap=True)": _LEAVE_ONE_OUT,
+            "check_transformer_data_not_an_array": _LEAVE_ONE_OUT,
+        }
     return EXPECTED_FAILED_CHECKS.get(type(estimator).__name__, {})
 
 

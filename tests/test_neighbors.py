@@ -6,7 +6,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 from scipy.spatial.distance import cdist
 
 from skrob._neighbors import nearest_in_groups, nearest_other_label
-from tests._reference import brute_reach
+from tests._reference import brute_dist, brute_reach
 from tests.conftest import make_tricky_data
 
 
@@ -33,3 +33,19 @@ def test_nearest_in_groups_matches_brute_force(global_random_seed, metric):
     assert_allclose(dist, expected, rtol=1e-12, atol=0)
     assert_array_equal(y[arg], np.broadcast_to(np.arange(3), arg.shape))
     assert_allclose(np.take_along_axis(D, arg, axis=1), expected, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "cityblock"])
+@pytest.mark.parametrize("outlier", [None, 1e30])
+def test_nearest_in_groups_leave_one_out(global_random_seed, metric, outlier):
+    """exclude=arange(n): every query's own row is skipped, on every path."""
+    rng = np.random.default_rng(global_random_seed)
+    X, y = make_tricky_data(rng, n=120)
+    if outlier is not None:
+        X[7] = outlier  # the float64 path for the outlier's pairs
+    dist, arg = nearest_in_groups(X, X, y, 3, metric=metric, exclude=np.arange(len(y)))
+    D = brute_dist(X, X, metric)
+    np.fill_diagonal(D, np.inf)
+    expected = np.stack([D[:, y == k].min(axis=1) for k in range(3)], axis=1)
+    assert_allclose(dist, expected, rtol=1e-12, atol=0)
+    assert np.all(arg != np.arange(len(y))[:, None])

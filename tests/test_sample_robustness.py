@@ -13,7 +13,13 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from skrob import SampleRobustnessTransformer, sample_robustness
-from tests._reference import brute_q, brute_reach, brute_robustness
+from tests._reference import (
+    brute_loo_regression,
+    brute_loo_transform,
+    brute_q,
+    brute_reach,
+    brute_robustness,
+)
 from tests.conftest import make_tricky_data
 
 RTOL = 1e-6  # the contract: float32 throughput, float64 brute force to 1e-6 relative
@@ -178,7 +184,39 @@ def test_fit_transform_reproduces_robustness(digits):
     assert_allclose(srt.reach_, brute_reach(X, y), rtol=RTOL)
     assert_array_equal(srt.classes_, np.arange(10))
     assert_allclose(srt.transform(X)[:, 0], srt.robustness_, rtol=RTOL)
-    assert_allclose(SampleRobustnessTransformer().fit_transform(X, y), srt.transform(X), rtol=RTOL)
+
+
+@pytest.mark.parametrize("per_class", [False, True])
+def test_fit_transform_is_leave_one_out(digits, per_class):
+    """Training rows get transform's value against the reference set without themselves."""
+    X, y = digits
+    X = X.copy()
+    X[1] = X[0]  # a duplicate: the other copy is still in the reference set
+    out = SampleRobustnessTransformer(per_class=per_class).fit_transform(X, y)
+    assert_allclose(out, brute_loo_transform(X, y, per_class), rtol=RTOL)
+
+
+def test_fit_transform_train_and_test_distributions_agree():
+    """Exchangeable train and test rows: the feature has one distribution (no leakage).
+
+    The README's Pipeline: per-class robustness as a feature. Before leave-one-out, 90 %
+    of the training values were exactly 0 and the largest column equalled the label for
+    every training row.
+    """
+    from scipy.stats import ks_2samp
+
+    X, y = load_digits(return_X_y=True)
+    perm = np.random.default_rng(0).permutation(len(y))  # exchangeable halves
+    X, y = X[perm], y[perm]
+    srt = SampleRobustnessTransformer(per_class=True)
+    train = srt.fit_transform(X[:1200], y[:1200])
+    test = srt.transform(X[1200:])
+    assert (train == 0).mean() < 0.01
+    for k in range(10):
+        assert ks_2samp(train[:, k], test[:, k]).pvalue > 1e-3
+    label_rate_train = (train.argmax(axis=1) == y[:1200]).mean()
+    label_rate_test = (test.argmax(axis=1) == y[1200:]).mean()
+    assert abs(label_rate_train - label_rate_test) < 0.03
 
 
 def test_transform_pseudo_label_is_best_label(digits):
@@ -221,9 +259,10 @@ def test_regression_transform_uses_nearest_target():
 def test_regression_fit_transform_with_conflicting_duplicates():
     X = np.array([[0.0], [0.0], [1.0], [3.0]])
     y = np.array([1.0, 2.0, 2.0, 4.0])
-    srt = SampleRobustnessTransformer()
+    srt = SampleRobustnessTransformer(task="regression")
     out = srt.fit_transform(X, y)
-    assert_allclose(out, srt.fit(X, y).transform(X))
+    # Row 2's nearest others (rows 0 and 1) tie: its pseudo-target is either's.
+    assert_allclose(out[[0, 1, 3]], brute_loo_regression(X, y)[[0, 1, 3]], rtol=RTOL)
     assert srt.robustness_[0] == 0.0 and srt.robustness_[1] == 0.0
 
 
@@ -236,7 +275,7 @@ def test_pandas_in_and_out(digits):
     assert list(out.columns) == ["robustness"]
     assert_array_equal(out.index, df.index)
     assert_array_equal(srt.feature_names_in_, df.columns)
-    assert_allclose(out["robustness"], brute_robustness(X, y, "classification"), rtol=RTOL)
+    assert_allclose(out["robustness"], brute_loo_transform(X, y)[:, 0], rtol=RTOL)
     with pytest.warns(UserWarning, match="feature names"):
         srt.transform(X[:5])
 
@@ -246,7 +285,8 @@ def test_in_pipeline(digits):
     pipe = make_pipeline(StandardScaler(), SampleRobustnessTransformer())
     R = pipe.fit_transform(X, y)
     Xs = StandardScaler().fit_transform(X)
-    assert_allclose(R[:, 0], brute_robustness(Xs, y, "classification"), rtol=RTOL)
+    assert_allclose(R, brute_loo_transform(Xs, y), rtol=RTOL)
+    assert_allclose(pipe[-1].robustness_, brute_robustness(Xs, y, "classification"), rtol=RTOL)
 
 
 def test_n_jobs_and_progress_bar_give_the_same_result(digits, capsys):
