@@ -23,6 +23,21 @@ def _image_shape(text, n_features):
     return shape
 
 
+def _count(minimum):
+    """An argparse type: an integer >= ``minimum``."""
+
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+
+    return parse
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="skrob", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -54,6 +69,13 @@ def build_parser():
         help="folder to write index.html and the PNG plots into",
     )
     rep.add_argument(
+        "--task",
+        default="auto",
+        choices=["auto", "classification", "regression"],
+        help="what the target is; 'auto' reads numeric targets with more than 50 distinct "
+        "values, or more than half as many as samples, as regression",
+    )
+    rep.add_argument(
         "--metric", default="euclidean", help="distance: euclidean, or any scipy cdist metric"
     )
     rep.add_argument(
@@ -68,10 +90,13 @@ def build_parser():
         help="HxW to draw samples as images; 'auto' draws square ones, 'none' never",
     )
     rep.add_argument(
-        "--n-show", type=int, default=16, help="number of least/most robust samples to show"
+        "--n-show", type=_count(0), default=16, help="number of least/most robust samples to show"
     )
     rep.add_argument(
-        "--max-samples", type=int, default=None, help="use a random subset of this many samples"
+        "--max-samples",
+        type=_count(2),
+        default=None,
+        help="use a random subset of this many samples",
     )
     rep.add_argument("--random-state", type=int, default=0, help="seed")
     rep.add_argument("--verbose", "-v", action="count", default=0, help="progress bars")
@@ -102,12 +127,35 @@ def _load(args):
     return X, y, Path(name).name, None
 
 
+def _task(task, y):
+    """The report's task: ``--task``, or for 'auto' regression where class labels would be
+    implausibly many numeric values (:func:`skrob._validation.many_classes`)."""
+    from skrob._validation import many_classes, resolve_task
+
+    if task != "auto":
+        return task
+    if resolve_task(y, warn=False) == "classification" and many_classes(y) is not None:
+        n_classes, n = many_classes(y)
+        print(
+            f"skrob report: the target has {n_classes} distinct numeric values among {n} "
+            "samples: read as regression (--task classification to override).",
+            file=sys.stderr,
+        )
+        return "regression"
+    return resolve_task(y, warn=False)
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
     from skrob._report import ReportContext, write_report
 
+    out = Path(args.output)
+    if out.exists() and not out.is_dir():
+        print(f"skrob report: --output {out} exists and is not a folder.", file=sys.stderr)
+        return 2
     try:
         X, y, name, label_names = _load(args)
+        task = _task(args.task, y)
     except (FileNotFoundError, ValueError) as exc:
         print(f"skrob report: {exc}", file=sys.stderr)
         return 2
@@ -122,7 +170,8 @@ def main(argv=None):
         X=X,
         y=y,
         dataset_name=name,
-        out_dir=Path(args.output),
+        out_dir=out,
+        task=task,
         image_shape=_image_shape(args.image_shape, X.shape[1]),
         label_names=label_names,
         metric=args.metric,

@@ -23,10 +23,21 @@ class ReportContext:
     label_names: list | None = None
     metric: str = "euclidean"
     algorithm: str = "auto"
+    task: str = "auto"
     n_show: int = 16
     random_state: int | None = 0
     verbose: int = 0
     cache: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.task == "auto":
+            from skrob._validation import resolve_task
+
+            self.task = resolve_task(self.y, warn=False)
+
+
+class SectionSkipped(Exception):
+    """A section that cannot be computed on this data; its message says why."""
 
 
 @dataclass
@@ -51,6 +62,10 @@ def load_table(path, target):
         raise ValueError("--data needs --target, the name of the label column.")
     if target not in df.columns:
         raise ValueError(f"Target column {target!r} not in {list(df.columns)[:20]}...")
+    if len(df) == 0:
+        raise ValueError(f"{path} has a header but no rows.")
+    if df.shape[1] < 2:
+        raise ValueError(f"{path} has no feature column besides the target {target!r}.")
     y = df.pop(target).to_numpy()
     non_numeric = [c for c in df.columns if not pd.api.types.is_numeric_dtype(df[c])]
     if non_numeric:
@@ -81,6 +96,7 @@ def sample_robustness_section(ctx):
 
     t = time.perf_counter()
     srt = SampleRobustnessTransformer(
+        task=ctx.task,
         metric=ctx.metric,
         algorithm=ctx.algorithm,
         random_state=ctx.random_state,
@@ -194,9 +210,17 @@ def _split(ctx, classification):
         stratify = None
         if classification and np.unique(y, return_counts=True)[1].min() >= 2:
             stratify = y
-        ctx.cache[key] = train_test_split(
+        parts = train_test_split(
             ctx.X, y, test_size=0.25, stratify=stratify, random_state=ctx.random_state
         )
+        for part, name in ((parts[2], "training"), (parts[3], "test")):
+            if np.unique(part, axis=0).shape[0] < 2:
+                raise SectionSkipped(
+                    f"the 75/25 split of {y.shape[0]} samples leaves its {name} part "
+                    f"({part.shape[0]} samples) with a single "
+                    f"{'class' if classification else 'target value'}: too few samples"
+                )
+        ctx.cache[key] = parts
     return ctx.cache[key]
 
 
@@ -205,15 +229,13 @@ def robust_subsets_section(ctx):
     from sklearn.base import clone
     from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 
-    from skrob._validation import resolve_task
     from skrob.sample_robustness import SampleRobustnessTransformer
     from skrob.selection import RobustSubsetSelector, subset_indices
 
-    y = ctx.y
-    classification = resolve_task(y) == "classification"
+    classification = ctx.task == "classification"
     X_x, X_t, y_x, y_t = _split(ctx, classification)
     robustness = SampleRobustnessTransformer(
-        metric=ctx.metric, algorithm=ctx.algorithm, random_state=ctx.random_state
+        task=ctx.task, metric=ctx.metric, algorithm=ctx.algorithm, random_state=ctx.random_state
     )
     R_x = clone(robustness).fit(X_x, y_x).robustness_
     R_t = clone(robustness).fit(X_t, y_t).robustness_
@@ -228,7 +250,10 @@ def robust_subsets_section(ctx):
     }
     aligned = RobustSubsetSelector(strategy="align", robustness=robustness)
     aligned.set_params(random_state=ctx.random_state)
-    train_sets["x aligned to t"] = aligned.fit(X_x, y_x, target_robustness=R_t).sample_indices_
+    try:
+        train_sets["x aligned to t"] = aligned.fit(X_x, y_x, target_robustness=R_t).sample_indices_
+    except ValueError:  # no subset of x has t's histogram (small data): the row stays out
+        pass
     test_sets = {
         name: subset_indices(R_t, subset, fraction)
         for name, (subset, fraction) in _TEST_SUBSETS.items()
@@ -283,13 +308,12 @@ def rpr_section(ctx):
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from skrob._validation import resolve_task
     from skrob.perturbations import GaussianNoise, PixelNoise
     from skrob.plotting import RPRCurveDisplay
     from skrob.rpr import rpr_steps
 
     X, y = ctx.X, ctx.y
-    if resolve_task(y) != "classification":
+    if ctx.task != "classification":
         return Section(
             "Randomized perturbation robustness (paper 001)",
             "<p>RPR counts the perturbations a classifier survives: not defined for "
@@ -375,11 +399,18 @@ def write_report(ctx, sections=SECTIONS):
 
     matplotlib.use("Agg")
     ctx.out_dir.mkdir(parents=True, exist_ok=True)
-    done = [section(ctx) for section in sections]
+    done = []
+    for section in sections:
+        try:
+            done.append(section(ctx))
+        except SectionSkipped as exc:
+            title = (section.__doc__ or section.__name__).split(":")[0].strip()
+            done.append(Section(title, f"<p>Not computed: {html.escape(str(exc))}.</p>"))
     summary = {
         "dataset": ctx.dataset_name,
         "samples": ctx.X.shape[0],
         "features": ctx.X.shape[1],
+        "task": ctx.task,
         "distinct labels": int(np.unique(ctx.y, axis=0).shape[0]),
         "metric": ctx.metric,
     }

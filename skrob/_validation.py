@@ -1,6 +1,12 @@
 """Shared input checks: labels, tasks, finite values, fitted state."""
 
+import os
+import sys
+import warnings
+from pathlib import Path
+
 import numpy as np
+import sklearn
 from sklearn.utils.multiclass import type_of_target
 
 from skrob._neighbors import _pow2_scale
@@ -9,17 +15,61 @@ _CLASSIFICATION_TARGETS = ("binary", "multiclass")
 _REGRESSION_TARGETS = ("continuous", "continuous-multioutput")
 
 
-def resolve_task(y, task="auto"):
+_LIBRARY_DIRS = tuple(
+    str(Path(m.__file__).parent) + os.sep for m in (sys.modules["skrob"], sklearn)
+)
+
+
+def warn_user(message, category=UserWarning):
+    """Warn, attributing the warning to the first caller outside skrob and scikit-learn."""
+    frame, level = sys._getframe(1), 2
+    while frame is not None and frame.f_code.co_filename.startswith(_LIBRARY_DIRS):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level)
+
+
+# task="auto" warns when "classification" would mean more classes than this, or more
+# classes than half the samples: most likely a regression target with integer values.
+MANY_CLASSES = 50
+
+
+def many_classes(y):
+    """``(n_classes, n_samples)`` when a class-label reading of ``y`` is implausible, else None.
+
+    Implausible: numeric labels with more than ``MANY_CLASSES`` classes, or more classes
+    than half the samples (scikit-learn's ``load_diabetes`` target has 214 values among
+    442 samples).
+    """
+    y = np.asarray(y)
+    if y.dtype.kind not in "iuf" or y.size < 4:
+        return None
+    n_classes = np.unique(y).size
+    if n_classes > MANY_CLASSES or n_classes > y.shape[0] / 2:
+        return n_classes, y.shape[0]
+    return None
+
+
+def resolve_task(y, task="auto", *, warn=True):
     """Return "classification" or "regression" for the target ``y``.
 
     ``task="auto"`` follows :func:`sklearn.utils.multiclass.type_of_target`:
     "binary" and "multiclass" are classification, "continuous" and
-    "continuous-multioutput" regression. Any other target type is an error.
+    "continuous-multioutput" regression. Any other target type is an error. When
+    "classification" means implausibly many classes for numeric labels
+    (:func:`many_classes`), a warning says so: pass ``task="regression"`` for an
+    integer-valued regression target.
     """
     if task in ("classification", "regression"):
         return task
     kind = type_of_target(y, input_name="y")
     if kind in _CLASSIFICATION_TARGETS:
+        many = many_classes(y) if warn else None
+        if many is not None:
+            warn_user(
+                f"task='auto' reads y as class labels: {many[0]} classes among "
+                f"{many[1]} samples. If y is a regression target with integer values, "
+                "pass task='regression'; pass task='classification' to silence this."
+            )
         return "classification"
     if kind in _REGRESSION_TARGETS:
         return "regression"

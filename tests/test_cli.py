@@ -113,3 +113,61 @@ def test_rpr_section_matches_a_direct_computation(tmp_path):
     assert (tmp_path / "rpr_curve.png").stat().st_size > 1000
     regression = rpr_section(ReportContext(X, X[:, 10] + 0.5 * X[:, 20], "r", tmp_path))
     assert "not defined for regression" in regression.html
+
+
+def _table(tmp_path, df, name="d.csv"):
+    path = tmp_path / name
+    df.to_csv(path, index=False)
+    return str(path)
+
+
+def test_report_on_a_tiny_table_skips_what_the_split_cannot_support(tmp_path, capsys):
+    """12 rows: no 'align' error the user never asked for; 2 rows: no 'one class' error."""
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame(rng.normal(size=(12, 3)), columns=list("abc")).assign(t=[0, 1] * 6)
+    assert (
+        main(["report", "--data", _table(tmp_path, df), "--target", "t", "-o", str(tmp_path / "a")])
+        == 0
+    )
+    two = _table(tmp_path, df.iloc[:2], "two.csv")
+    assert main(["report", "--data", two, "--target", "t", "-o", str(tmp_path / "b")]) == 0
+    page = (tmp_path / "b" / "index.html").read_text()
+    assert "Not computed: the 75/25 split of 2 samples" in page
+    assert "one class only" not in capsys.readouterr().err
+
+
+def test_report_integer_regression_target_and_task_option(tmp_path, capsys):
+    from sklearn.datasets import load_diabetes
+
+    path = _table(tmp_path, load_diabetes(as_frame=True).frame)
+    assert main(["report", "--data", path, "--target", "target", "-o", str(tmp_path / "r")]) == 0
+    captured = capsys.readouterr()
+    assert "read as regression" in captured.err
+    assert any(line.split() == ["task", "regression"] for line in captured.out.splitlines())
+    args = ["report", "--data", path, "--target", "target", "--task", "classification"]
+    assert main([*args, "-o", str(tmp_path / "c"), "--n-show", "2"]) == 0
+    assert "task" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--max-samples", "-1"], "--max-samples: must be >= 2"),
+        (["--n-show", "-3"], "--n-show: must be >= 0"),
+        (["--n-show", "x"], "expected an integer"),
+    ],
+)
+def test_report_rejects_bad_numbers(extra, message, capsys):
+    with pytest.raises(SystemExit):
+        main(["report", *extra])
+    assert message in capsys.readouterr().err
+
+
+def test_report_bad_files(tmp_path, capsys):
+    header = _table(tmp_path, pd.DataFrame({"a": [], "t": []}))
+    assert main(["report", "--data", header, "--target", "t", "-o", str(tmp_path / "o")]) == 2
+    assert "no rows" in capsys.readouterr().err
+    existing = tmp_path / "file.html"
+    existing.write_text("")
+    assert main(["report", "-o", str(existing)]) == 2
+    assert "not a folder" in capsys.readouterr().err

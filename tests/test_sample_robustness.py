@@ -395,3 +395,19 @@ def test_differently_labelled_duplicates_give_zero_without_warnings():
     assert_array_equal(R[:2], 0.0)
     assert_array_equal(R_reg[:2], 0.0)
     assert np.all(R[2:] > 0) and np.all(R_reg[2:4] > 0)
+
+
+def test_integer_valued_regression_target_warns():
+    """load_diabetes: 214 'classes' among 442 samples is a regression target."""
+    from sklearn.datasets import load_diabetes
+
+    X, y = load_diabetes(return_X_y=True)
+    with pytest.warns(UserWarning, match="214 classes among 442 samples") as record:
+        sample_robustness(X, y)
+    assert record[0].filename == __file__  # attributed to the caller
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        R = sample_robustness(X, y, task="regression")
+        sample_robustness(X, y, task="classification")
+        sample_robustness(X, y % 3)  # three classes: no warning
+    assert_allclose(R, brute_robustness(X, y, "regression"), rtol=RTOL)
