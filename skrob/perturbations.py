@@ -10,7 +10,63 @@ independent perturbations of it.
 from numbers import Integral, Real
 
 import numpy as np
-from sklearn.utils._param_validation import Interval, StrOptions, validate_parameter_constraints
+from sklearn.utils._param_validation import (
+    InvalidParameterError,
+    Interval,
+    StrOptions,
+    validate_parameter_constraints,
+)
+
+
+class PerturbationParameterError(ValueError, TypeError):
+    """An invalid parameter of a perturbation.
+
+    Not an ``InvalidParameterError``: scikit-learn's ``validate_params`` would rename it
+    after the public function that happened to call the perturbation.
+    """
+
+
+def _float_dtype(dtype):
+    """float32 and float64 stay; anything else (float16, ints) is perturbed in float64."""
+    return dtype if dtype in (np.float32, np.float64) else np.dtype(np.float64)
+
+
+def _check_rng(rng):
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if isinstance(rng, Integral) and not isinstance(rng, bool):
+        return np.random.default_rng(rng)
+    raise TypeError(
+        "rng must be a numpy.random.Generator (or an int seed), got "
+        f"{type(rng).__name__}: use np.random.default_rng(seed)."
+    )
+
+
+def _check_clip(clip, owner):
+    if clip is None:
+        return
+    try:
+        low, high = clip
+    except (TypeError, ValueError):
+        raise PerturbationParameterError(
+            f"The 'clip' parameter of {owner} must be a pair (low, high); got {clip!r}."
+        ) from None
+    for name, value in (("low", low), ("high", high)):
+        if value is not None and (
+            not isinstance(value, Real) or isinstance(value, bool) or not np.isfinite(value)
+        ):
+            raise PerturbationParameterError(
+                f"The 'clip' parameter of {owner}: {name} must be a finite number or None; "
+                f"got {value!r}."
+            )
+    if low is None and high is None:
+        raise PerturbationParameterError(
+            f"The 'clip' parameter of {owner} needs a low or a high bound; got (None, None)."
+        )
+    if low is not None and high is not None and low > high:
+        raise PerturbationParameterError(
+            f"The 'clip' parameter of {owner} must have low <= high; got {clip!r}."
+        )
 
 
 class Perturbation:
@@ -35,8 +91,12 @@ class Perturbation:
         X_perturbed : ndarray of the same shape, a float dtype
         """
         X = np.asarray(X)
-        out = np.array(X, dtype=X.dtype if X.dtype.kind == "f" else np.float64, order="C")
-        self.perturb_rows(out, rng, np.ones(X.shape[0], dtype=bool))
+        if X.dtype.kind not in "biuf":
+            raise TypeError(f"X must be numeric, got dtype {X.dtype}.")
+        if X.ndim < 2:
+            raise ValueError(f"X must have one row per sample (2-D or more), got shape {X.shape}.")
+        out = np.array(X, dtype=_float_dtype(X.dtype), order="C")
+        self.perturb_rows(out, _check_rng(rng), np.ones(X.shape[0], dtype=bool))
         return out
 
     def perturb_rows(self, out, rng, keep, *, check=True):
@@ -47,16 +107,29 @@ class Perturbation:
         are not kept (RPR drops samples that already failed this way).
         """
         if check:
-            validate_parameter_constraints(
-                self._parameter_constraints,
-                {name: getattr(self, name) for name in self._parameter_constraints},
-                caller_name=type(self).__name__,
-            )
+            self.check_params()
         self._perturb(out, rng, keep)
         clip = getattr(self, "clip", None)
         if clip is not None:
             np.clip(out, clip[0], clip[1], out=out)
         return out
+
+    def check_params(self):
+        """Raise :class:`PerturbationParameterError` for an invalid parameter."""
+        owner = type(self).__name__
+        try:
+            validate_parameter_constraints(
+                self._parameter_constraints,
+                {name: getattr(self, name) for name in self._parameter_constraints},
+                caller_name=owner,
+            )
+        except InvalidParameterError as exc:
+            raise PerturbationParameterError(str(exc)) from None
+        _check_clip(getattr(self, "clip", None), owner)
+        self._check_params()
+
+    def _check_params(self):
+        """Checks beyond the constraints (subclasses)."""
 
     def __repr__(self):
         params = ", ".join(f"{k}={getattr(self, k)!r}" for k in self._parameter_constraints)
@@ -70,6 +143,8 @@ class Perturbation:
 
 
 _CLIP = ["array-like", None]
+# A finite positive number (an Interval with no upper bound admits inf).
+_POSITIVE = Interval(Real, 0, np.finfo(np.float64).max, closed="right")
 
 
 def _kept(draws, keep):
@@ -95,7 +170,7 @@ class GaussianNoise(Perturbation):
     (2, 3)
     """
 
-    _parameter_constraints = {"sigma": [Interval(Real, 0, None, closed="neither")], "clip": _CLIP}
+    _parameter_constraints = {"sigma": [_POSITIVE], "clip": _CLIP}
 
     def __init__(self, sigma, clip=None):
         self.sigma = sigma
@@ -120,7 +195,7 @@ class SphereNoise(Perturbation):
     clip : (low, high), default=None
     """
 
-    _parameter_constraints = {"radius": [Interval(Real, 0, None, closed="neither")], "clip": _CLIP}
+    _parameter_constraints = {"radius": [_POSITIVE], "clip": _CLIP}
 
     def __init__(self, radius, clip=None):
         self.radius = radius
@@ -143,7 +218,7 @@ class UniformNoise(Perturbation):
     """
 
     _parameter_constraints = {
-        "epsilon": [Interval(Real, 0, None, closed="neither")],
+        "epsilon": [_POSITIVE],
         "clip": _CLIP,
     }
 
@@ -191,8 +266,8 @@ class PixelNoise(Perturbation):
 
     _parameter_constraints = {
         "n_pixels": [Interval(Integral, 1, None, closed="left"), StrOptions({"sqrt"})],
-        "low": [Real],
-        "high": [Real],
+        "low": [Interval(Real, None, None, closed="neither")],
+        "high": [Interval(Real, None, None, closed="neither")],
         "image_shape": ["array-like", None],
         "channels_last": ["boolean"],
         "clip": _CLIP,
@@ -214,9 +289,24 @@ class PixelNoise(Perturbation):
         self.channels_last = channels_last
         self.clip = clip
 
+    def _check_params(self):
+        if not (np.isfinite(self.low) and np.isfinite(self.high)) or self.high <= self.low:
+            raise PerturbationParameterError(
+                f"PixelNoise needs finite low < high, got low={self.low} and high={self.high}."
+            )
+        if self.image_shape is not None:
+            shape = np.asarray(self.image_shape)
+            if shape.ndim != 1 or shape.size not in (2, 3) or shape.dtype.kind not in "iu":
+                raise PerturbationParameterError(
+                    "PixelNoise's image_shape must be (height, width) or an image shape with "
+                    f"channels, like (3, 32, 32); got {self.image_shape!r}."
+                )
+            if (shape <= 0).any():
+                raise PerturbationParameterError(
+                    f"PixelNoise's image_shape must be positive, got {self.image_shape!r}."
+                )
+
     def _perturb(self, out, rng, keep):
-        if self.high <= self.low:
-            raise ValueError(f"PixelNoise needs low < high, got {self.low} and {self.high}.")
         n = out.shape[0]
         n_features = int(np.prod(out.shape[1:]))
         if self.image_shape is None:

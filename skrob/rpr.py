@@ -20,7 +20,7 @@ from sklearn.utils import check_consistent_length, check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions, validate_params
 from sklearn.utils.validation import check_array, check_is_fitted
 
-from skrob.perturbations import Perturbation
+from skrob.perturbations import Perturbation, _float_dtype
 
 _GROUP = 16  # samples per random stream
 _MAX_ROUND = 64  # steps per sample in one round, at most
@@ -68,13 +68,18 @@ class _Data:
 
 
 def _predict(estimator, data, rows, batch_size):
-    if rows.shape[0] <= batch_size:
-        return np.asarray(estimator.predict(data.wrap(rows)))
-    parts = [
-        np.asarray(estimator.predict(data.wrap(rows[i : i + batch_size])))
-        for i in range(0, rows.shape[0], batch_size)
-    ]
-    return np.concatenate(parts)
+    parts = []
+    for i in range(0, rows.shape[0], batch_size):
+        block = rows[i : i + batch_size]
+        pred = np.asarray(estimator.predict(data.wrap(block)))
+        if pred.shape != (block.shape[0],):
+            raise ValueError(
+                f"{type(estimator).__name__}.predict returned shape {pred.shape} for "
+                f"{block.shape[0]} samples; RPR needs one label per sample (a multi-output "
+                "model, or one returning scores or probabilities, does not fit)."
+            )
+        parts.append(pred)
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
 def _check(estimator, X, y):
@@ -94,10 +99,14 @@ def _check(estimator, X, y):
 
 
 def _buffer(data, batch_size, largest_round):
-    """One buffer for all rounds (fresh memory for every round costs page faults)."""
-    dtype = data.X.dtype if data.X.dtype.kind == "f" else np.float64
-    rows = max(batch_size, _GROUP * largest_round)
-    return np.empty((rows,) + data.X.shape[1:], dtype=dtype)
+    """One buffer for all rounds (fresh memory for every round costs page faults).
+
+    Never larger than the rows one round can need: a huge ``batch_size`` on a few
+    samples allocates only those.
+    """
+    n = data.X.shape[0]
+    rows = max(min(batch_size, n * largest_round), min(_GROUP, n) * largest_round)
+    return np.empty((rows,) + data.X.shape[1:], dtype=_float_dtype(data.X.dtype))
 
 
 def _perturbed_batches(data, perturbation, entropy, round_, size, active, buffer):
@@ -113,7 +122,8 @@ def _perturbed_batches(data, perturbation, entropy, round_, size, active, buffer
     n, shape = X.shape[0], X.shape[1:]
     in_place = isinstance(perturbation, Perturbation)
     if in_place:  # validate the parameters once, not for every group
-        perturbation.perturb_rows(np.zeros_like(buffer[:1]), _stream(0, 0, 0), _ONE)
+        perturbation.check_params()
+        perturbation.perturb_rows(np.zeros_like(buffer[:1]), _stream(0, 0, 0), _ONE, check=False)
     owners, filled = [], 0
     for group in np.unique(np.flatnonzero(active) // _GROUP):
         members = np.arange(group * _GROUP, min((group + 1) * _GROUP, n))
@@ -330,6 +340,11 @@ class RPRScorer(BaseEstimator):
     batch_size : int, default=None
         Rows per ``predict`` call.
     random_state : int, RandomState instance or None, default=None
+        The perturbations. None and an int give the same perturbations on every call
+        (None is the stream of seed 0): every candidate of a GridSearchCV, every fold,
+        is scored on the same random draws (common random numbers), so scores differ
+        only where the models do. A RandomState instance draws new perturbations on
+        every call.
     estimator : estimator, default=None
         Only for :meth:`fit` (and ``RobustSubsetSelector(strategy="rpr")``): the model that
         is fitted on the training data and then perturbed. Wrap an already fitted model in
@@ -395,7 +410,7 @@ class RPRScorer(BaseEstimator):
             perturbation=self.perturbation,
             max_steps=self.max_steps,
             batch_size=self.batch_size,
-            random_state=self.random_state,
+            random_state=0 if self.random_state is None else self.random_state,
         )
 
     def __call__(self, estimator, X, y, **kwargs):

@@ -114,3 +114,42 @@ def test_integer_input_becomes_float_and_repr():
     assert out.dtype == np.float64
     assert repr(SphereNoise(1.0)) == "SphereNoise(radius=1.0, clip=None)"
     assert SphereNoise(1.0) == SphereNoise(1.0) != SphereNoise(2.0)
+
+
+@pytest.mark.parametrize(
+    "perturbation, match",
+    [
+        (GaussianNoise(0.1, clip=(1, 0)), "low <= high"),
+        (GaussianNoise(0.1, clip=(0.0,)), "pair"),
+        (GaussianNoise(0.1, clip=(np.nan, 1)), "finite"),
+        (GaussianNoise(np.inf), "sigma"),
+        (GaussianNoise(np.nan), "sigma"),
+        (UniformNoise(np.inf), "epsilon"),
+        (SphereNoise(-1.0), "radius"),
+        (PixelNoise(low=1.0, high=0.0), "low < high"),
+        (PixelNoise(image_shape=(2, 2, 2, 2)), "image_shape"),
+    ],
+)
+def test_invalid_parameters_are_named(perturbation, match):
+    with pytest.raises(ValueError, match=match):
+        perturbation(np.zeros((3, 8)), np.random.default_rng(0))
+
+
+def test_one_sided_clip():
+    out = GaussianNoise(1.0, clip=(None, 0.0))(np.zeros((50, 4)), np.random.default_rng(0))
+    assert out.max() <= 0.0 and out.min() < -0.5
+
+
+@pytest.mark.parametrize("rng", [np.random.RandomState(0), "seed", 1.5])
+def test_rng_must_be_a_generator(rng):
+    with pytest.raises(TypeError, match="numpy.random.Generator"):
+        GaussianNoise(0.1)(np.zeros((2, 3)), rng)
+    same = GaussianNoise(0.1)(np.zeros((2, 3)), 7)  # an int is a seed
+    assert_array_equal(same, GaussianNoise(0.1)(np.zeros((2, 3)), np.random.default_rng(7)))
+
+
+@pytest.mark.parametrize("perturbation", [GaussianNoise(0.1), UniformNoise(0.1), PixelNoise()])
+def test_float16_and_integer_inputs_are_perturbed_in_float64(perturbation):
+    for dtype in (np.float16, np.int64, bool):
+        out = perturbation(np.zeros((3, 16), dtype=dtype), np.random.default_rng(0))
+        assert out.dtype == np.float64 and np.isfinite(out).all()

@@ -302,3 +302,59 @@ def test_in_place_path_equals_the_plain_callable(digits, perturbation):
     plain = rpr_steps(model, X, y, perturbation=lambda X, rng: perturbation(X, rng), **kwargs)
     assert_array_equal(fast, plain)
     assert 0 < np.mean(fast == 50) < 1
+
+
+def test_scorer_compares_candidates_on_the_same_perturbations():
+    """random_state=None: common random numbers, so a model scores the same every call."""
+    X, y = load_digits(return_X_y=True)
+    X = X / 16
+    model = LogisticRegression(max_iter=500).fit(X[:500], y[:500])
+    scorer = RPRScorer(PixelNoise(), max_steps=30)
+    first = scorer(model, X[500:700], y[500:700])
+    assert scorer(model, X[500:700], y[500:700]) == first
+    assert (
+        RPRScorer(PixelNoise(), max_steps=30, random_state=0)(model, X[500:700], y[500:700])
+        == first
+    )
+    fresh = RPRScorer(PixelNoise(), max_steps=30, random_state=np.random.RandomState(0))
+    scores = {fresh(model, X[500:700], y[500:700]) for _ in range(4)}
+    assert len(scores) > 1  # a RandomState instance draws anew
+
+
+def test_errors_name_the_problem():
+    X, y = load_digits(return_X_y=True)
+    model = LogisticRegression(max_iter=200).fit(X[:200] / 16, y[:200])
+
+    class TwoColumns:
+        def predict(self, X):
+            return np.zeros((len(X), 2))
+
+    with pytest.raises(ValueError, match=r"returned shape \(60, 2\)"):
+        rpr_steps(TwoColumns(), X[:60], y[:60], perturbation=GaussianNoise(0.1))
+    with pytest.raises(ValueError, match="The 'sigma' parameter of GaussianNoise"):
+        rpr_steps(model, X[:60] / 16, y[:60], perturbation=GaussianNoise(-1.0))
+    # a huge batch_size allocates only the rows that one round needs
+    steps = rpr_steps(
+        model,
+        X[:60] / 16,
+        y[:60],
+        perturbation=GaussianNoise(0.1),
+        batch_size=10**9,
+        max_steps=5,
+        random_state=0,
+    )
+    assert_array_equal(
+        steps,
+        rpr_steps(
+            model, X[:60] / 16, y[:60], perturbation=GaussianNoise(0.1), max_steps=5, random_state=0
+        ),
+    )
+    half = rpr_steps(
+        model,
+        (X[:60] / 16).astype(np.float16),
+        y[:60],
+        perturbation=GaussianNoise(0.1),
+        max_steps=5,
+        random_state=0,
+    )
+    assert half.shape == (60,)
