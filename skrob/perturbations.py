@@ -11,8 +11,8 @@ from numbers import Integral, Real
 
 import numpy as np
 from sklearn.utils._param_validation import (
-    InvalidParameterError,
     Interval,
+    InvalidParameterError,
     StrOptions,
     validate_parameter_constraints,
 )
