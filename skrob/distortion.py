@@ -3,17 +3,19 @@
 from numbers import Integral, Real
 
 import numpy as np
-from sklearn.utils._param_validation import Interval, validate_params
-from sklearn.utils.validation import check_array, check_consistent_length
+from sklearn.utils._param_validation import HasMethods, Interval, validate_params
+from sklearn.utils.validation import check_array, check_consistent_length, column_or_1d
+
+_MAX = float(np.finfo(np.float64).max)  # finite parameters: Interval(..., None) admits inf
 
 
 @validate_params(
     {
-        "estimator": [object],
+        "estimator": [HasMethods(["predict"])],
         "X": ["array-like"],
         "y": ["array-like"],
-        "tolerance": [Interval(Real, 0, None, closed="neither")],
-        "max_distortion": [Interval(Real, 0, None, closed="neither")],
+        "tolerance": [Interval(Real, 0, _MAX, closed="right")],
+        "max_distortion": [Interval(Real, 0, _MAX, closed="right")],
         "n_grid": [Interval(Integral, 2, None, closed="left")],
         "n_bisect": [Interval(Integral, 0, None, closed="left")],
     },
@@ -30,6 +32,8 @@ def relative_error_distortion(
     tolerance: a grid of ``n_grid`` steps up to ``max_distortion`` finds the first
     crossing, then ``n_bisect`` bisection steps pin it down. For one input feature this is
     the paper's search over ``±δ`` (which enumerates δ in steps of 0.0001), exactly.
+    Every sample and direction is searched at once: each ``predict`` call carries many
+    rows (one call per bisection step for the whole batch).
 
     Parameters
     ----------
@@ -57,41 +61,66 @@ def relative_error_distortion(
     >>> relative_error_distortion(model, X, y, tolerance=0.1).round(4).tolist()
     [0.1, 0.2, 0.3]
     """
+    columns = getattr(X, "columns", None)
+    X_in = X
     X = check_array(X, dtype=np.float64, input_name="X")
-    y = np.asarray(y, dtype=np.float64)
+    y = column_or_1d(check_array(y, ensure_2d=False, dtype=np.float64, input_name="y"), warn=True)
     check_consistent_length(X, y)
-    if y.ndim != 1:
-        raise ValueError("y must be one target per sample.")
+    frame = type(X_in) if columns is not None else None
 
     def rel_error(Z, targets):
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.abs(np.asarray(estimator.predict(Z), dtype=np.float64) - targets) / np.abs(
-                targets
+        # A model fitted on a DataFrame gets one, with its columns (no warning per call).
+        Z = Z if frame is None else frame(Z, columns=columns)
+        pred = np.asarray(estimator.predict(Z), dtype=np.float64)
+        if pred.shape != targets.shape:
+            raise ValueError(
+                f"{type(estimator).__name__}.predict returned shape {pred.shape} for "
+                f"{targets.shape[0]} samples; one target per sample is needed."
             )
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.abs(pred - targets) / np.abs(targets)
 
     out = np.full(len(y), np.nan)
-    correct = rel_error(X, y) <= tolerance
+    correct = np.flatnonzero(rel_error(X, y) <= tolerance)
     grid = np.linspace(0.0, max_distortion, n_grid)[1:]
-    n, d = X.shape
-    for i in np.flatnonzero(correct):
-        best = np.inf
-        for j in range(d):
-            for sign in (1.0, -1.0):
-                Z = np.repeat(X[i : i + 1], len(grid), axis=0)
-                Z[:, j] += sign * grid
-                broken = np.flatnonzero(rel_error(Z, y[i]) > tolerance)
-                if broken.size == 0:
-                    continue
-                k = broken[0]
-                lo, hi = (grid[k - 1] if k > 0 else 0.0), grid[k]
-                for _ in range(n_bisect):
-                    mid = (lo + hi) / 2
-                    z = X[i : i + 1].copy()
-                    z[0, j] += sign * mid
-                    if rel_error(z, y[i])[0] > tolerance:
-                        hi = mid
-                    else:
-                        lo = mid
-                best = min(best, hi)
-        out[i] = best
+    d = X.shape[1]
+    # Directions +e_0, -e_0, +e_1, ...: (sample, direction) pairs, all searched at once.
+    signs = np.tile([1.0, -1.0], d)
+    features = np.repeat(np.arange(d), 2)
+    per_sample = 2 * d * grid.size
+    chunk = max(1, _ROWS_PER_PREDICT // per_sample)
+    lo_all, hi_all, pair_sample, pair_dir = [], [], [], []
+    for start in range(0, correct.size, chunk):
+        idx = correct[start : start + chunk]
+        Z = np.repeat(X[idx], 2 * d * grid.size, axis=0).reshape(idx.size, 2 * d, grid.size, d)
+        for k in range(2 * d):
+            Z[:, k, :, features[k]] += signs[k] * grid
+        broken = rel_error(Z.reshape(-1, d), np.repeat(y[idx], per_sample)) > tolerance
+        broken = broken.reshape(idx.size, 2 * d, grid.size)
+        hit = broken.any(axis=2)
+        k = broken.argmax(axis=2)
+        s_idx, d_idx = np.nonzero(hit)
+        kk = k[s_idx, d_idx]
+        lo_all.append(np.where(kk > 0, grid[np.maximum(kk - 1, 0)], 0.0))
+        hi_all.append(grid[kk])
+        pair_sample.append(idx[s_idx])
+        pair_dir.append(d_idx)
+    if not correct.size:
+        return out
+    lo, hi = np.concatenate(lo_all), np.concatenate(hi_all)
+    samples, dirs = np.concatenate(pair_sample), np.concatenate(pair_dir)
+    rows = np.arange(samples.size)
+    for _ in range(n_bisect):  # one predict per step for every (sample, direction)
+        mid = (lo + hi) / 2
+        Z = X[samples].copy()
+        Z[rows, features[dirs]] += signs[dirs] * mid
+        above = rel_error(Z, y[samples]) > tolerance
+        hi = np.where(above, mid, hi)
+        lo = np.where(above, lo, mid)
+    out[correct] = np.inf
+    np.minimum.at(out, samples, hi)
     return out
+
+
+# Rows per predict call in the grid search.
+_ROWS_PER_PREDICT = 1 << 18

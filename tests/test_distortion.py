@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-from numpy.testing import assert_allclose
+from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.dummy import DummyRegressor
 from sklearn.linear_model import LinearRegression
 
@@ -58,3 +58,67 @@ def test_incorrect_immune_and_multi_feature():
     assert_allclose(got[correct], expected[correct], rtol=1e-9)
     with pytest.raises(ValueError, match="inconsistent"):
         relative_error_distortion(model, X, y[:2])
+
+
+def _loop_reference(estimator, X, y, tolerance, max_distortion, n_grid, n_bisect):
+    """The search one sample, one feature, one sign at a time (the vectorised one's spec)."""
+
+    def rel(Z, t):
+        return np.abs(estimator.predict(Z) - t) / np.abs(t)
+
+    out = np.full(len(y), np.nan)
+    grid = np.linspace(0.0, max_distortion, n_grid)[1:]
+    for i in np.flatnonzero(rel(X, y) <= tolerance):
+        best = np.inf
+        for j in range(X.shape[1]):
+            for sign in (1.0, -1.0):
+                Z = np.repeat(X[i : i + 1], len(grid), axis=0)
+                Z[:, j] += sign * grid
+                broken = np.flatnonzero(rel(Z, y[i]) > tolerance)
+                if broken.size == 0:
+                    continue
+                k = broken[0]
+                lo, hi = (grid[k - 1] if k > 0 else 0.0), grid[k]
+                for _ in range(n_bisect):
+                    mid = (lo + hi) / 2
+                    z = X[i : i + 1].copy()
+                    z[0, j] += sign * mid
+                    lo, hi = (lo, mid) if rel(z, y[i])[0] > tolerance else (mid, hi)
+                best = min(best, hi)
+        out[i] = best
+    return out
+
+
+def test_vectorised_search_equals_the_loop(global_random_seed):
+    from sklearn.neighbors import KNeighborsRegressor
+
+    rng = np.random.default_rng(global_random_seed)
+    X = rng.normal(size=(40, 3))
+    y = np.sin(X[:, 0]) + X[:, 1] ** 2 + 3
+    model = KNeighborsRegressor(3).fit(X, y)
+    params = dict(tolerance=0.05, max_distortion=0.8, n_grid=51, n_bisect=20)
+    got = relative_error_distortion(model, X, y, **params)
+    assert_array_equal(got, _loop_reference(model, X, y, **params))
+    assert np.isfinite(got).any() and np.isnan(got).any()
+
+
+def test_dataframe_model_and_invalid_targets():
+    import warnings
+
+    import pandas as pd
+    from sklearn.linear_model import LinearRegression
+
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame(rng.normal(size=(30, 2)), columns=["a", "b"])
+    y = df.a.to_numpy() + 4
+    model = LinearRegression().fit(df, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "X does not have valid feature names" storm
+        relative_error_distortion(model, df, y)
+    for bad in (np.nan, np.inf):
+        y_bad = y.copy()
+        y_bad[3] = bad
+        with pytest.raises(ValueError, match="y"):
+            relative_error_distortion(model, df, y_bad)
+    with pytest.raises(ValueError, match="max_distortion"):
+        relative_error_distortion(model, df, y, max_distortion=np.inf)
