@@ -61,6 +61,7 @@ def resolve_task(y, task="auto", *, warn=True):
     """
     if task in ("classification", "regression"):
         return task
+    check_label_kinds(y)
     kind = type_of_target(y, input_name="y")
     if kind in _CLASSIFICATION_TARGETS:
         many = many_classes(y) if warn else None
@@ -81,9 +82,28 @@ def resolve_task(y, task="auto", *, warn=True):
     )
 
 
+def plain(value):
+    """A numpy scalar as the Python value it holds (for messages: 0, not np.int64(0))."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def check_label_kinds(y):
+    """Refuse labels that mix strings with other types (np.unique cannot order them)."""
+    y = np.asarray(y)
+    if y.dtype.kind == "O":
+        strings = np.fromiter((isinstance(v, str) for v in y.ravel()), bool, y.size)
+        if strings.any() and not strings.all():
+            others = sorted({type(v).__name__ for v in y.ravel() if not isinstance(v, str)})
+            raise ValueError(
+                f"y mixes string labels with {', '.join(others)} labels; use one kind "
+                "(e.g. y.astype(str))."
+            )
+    return y
+
+
 def encode_classes(y):
     """Return ``(classes, codes)`` for class labels, with at least two classes."""
-    y = np.asarray(y)
+    y = check_label_kinds(y)
     if y.ndim != 1:
         raise ValueError(f"Class labels must be one-dimensional, got shape {y.shape}.")
     classes, codes = np.unique(y, return_inverse=True)

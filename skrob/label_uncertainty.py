@@ -68,6 +68,8 @@ def label_uncertainty(soft_labels, y, *, classes=None, normalize=False):
     y = np.asarray(y)
     if y.ndim != 1:
         raise ValueError(f"y must be one label per sample, got shape {y.shape}.")
+    if y.dtype.kind == "f" and not np.isfinite(y).all():
+        raise ValueError("Input y contains NaN or infinity.")
     check_consistent_length(eta, y)
     n, k = eta.shape
     if k < 2:
@@ -96,6 +98,8 @@ def label_uncertainty(soft_labels, y, *, classes=None, normalize=False):
         classes = np.asarray(classes)
         if classes.shape != (k,):
             raise ValueError(f"classes must have one entry per column ({k}), got {classes.shape}.")
+        if np.unique(classes).size != k:
+            raise ValueError(f"classes must be distinct; got {classes.tolist()}.")
         order = np.argsort(classes, kind="stable")
         pos = np.searchsorted(classes[order], y)
         pos = np.minimum(pos, k - 1)
@@ -108,6 +112,20 @@ def label_uncertainty(soft_labels, y, *, classes=None, normalize=False):
     others = eta.copy()
     others[rows, column] = -np.inf
     return 1.0 - own + others.max(axis=1)
+
+
+def _check_labels(y):
+    """Class labels: one per sample, finite, of one kind (numbers or strings)."""
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise ValueError(f"y must be one label per sample (1-D), got shape {y.shape}.")
+    if y.dtype.kind == "f" and not np.isfinite(y).all():
+        raise ValueError("Input y contains NaN or infinity.")
+    if y.dtype.kind == "O":
+        kinds = {type(v).__name__ for v in y if not isinstance(v, str)}
+        if kinds and any(isinstance(v, str) for v in y):
+            raise ValueError(f"y mixes strings with {sorted(kinds)} labels; use one kind.")
+    return y
 
 
 @validate_params(
@@ -152,7 +170,7 @@ def knn_soft_labels(X, y, n_neighbors=10, *, metric="euclidean", n_jobs=None):
     ([1.0, 0.0], 2.0)
     """
     X = check_array(X, input_name="X")
-    y = np.asarray(y)
+    y = _check_labels(y)
     check_consistent_length(X, y)
     if n_neighbors >= X.shape[0]:
         raise ValueError(f"n_neighbors={n_neighbors} needs more than {n_neighbors} samples.")

@@ -27,9 +27,14 @@ from sklearn.utils.metadata_routing import (
     _routing_enabled,
     process_routing,
 )
-from sklearn.utils.validation import _check_method_params
+from sklearn.utils.validation import (
+    _check_method_params,
+    check_array,
+    check_consistent_length,
+    column_or_1d,
+)
 
-from skrob._validation import resolve_task
+from skrob._validation import plain, resolve_task
 from skrob.sample_robustness import SampleRobustnessTransformer
 from skrob.selection import subset_indices
 
@@ -140,7 +145,7 @@ class RobustnessSubsetSplit:
                 yield train, test
                 continue
             if self.reference == "fold":
-                R = clone(robustness).fit(X_test, y_test).robustness_
+                R = _fold_robustness(robustness, X_test, y_test, "validation fold")
             else:
                 fitted = clone(robustness).fit(_safe_indexing(X, train), _safe_indexing(y, train))
                 R = fitted.robustness(X_test, y_test)
@@ -171,7 +176,7 @@ class _SubsetScorer:
         if _routing_enabled():
             kwargs = process_routing(self, "score", **kwargs).scorer.score
         if robustness is None:
-            robustness = _transformer(self._robustness).fit(X, y).robustness_
+            robustness = _fold_robustness(_transformer(self._robustness), X, y, "scored set")
         robustness = np.asarray(robustness, dtype=np.float64)
         if robustness.shape != (len(y),):
             raise ValueError(
@@ -260,6 +265,18 @@ def subset_scorer(scoring=None, *, subset="least", fraction=0.5, robustness=None
     return _SubsetScorer(scorer, subset, fraction, robustness)
 
 
+def _fold_robustness(robustness, X, y, what):
+    """Robustness of a validation fold on itself; errors say it is about the fold."""
+    try:
+        return clone(robustness).fit(X, y).robustness_
+    except ValueError as exc:
+        raise ValueError(
+            f"Cannot compute the robustness of the {what} ({len(y)} samples) on itself: "
+            f"{exc} Use a stratified splitter (StratifiedKFold) so that every fold holds "
+            "every class, or reference='train' (RobustnessSubsetSplit)."
+        ) from exc
+
+
 def _estimator_score(estimator, X, y, **kwargs):
     return estimator.score(X, y, **kwargs)
 
@@ -293,12 +310,10 @@ def balanced_nested_subsets(y, sizes, random_state=None):
     >>> [len(s) for s in sets], set(sets[0]) <= set(sets[1])
     ([2, 4], True)
     """
-    y = np.asarray(y)
-    sizes = np.asarray(sizes)
+    y = column_or_1d(check_array(y, ensure_2d=False, dtype=None, input_name="y"))
     classes, codes = np.unique(y, return_inverse=True)
     k = classes.size
-    if sizes.ndim != 1 or sizes.size == 0 or np.any(np.diff(sizes) <= 0) or sizes[0] <= 0:
-        raise ValueError("sizes must be a non-empty increasing sequence of positive integers.")
+    sizes = _integer_sizes(sizes)
     if np.any(sizes % k):
         raise ValueError(f"Every size must be a multiple of the {k} classes; got {sizes.tolist()}.")
     per_class = sizes // k
@@ -306,13 +321,43 @@ def balanced_nested_subsets(y, sizes, random_state=None):
     if per_class[-1] > counts.min():
         raise ValueError(
             f"The largest set needs {per_class[-1]} samples per class; class "
-            f"{classes[counts.argmin()]!r} has {counts.min()}."
+            f"{plain(classes[counts.argmin()])!r} has {counts.min()}."
         )
     rng = check_random_state(random_state)
     orders = [rng.permutation(np.flatnonzero(codes == c)) for c in range(k)]
     return [np.sort(np.concatenate([o[:m] for o in orders])) for m in per_class]
 
 
+def _integer_sizes(sizes):
+    """``sizes`` as int64: integral numbers (floats from np.linspace too), increasing."""
+    values = np.asarray(sizes)
+    if values.dtype.kind not in "iuf" or values.ndim != 1 or values.size == 0:
+        raise ValueError(
+            f"sizes must be a non-empty 1-D sequence of integers; got {values.tolist()!r}."
+        )
+    if values.dtype.kind == "f" and not (
+        np.isfinite(values).all() and (values == np.round(values)).all()
+    ):
+        raise ValueError(f"sizes must be whole numbers; got {values.tolist()}.")
+    values = values.astype(np.int64)
+    if np.any(np.diff(values) <= 0) or values[0] <= 0:
+        raise ValueError(f"sizes must be increasing positive integers; got {values.tolist()}.")
+    return values
+
+
+@validate_params(
+    {
+        "estimator": [HasMethods(["fit", "predict"])],
+        "X": ["array-like"],
+        "y": ["array-like"],
+        "X_test": ["array-like"],
+        "y_test": ["array-like"],
+        "train_sizes": ["array-like"],
+        "scoring": [dict],
+        "random_state": ["random_state"],
+    },
+    prefer_skip_nested_validation=False,
+)
 def robustness_learning_curve(
     estimator, X, y, X_test, y_test, *, train_sizes, scoring, random_state=None
 ):
@@ -340,7 +385,16 @@ def robustness_learning_curve(
     import pandas as pd
     from sklearn.metrics import get_scorer
 
-    scorers = {name: get_scorer(s) if isinstance(s, str) else s for name, s in scoring.items()}
+    scorers = {}
+    for name, s in scoring.items():
+        if not (isinstance(s, str) or callable(s)):
+            raise TypeError(
+                f"scoring[{name!r}] must be a scorer name or a callable "
+                f"scorer(estimator, X, y); got {type(s).__name__}."
+            )
+        scorers[name] = get_scorer(s) if isinstance(s, str) else s
+    check_consistent_length(X, y)
+    check_consistent_length(X_test, y_test)
     rows = []
     for subset in balanced_nested_subsets(y, train_sizes, random_state=random_state):
         fitted = clone(estimator).fit(_safe_indexing(X, subset), _safe_indexing(y, subset))

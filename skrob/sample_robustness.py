@@ -9,7 +9,12 @@ from sklearn.utils._param_validation import Interval, StrOptions, validate_param
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, validate_data
 
 from skrob import _neighbors
-from skrob._validation import encode_classes, regression_targets, resolve_task
+from skrob._validation import (
+    check_label_kinds,
+    encode_classes,
+    regression_targets,
+    resolve_task,
+)
 
 # algorithm="auto" takes the approximate backend only from this many samples on. Measured
 # here (docs/benchmarks.md), the exact kernel was 17x faster than pynndescent at n = 20,000
@@ -419,6 +424,13 @@ class SampleRobustnessTransformer(TransformerMixin, BaseEstimator):
         if y.dtype.kind in "fc" and not np.all(np.isfinite(y)):
             raise ValueError("Input y contains NaN or infinity.")
         if self.task_ == "classification":
+            if y.ndim == 2 and y.shape[1] == 1:
+                y = y[:, 0]
+            if y.ndim != 1:
+                raise ValueError(
+                    f"y must be one class label per sample (1-D), got shape {y.shape}."
+                )
+            y = check_label_kinds(y)
             dist = self._class_distances(X)
             code = np.searchsorted(self.classes_, y)
             code = np.minimum(code, len(self.classes_) - 1)

@@ -25,7 +25,7 @@ from sklearn.utils.metadata_routing import (
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import _check_method_params, check_is_fitted, validate_data
 
-from skrob._validation import resolve_task
+from skrob._validation import plain, resolve_task
 from skrob.sample_robustness import SampleRobustnessTransformer
 
 _SUBSETS = ("least", "most")
@@ -238,9 +238,19 @@ class RobustSubsetSelector(BaseEstimator):
         if strategy == "align" and self.class_balanced is not False:
             raise ValueError("class_balanced is not defined for strategy='align'.")
         has_target = target_robustness is not None or target_X is not None
-        if (strategy == "align") != has_target:
+        if strategy == "align" and not has_target:
             raise ValueError(
-                "Pass target_robustness= or target_X=, target_y= exactly when strategy='align'."
+                "strategy='align' needs the distribution to align with: "
+                "fit(X, y, target_robustness=R_test) or fit(X, y, target_X=, target_y=). "
+                "Inside RobustSubsetEstimator or GridSearchCV, route it: "
+                "sklearn.set_config(enable_metadata_routing=True), "
+                "selector.set_fit_request(target_robustness=True), then pass "
+                "target_robustness= to the outer fit."
+            )
+        if strategy != "align" and has_target:
+            raise ValueError(
+                f"target_robustness, target_X and target_y are for strategy='align' only; "
+                f"strategy={strategy!r}."
             )
         if target_robustness is not None and (target_X is not None or target_y is not None):
             raise ValueError("Pass either target_robustness or target_X, target_y, not both.")
@@ -316,7 +326,7 @@ class RobustSubsetSelector(BaseEstimator):
         if short:
             raise ValueError(
                 f"class_balanced={self.class_balanced!r} needs {per_class} samples of every "
-                f"class; class {short[0][0].item()!r} has only {short[0][1]}."
+                f"class; class {plain(short[0][0])!r} has only {short[0][1]}."
             )
         if self.strategy in _SUBSETS:
             chosen = [

@@ -246,3 +246,16 @@ def test_intrinsic_robustness_is_unit_free(scale):
     assert ref.complete_ and est.intrinsic_robustness_ == ref.intrinsic_robustness_
     assert_allclose(est.radii_ / scale, ref.radii_, rtol=1e-12)
     assert_allclose(est.centers_ / scale, ref.centers_, rtol=1e-15)
+
+
+def test_label_errors_name_the_problem():
+    eta = [[0.5, 0.5, 0.0]] * 2
+    with pytest.raises(ValueError, match="classes must be distinct"):
+        label_uncertainty(eta, [1, 0], classes=[1, 0, 1])
+    with pytest.raises(ValueError, match="NaN"):
+        label_uncertainty(eta, [np.nan, 0.0], classes=[1.0, 0.0, 2.0])
+    X = np.random.default_rng(0).normal(size=(6, 2))
+    with pytest.raises(ValueError, match=r"1-D\), got shape \(6, 2\)"):
+        knn_soft_labels(X, np.zeros((6, 2)), n_neighbors=2)
+    with pytest.raises(ValueError, match="mixes string"):
+        knn_soft_labels(X, np.array([1, "a"] * 3, dtype=object), n_neighbors=2)

@@ -10,7 +10,12 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.utils import shuffle
 
 from skrob import SampleRobustnessTransformer, sample_robustness
-from skrob.model_selection import RobustnessSubsetSplit, subset_scorer
+from skrob.model_selection import (
+    RobustnessSubsetSplit,
+    balanced_nested_subsets,
+    robustness_learning_curve,
+    subset_scorer,
+)
 from tests._reference import brute_reach, brute_robustness
 
 
@@ -256,3 +261,40 @@ def test_robustness_learning_curve(digits):
     sets = balanced_nested_subsets(y_train, sizes, random_state=0)
     model = LogisticRegression(max_iter=300).fit(X_train[sets[0]], y_train[sets[0]])
     assert curve["accuracy"][0] == model.score(X_test, y_test)
+
+
+def test_fold_errors_say_they_are_about_a_fold():
+    from sklearn.datasets import load_iris
+    from sklearn.model_selection import KFold
+
+    X, y = load_iris(return_X_y=True)  # sorted by class: KFold(3) folds hold one class
+    with pytest.raises(ValueError, match=r"validation fold \(50 samples\).*StratifiedKFold"):
+        list(RobustnessSubsetSplit(KFold(3)).split(X, y))
+
+
+@pytest.mark.parametrize(
+    "sizes, match",
+    [([2.5, 4], "whole numbers"), ([[2, 4]], "1-D"), ([4, 2], "increasing"), (["a"], "integers")],
+)
+def test_balanced_nested_subsets_sizes(sizes, match):
+    y = np.repeat([0, 1], 10)
+    with pytest.raises(ValueError, match=match):
+        balanced_nested_subsets(y, sizes)
+    with pytest.raises(ValueError, match="1d array"):
+        balanced_nested_subsets(np.c_[y, y], [2])
+    # np.linspace gives floats: whole ones are sizes
+    assert [len(s) for s in balanced_nested_subsets(y, np.linspace(4, 20, 3))] == [4, 12, 20]
+
+
+def test_robustness_learning_curve_checks_scoring():
+    from sklearn.neighbors import KNeighborsClassifier
+
+    X, y = np.random.default_rng(0).normal(size=(20, 2)), np.repeat([0, 1], 10)
+    with pytest.raises(ValueError, match="'scoring' parameter of robustness_learning_curve"):
+        robustness_learning_curve(
+            KNeighborsClassifier(1), X, y, X, y, train_sizes=[4], scoring="accuracy"
+        )
+    with pytest.raises(TypeError, match=r"scoring\['acc'\]"):
+        robustness_learning_curve(
+            KNeighborsClassifier(1), X, y, X, y, train_sizes=[4], scoring={"acc": 3}
+        )

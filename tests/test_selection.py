@@ -237,8 +237,8 @@ def test_custom_robustness_transformer_is_cloned(iris):
         ({"strategy": "rpr"}, {}, "strategy='rpr' needs robustness=RPRScorer"),
         ({"strategy": "threshold"}, {}, "needs a threshold"),
         ({"strategy": "threshold", "threshold": 2.0}, {}, "selected no samples"),
-        ({"strategy": "align"}, {}, "exactly when strategy='align'"),
-        ({}, {"target_robustness": [0.5]}, "exactly when strategy='align'"),
+        ({"strategy": "align"}, {}, "enable_metadata_routing=True"),
+        ({}, {"target_robustness": [0.5]}, "for strategy='align' only"),
         ({"strategy": "align", "class_balanced": True}, {}, "not defined for strategy='align'"),
         ({"strategy": "align"}, {"target_robustness": [0.1, np.nan]}, "non-empty and finite"),
         ({"strategy": "align"}, {"target_X": np.ones((2, 4))}, "go together"),
@@ -370,3 +370,17 @@ def test_estimator_unfitted_and_feature_mismatch(iris):
     model.fit(X, y)
     with pytest.raises(ValueError, match="features"):
         model.predict(X[:, :3])
+
+
+def test_messages_name_labels_as_python_values():
+    """class 0, not class np.int64(0); string labels in objects arrays work too."""
+    X, y = load_iris(return_X_y=True)
+    y = y.copy()
+    y[:45] = 3  # class 0 keeps 5 samples
+    with pytest.raises(ValueError, match=r"class 0 has only 5"):
+        RobustSubsetSelector(class_balanced=20).fit(X, y)
+    labels = np.array(["setosa", "versicolor", "virginica", "x"], dtype=object)[y]
+    with pytest.raises(ValueError, match=r"class 'setosa' has only 5"):
+        RobustSubsetSelector(class_balanced=20).fit(X, labels)
+    _, y_res = RobustSubsetSelector(class_balanced=True).fit_resample(X, labels)
+    assert set(y_res) == set(labels)
