@@ -16,6 +16,27 @@ def _pyplot():
     return plt
 
 
+def _robustness_and_labels(robustness, labels, r_name, l_name):
+    """1-D finite robustness values in [0, 1] and one label for each."""
+    R = np.asarray(robustness, dtype=np.float64)
+    y = np.asarray(labels)
+    if R.ndim != 1 or y.ndim != 1:
+        raise ValueError(f"{r_name} and {l_name} must be 1-D, got shapes {R.shape} and {y.shape}.")
+    if R.shape != y.shape:
+        raise ValueError(
+            f"{r_name} and {l_name} must have one entry per sample; got {R.size} and {y.size}."
+        )
+    if R.size == 0:
+        raise ValueError(f"{r_name} is empty.")
+    if not np.isfinite(R).all():
+        raise ValueError(f"{r_name} contains NaN or infinity.")
+    if R.min() < 0 or R.max() > 1:
+        raise ValueError(
+            f"{r_name} must lie in [0, 1] (sample robustness); got [{R.min():.4g}, {R.max():.4g}]."
+        )
+    return R, y
+
+
 class RobustnessDistributionDisplay:
     """Per-class relative distribution of sample robustness (paper 000, Fig. 4).
 
@@ -46,10 +67,16 @@ class RobustnessDistributionDisplay:
     """
 
     def __init__(self, robustness, labels, robustness_ref=None, labels_ref=None, names=("x", "t")):
-        self.robustness = np.asarray(robustness)
-        self.labels = np.asarray(labels)
-        self.robustness_ref = None if robustness_ref is None else np.asarray(robustness_ref)
-        self.labels_ref = None if labels_ref is None else np.asarray(labels_ref)
+        self.robustness, self.labels = _robustness_and_labels(
+            robustness, labels, "robustness", "labels"
+        )
+        self.robustness_ref = self.labels_ref = None
+        if (robustness_ref is None) != (labels_ref is None):
+            raise ValueError("robustness_ref and labels_ref go together.")
+        if robustness_ref is not None:
+            self.robustness_ref, self.labels_ref = _robustness_and_labels(
+                robustness_ref, labels_ref, "robustness_ref", "labels_ref"
+            )
         self.names = names
 
     @classmethod
@@ -86,6 +113,8 @@ class RobustnessDistributionDisplay:
 
     def plot(self, *, label_names=None, ax=None, n_bins=30):
         """Draw one panel per class; ``ax`` is an array of Axes with one per class."""
+        if not isinstance(n_bins, int | np.integer) or n_bins < 1:
+            raise ValueError(f"n_bins must be a positive integer, got {n_bins!r}.")
         plt = _pyplot()
         classes = np.unique(self.labels)
         if ax is None:
@@ -265,7 +294,12 @@ class LaplacianDisplay:
     """
 
     def __init__(self, values, *, absolute=True):
-        self.values = {k: np.asarray(v, dtype=float) for k, v in values.items()}
+        if not isinstance(values, dict) or not values:
+            raise TypeError("values must be a non-empty dict of group name to array.")
+        self.values = {k: np.asarray(v, dtype=float).ravel() for k, v in values.items()}
+        for k, v in self.values.items():
+            if v.size == 0 or not np.isfinite(v).all():
+                raise ValueError(f"values[{k!r}] must be non-empty and finite.")
         self.absolute = absolute
         shown = {k: np.abs(v) if absolute else v for k, v in self.values.items()}
         self.means_ = {k: float(v.mean()) for k, v in shown.items()}

@@ -71,3 +71,19 @@ def test_rpr_curve_display():
     np.testing.assert_array_equal(disp.steps, expected)
     RPRCurveDisplay.from_steps(expected, 20, name="again", ax=disp.ax_)
     assert len(disp.ax_.lines) == 2
+
+
+@pytest.mark.parametrize(
+    "robustness, labels, match",
+    [
+        ([0.5, np.nan], [0, 1], "NaN"),
+        ([0.5, 0.4, 0.3], [0, 1], "one entry per sample"),
+        ([0.5, 1.5], [0, 1], r"\[0, 1\]"),
+        ([[0.5, 0.5]], [0], "1-D"),
+    ],
+)
+def test_distribution_display_rejects_bad_values(robustness, labels, match):
+    from skrob.plotting import RobustnessDistributionDisplay
+
+    with pytest.raises(ValueError, match=match):
+        RobustnessDistributionDisplay.from_robustness(robustness, labels)
