@@ -17,7 +17,6 @@ def _run_quick(script, out):
         [sys.executable, str(EXAMPLES / script), "--quick", "--output", out],
         capture_output=True,
         text=True,
-        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return result

@@ -58,6 +58,40 @@ def eval_mode(module):
         module.train(was_training)
 
 
+def parameter_dtype(module):
+    """The floating dtype of the module's parameters (float32 for a parameter-free one)."""
+    first = next(iter(module.parameters()), None)
+    return first.dtype if first is not None and first.is_floating_point() else torch.float32
+
+
+def check_outputs(module, X, probe=2):
+    """Run the module on the first rows of X; it must map them to (rows, n_classes).
+
+    Returns the number of classes. A module that rejects X, or maps it to another shape
+    (an MLP given 3-D images broadcasts over the extra axis), gets an error naming X's
+    shape and ``input_shape``.
+    """
+    rows = X[:probe]
+    try:
+        with torch.no_grad():
+            out = module(rows)
+    except RuntimeError as exc:
+        raise ValueError(
+            f"The model cannot take X with rows of shape {tuple(X.shape[1:])}: {exc} "
+            "Pass input_shape= to reshape each row as the model expects."
+        ) from exc
+    if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[0] != rows.shape[0]:
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ValueError(
+            f"The model maps {rows.shape[0]} rows of shape {tuple(X.shape[1:])} to {shape}; "
+            "skrob.torch needs one row of class scores per sample, (n_samples, n_classes). "
+            "Check X's shape, or pass input_shape= to reshape each row."
+        )
+    if out.shape[1] < 2:
+        raise ValueError(f"The model returns {out.shape[1]} class score; at least 2 are needed.")
+    return out.shape[1]
+
+
 def as_tensor(X, device, input_shape=None, dtype=torch.float32):
     """X (array-like or tensor, one row per sample) as a ``dtype`` tensor on ``device``."""
     if isinstance(X, torch.Tensor):
@@ -74,5 +108,35 @@ def as_tensor(X, device, input_shape=None, dtype=torch.float32):
     if not torch.isfinite(T).all():
         raise ValueError("Input X contains NaN or infinity.")
     if input_shape is not None:
-        T = T.reshape((T.shape[0],) + tuple(input_shape))
+        shape = tuple(input_shape)
+        if not all(isinstance(s, int | np.integer) and s > 0 for s in shape):
+            raise ValueError(f"input_shape must hold positive integers, got {input_shape!r}.")
+        if int(np.prod(shape)) != int(np.prod(T.shape[1:])):
+            raise ValueError(
+                f"input_shape {shape} holds {int(np.prod(shape))} values, but each row of X "
+                f"has shape {tuple(T.shape[1:])} ({int(np.prod(T.shape[1:]))} values)."
+            )
+        T = T.reshape((T.shape[0],) + shape)
     return T
+
+
+def class_indices(y, n, n_classes, device):
+    """``y`` as int64 class indices in [0, n_classes), one per sample of n."""
+    A = np.asarray(y.cpu() if isinstance(y, torch.Tensor) else y)
+    if A.ndim != 1 or A.shape[0] != n:
+        raise ValueError(
+            f"y must hold one class index per sample: shape ({n},); got shape {A.shape}."
+        )
+    if A.dtype.kind == "b" or A.dtype.kind not in "iuf":
+        raise ValueError(
+            f"y must hold integer class indices of the model's outputs, got dtype {A.dtype} "
+            "(encode string labels first, e.g. with sklearn's LabelEncoder)."
+        )
+    if A.dtype.kind == "f" and not (np.isfinite(A).all() and (A == np.round(A)).all()):
+        raise ValueError("y must hold integer class indices; got non-integer values.")
+    if n and (A.min() < 0 or A.max() >= n_classes):
+        raise ValueError(
+            f"y must hold class indices in [0, {n_classes}) (the model's outputs); "
+            f"got values in [{A.min():g}, {A.max():g}]."
+        )
+    return torch.as_tensor(A.astype(np.int64), device=device)

@@ -28,7 +28,15 @@ import torch
 from sklearn.base import BaseEstimator
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 
-from skrob.torch._model import as_tensor, eval_mode, resolve_module
+from skrob._validation import warn_user
+from skrob.torch._model import (
+    as_tensor,
+    check_outputs,
+    class_indices,
+    eval_mode,
+    parameter_dtype,
+    resolve_module,
+)
 
 # "auto": the attacks run in turn, keeping each sample's smallest distortion. On L2, FAB
 # (exact on linear models) and DDN each win on some networks; in short runs, together they
@@ -402,6 +410,16 @@ def minimal_distortion(
     >>> d.shape
     (5,)
     """
+    distortion, X_adv, success, _ = _distortions(
+        model, X, y, norm, method, clip, tol, batch_size, device, input_shape
+    )
+    if return_adversarial:
+        return distortion, X_adv, success
+    return distortion
+
+
+def _distortions(model, X, y, norm, method, clip, tol, batch_size, device, input_shape):
+    """:func:`minimal_distortion`'s work; also returns which samples were correct."""
     p = np.inf if (norm == "inf" or (isinstance(norm, Real) and np.isinf(norm))) else norm
     if p not in (np.inf, 2):
         raise ValueError(f"norm must be np.inf or 2, got {norm!r}.")
@@ -409,30 +427,28 @@ def minimal_distortion(
         raise ValueError("method='bim' is an L-inf attack: use norm=np.inf.")
     if method in ("ddn", "cw") and p != 2:
         raise ValueError(f"method={method!r} is an L2 attack: use norm=2.")
-    lo, hi = float(clip[0]), float(clip[1])
-    if not lo < hi:
-        raise ValueError(f"clip must be (low, high) with low < high, got {clip!r}.")
+    lo, hi = _check_clip(clip)
     module, dev, returns_probabilities = resolve_module(model, device)
-    dtype = next(module.parameters()).dtype
-    X = as_tensor(X, dev, input_shape, dtype)
-    y = torch.as_tensor(np.asarray(y.cpu() if isinstance(y, torch.Tensor) else y), device=dev)
-    if y.ndim != 1 or len(y) != len(X):
-        raise ValueError(f"y must hold one class index per sample; got shape {tuple(y.shape)}.")
+    X = as_tensor(X, dev, input_shape, parameter_dtype(module))
+    with eval_mode(module):
+        n_classes = check_outputs(module, X)
+    y = class_indices(y, len(X), n_classes, dev)
     if ((X < lo) | (X > hi)).any():
-        raise ValueError(f"X lies outside the box clip={clip!r}.")
-    y = y.long()
+        raise ValueError(f"X lies outside the box clip={tuple(clip)!r}.")
     f = _logits(module, returns_probabilities)
     methods = _AUTO[p] if method == "auto" else ((method, {}),)
     n = len(X)
     distortion = np.full(n, np.nan)
     X_adv = X.detach().clone()
     success = np.zeros(n, dtype=bool)
+    correct_all = np.zeros(n, dtype=bool)
     with eval_mode(module):
         for start in range(0, n, batch_size):
             x, yb = X[start : start + batch_size], y[start : start + batch_size]
             with torch.no_grad():
                 z = f(x)
             correct = z.argmax(1) == yb
+            correct_all[start : start + len(x)] = correct.cpu().numpy()
             if not correct.any():
                 continue
             xc, yc = x[correct], yb[correct]
@@ -455,9 +471,17 @@ def minimal_distortion(
             distortion[rows[ok]] = best[torch.isfinite(best)].cpu().numpy()
             success[rows] = ok
             X_adv[rows] = best_x
-    if return_adversarial:
-        return distortion, X_adv.cpu().numpy(), success
-    return distortion
+    return distortion, X_adv.cpu().numpy(), success, correct_all
+
+
+def _check_clip(clip):
+    try:
+        lo, hi = (float(v) for v in clip)
+    except (TypeError, ValueError):
+        raise ValueError(f"clip must be a pair (low, high) of numbers, got {clip!r}.") from None
+    if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
+        raise ValueError(f"clip must be (low, high) with finite low < high, got {clip!r}.")
+    return lo, hi
 
 
 def common_correct_mask(estimators, X, y):
@@ -474,9 +498,19 @@ def common_correct_mask(estimators, X, y):
     mask : ndarray of shape (n_samples,), bool
     """
     y = np.asarray(y)
+    if y.ndim != 1:
+        raise ValueError(f"y must be one label per sample (1-D), got shape {y.shape}.")
+    n = len(X) if hasattr(X, "__len__") else np.shape(X)[0]
+    if n != len(y):
+        raise ValueError(f"X and y must have one row per sample; got {n} and {len(y)}.")
     mask = np.ones(len(y), dtype=bool)
     for est in estimators:
-        mask &= np.asarray(est.predict(X)) == y
+        pred = np.asarray(est.predict(X))
+        if pred.shape != y.shape:
+            raise ValueError(
+                f"{type(est).__name__}.predict returned shape {pred.shape}; expected {y.shape}."
+            )
+        mask &= pred == y
     return mask
 
 
@@ -496,9 +530,35 @@ class AdversarialDistortionScorer(BaseEstimator):
         self.batch_size = batch_size
         self.input_shape = input_shape
 
+    _parameter_constraints = {
+        k: v
+        for k, v in minimal_distortion._skl_parameter_constraints.items()
+        if k in ("norm", "method", "clip", "batch_size", "input_shape")
+    }
+
     def __call__(self, estimator, X, y, **kwargs):
         """Mean distortion of ``estimator`` over its correctly classified samples of X."""
-        d = minimal_distortion(estimator, X, y, **self.get_params())
+        self._validate_params()  # errors name this scorer, not minimal_distortion
+        params = self.get_params()
+        d, _, success, correct = _distortions(
+            estimator,
+            X,
+            y,
+            params["norm"],
+            params["method"],
+            params["clip"],
+            1e-3,
+            params["batch_size"],
+            None,
+            params["input_shape"],
+        )
+        unbroken = int((correct & ~success).sum())
+        if unbroken:
+            warn_user(
+                f"{unbroken} of {int(correct.sum())} correctly classified samples were not "
+                "flipped by any attack inside the box; they are left out of the mean "
+                "distortion (which is therefore a lower bound on theirs)."
+            )
         if np.isnan(d).all():
             return float("nan")
         return float(np.nanmean(d))

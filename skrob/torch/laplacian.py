@@ -19,7 +19,7 @@ Exact routes, none of which ever forms the n×n Hessian:
 """
 
 import operator
-from numbers import Integral
+from numbers import Integral, Real
 
 import numpy as np
 import torch
@@ -32,7 +32,13 @@ from torch import nn
 from skrob.torch._forward_laplacian import AFFINE_MODULES, basis_chunks, softmax_laplacian
 from skrob.torch._forward_laplacian import Unsupported as _Unsupported
 from skrob.torch._forward_laplacian import forward_laplacian as _forward_laplacian
-from skrob.torch._model import as_tensor, eval_mode, resolve_module
+from skrob.torch._model import (
+    as_tensor,
+    check_outputs,
+    eval_mode,
+    parameter_dtype,
+    resolve_module,
+)
 
 DEFAULT_BATCH_SIZE = 1024  # forward evaluations (sample x direction) held at once
 
@@ -255,8 +261,11 @@ def laplacian(
     ((5, 3), True)
     """
     module, dev, returns_probabilities = resolve_module(model, device)
-    dtype = next(module.parameters()).dtype
-    X = as_tensor(X, dev, input_shape, dtype)
+    X = as_tensor(X, dev, input_shape, parameter_dtype(module))
+    with eval_mode(module):
+        n_classes = check_outputs(module, X)
+    if isinstance(target, Integral) and target >= n_classes:
+        raise ValueError(f"target={target} is not a class index below {n_classes}.")
     batch_size = DEFAULT_BATCH_SIZE if batch_size is None else batch_size
     if piecewise_linear == "auto":
         piecewise_linear = method == "exact" and is_piecewise_linear(module)
@@ -290,26 +299,29 @@ def laplacian(
         if target == "all":
             return lo.cpu().double().numpy()
         with torch.no_grad():
-            K = lo.shape[1]
             if target == "predicted":
                 classes = torch.cat(
                     [module(X[i : i + rows]).argmax(dim=1) for i in range(0, X.shape[0], rows)]
                 )
-            else:
-                if target >= K:
-                    raise ValueError(f"target={target} is not a class index below {K}.")
+            else:  # checked against the model's outputs above
                 classes = torch.full((X.shape[0],), target, device=lo.device)
     return lo[torch.arange(X.shape[0]), classes].cpu().double().numpy()
 
 
+@validate_params(
+    {
+        "model": [object],
+        "X": ["array-like", torch.Tensor],
+        "radius": [Interval(Real, 0, float(np.finfo(np.float64).max), closed="right")],
+    },
+    prefer_skip_nested_validation=False,
+)
 def expected_probability_change(model, X, radius, **kwargs):
     """``radius² / (2n) · LO``: the mean change of the probability under perturbations of
     length ``radius`` (paper 003, Theorem 1), n the number of input values.
 
-    ``kwargs`` go to :func:`laplacian`.
+    ``radius`` is a finite positive number; ``kwargs`` go to :func:`laplacian`.
     """
-    if not np.isscalar(radius) or radius <= 0:
-        raise ValueError(f"radius must be a positive number, got {radius!r}.")
     lo = laplacian(model, X, **kwargs)
     shape = kwargs.get("input_shape")
     n = int(np.prod(shape)) if shape is not None else int(np.prod(np.shape(X)[1:]))
@@ -349,7 +361,14 @@ class LaplacianScorer(BaseEstimator):
         self.random_state = random_state
         self.input_shape = input_shape
 
+    _parameter_constraints = {
+        k: v
+        for k, v in laplacian._skl_parameter_constraints.items()
+        if k not in ("model", "X", "piecewise_linear")
+    }
+
     def __call__(self, estimator, X, y=None, **kwargs):
         """``-mean |LO|`` of ``estimator`` over ``X`` (``y`` is not used)."""
+        self._validate_params()  # errors name LaplacianScorer, not laplacian
         lo = laplacian(estimator, X, **self.get_params())
         return -float(np.mean(np.abs(lo)))

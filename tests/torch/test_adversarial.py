@@ -239,10 +239,64 @@ def test_skorch_nets_with_logits_or_probabilities_give_the_same_distortions(p):
         )
         fitted[softmax] = net.initialize()
     labels = fitted[False].predict(X)
-    d_logits = minimal_distortion(fitted[False], X, labels, norm=p)
-    d_proba = minimal_distortion(fitted[True], X, labels, norm=p)
-    assert np.isfinite(d_logits).all()
-    assert_allclose(d_proba, d_logits, rtol=1e-3)
+    d_logits, adv_logits, ok_logits = minimal_distortion(
+        fitted[False], X, labels, norm=p, return_adversarial=True
+    )
+    d_proba, adv_proba, ok_proba = minimal_distortion(
+        fitted[True], X, labels, norm=p, return_adversarial=True
+    )
+    assert ok_logits.all() and ok_proba.all()
+    # Verified points: each flips its own net's prediction (they sit on the boundary,
+    # so the other net, equal up to rounding, may land on either side) ...
+    assert (fitted[False].predict(adv_logits) != labels).all()
+    assert (fitted[True].predict(adv_proba) != labels).all()
+    for d, adv in ((d_logits, adv_logits), (d_proba, adv_proba)):
+        delta = (adv - X).reshape(len(X), -1).astype(np.float64)
+        norms = np.abs(delta).max(1) if p == np.inf else np.linalg.norm(delta, axis=1)
+        assert_allclose(d, norms, rtol=1e-6)
+    # ... and the two routes follow the same margins: float rounding may send an
+    # iterative attack into another local minimum on a few samples, not on most.
+    assert np.median(np.abs(d_proba - d_logits) / d_logits) < 1e-3
     # the scorer takes the fitted net like any estimator
     scorer = AdversarialDistortionScorer(norm=p)
     assert scorer(fitted[False], X, labels) == pytest.approx(d_logits.mean(), rel=1e-6)
+
+
+def test_inputs_that_do_not_fit_get_errors_naming_them():
+    torch.manual_seed(0)
+    mlp = nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Linear(8, 2))
+    X = np.random.default_rng(0).uniform(size=(4, 3)).astype(np.float32)
+    y = mlp(torch.as_tensor(X)).argmax(1).numpy()
+    with pytest.raises(ValueError, match="integer class indices"):
+        minimal_distortion(mlp, X, y + 0.7)
+    with pytest.raises(ValueError, match="dtype <U1"):
+        minimal_distortion(mlp, X, np.array(["a", "b", "a", "b"]))
+    with pytest.raises(ValueError, match=r"class indices in \[0, 2\)"):
+        minimal_distortion(mlp, X, y + 2)
+    with pytest.raises(ValueError, match=r"maps 2 rows of shape \(3, 3\)"):
+        minimal_distortion(mlp, np.repeat(X[:, None, :], 3, axis=1), y)
+    with pytest.raises(ValueError, match="clip must be a pair"):
+        minimal_distortion(mlp, X, y, clip=(0.0,))
+    with pytest.raises(ValueError, match="finite low < high"):
+        minimal_distortion(mlp, X, y, clip=(0.0, np.inf))
+    with pytest.raises(ValueError, match="X and y must have one row per sample"):
+        common_correct_mask([], X, y[:3])
+    with pytest.raises(ValueError, match="'norm' parameter of AdversarialDistortionScorer"):
+        AdversarialDistortionScorer(norm="l2")(mlp, X, y)
+
+
+def test_scorer_warns_about_samples_no_attack_breaks():
+    """A constant model: every sample is correct, none can be flipped."""
+
+    class Constant(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.bias = nn.Parameter(torch.tensor([1.0, 0.0]))
+
+        def forward(self, x):
+            return self.bias.expand(len(x), 2) + 0 * x.sum(1, keepdim=True)
+
+    X = np.random.default_rng(0).uniform(size=(5, 3)).astype(np.float32)
+    with pytest.warns(UserWarning, match="5 of 5 correctly classified samples were not flipped"):
+        score = AdversarialDistortionScorer()(Constant(), X, np.zeros(5, dtype=int))
+    assert np.isnan(score)

@@ -299,3 +299,34 @@ def test_laplacian_display():
     assert [t.get_text() for t in disp.ax_.get_xticklabels()] == ["clean", "noisy"]
     signed = LaplacianDisplay.from_values({"a": [-1.0, 1.0]}, absolute=False)
     assert signed.means_["a"] == 0.0
+
+
+def test_inputs_that_do_not_fit_get_errors_naming_them():
+    torch.manual_seed(0)
+    mlp = nn.Sequential(nn.Linear(3, 8), nn.Tanh(), nn.Linear(8, 3))
+    X = np.random.default_rng(0).normal(size=(4, 3)).astype(np.float32)
+    with pytest.raises(ValueError, match=r"maps 2 rows of shape \(3, 3\)"):
+        laplacian(mlp, np.repeat(X[:, None, :], 3, axis=1))
+    with pytest.raises(ValueError, match=r"input_shape \(2, 2\) holds 4 values"):
+        laplacian(mlp, X, input_shape=(2, 2))
+    with pytest.raises(ValueError, match="cannot take X"):
+        laplacian(mlp, np.zeros((4, 5), dtype=np.float32))
+    for radius in (np.nan, np.inf, 0.0, -1.0):
+        with pytest.raises(ValueError, match="'radius' parameter"):
+            expected_probability_change(mlp, X, radius)
+    with pytest.raises(ValueError, match="'method' parameter of LaplacianScorer"):
+        LaplacianScorer(method="exactly")(mlp, X)
+    with pytest.raises(ValueError, match="target=5 is not a class index below 3"):
+        laplacian(mlp, X, target=5)
+
+
+def test_module_without_parameters():
+    """No StopIteration: a parameter-free module computes in float32."""
+
+    class Fixed(nn.Module):
+        def forward(self, x):
+            return torch.stack([x.sum(1), (x**2).sum(1), -x.sum(1)], 1)
+
+    X = np.random.default_rng(0).normal(size=(4, 3)).astype(np.float32)
+    lo = laplacian(Fixed(), X, target="all")
+    assert lo.shape == (4, 3) and np.isfinite(lo).all()
