@@ -12,7 +12,7 @@ _MAX = float(np.finfo(np.float64).max)  # finite parameters: Interval(..., None)
 @validate_params(
     {
         "estimator": [HasMethods(["predict"])],
-        "X": ["array-like"],
+        "X": ["array-like", "sparse matrix"],
         "y": ["array-like"],
         "tolerance": [Interval(Real, 0, _MAX, closed="right")],
         "max_distortion": [Interval(Real, 0, _MAX, closed="right")],

@@ -26,7 +26,7 @@ RADIUS_MARGIN = 1e-9
 
 @validate_params(
     {
-        "soft_labels": ["array-like"],
+        "soft_labels": ["array-like", "sparse matrix"],
         "y": ["array-like"],
         "classes": ["array-like", None],
         "normalize": ["boolean"],
@@ -130,7 +130,7 @@ def _check_labels(y):
 
 @validate_params(
     {
-        "X": ["array-like"],
+        "X": ["array-like", "sparse matrix"],
         "y": ["array-like"],
         "n_neighbors": [Interval(Integral, 1, None, closed="left")],
         "metric": [str, callable],

@@ -83,6 +83,7 @@ class RobustnessSubsetSplit:
     """
 
     _parameter_constraints = {
+        "cv": ["cv_object"],
         "subset": [StrOptions({"least", "most", "all"})],
         "fraction": _FRACTION,
         "reference": [StrOptions({"fold", "train"})],

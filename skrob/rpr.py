@@ -153,7 +153,7 @@ def _perturbed_batches(data, perturbation, entropy, round_, size, active, buffer
 
 _STEPS_PARAMS = {
     "estimator": [HasMethods(["predict"])],
-    "X": ["array-like"],
+    "X": ["array-like", "sparse matrix"],
     "y": ["array-like"],
     "perturbation": [callable],
     "max_steps": [Interval(Integral, 1, None, closed="left")],
@@ -263,7 +263,7 @@ def rpr_curve(steps, max_steps):
 @validate_params(
     {
         "estimator": [HasMethods(["predict"])],
-        "X": ["array-like"],
+        "X": ["array-like", "sparse matrix"],
         "perturbation": [callable],
         "n_samples": [Interval(Integral, 1, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left"), None],

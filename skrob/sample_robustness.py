@@ -108,7 +108,7 @@ def _compute(
 
 
 @validate_params(
-    {"X": ["array-like"], "y": ["array-like"], **_COMMON_CONSTRAINTS},
+    {"X": ["array-like", "sparse matrix"], "y": ["array-like"], **_COMMON_CONSTRAINTS},
     prefer_skip_nested_validation=True,
 )
 def sample_robustness(

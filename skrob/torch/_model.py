@@ -3,6 +3,7 @@
 import contextlib
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 from sklearn.exceptions import NotFittedError
 
@@ -94,6 +95,10 @@ def check_outputs(module, X, probe=2):
 
 def as_tensor(X, device, input_shape=None, dtype=torch.float32):
     """X (array-like or tensor, one row per sample) as a ``dtype`` tensor on ``device``."""
+    if sp.issparse(X):
+        raise TypeError(
+            "Sparse data was passed for X, but dense data is required: use X.toarray()."
+        )
     if isinstance(X, torch.Tensor):
         T = X.detach().to(device=device, dtype=dtype)
     else:

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
+from sklearn.utils.validation import _num_samples
 
 from skrob._validation import warn_user
 from skrob.torch._model import (
@@ -347,7 +348,7 @@ def _attack(method, f, x, y, p, lo, hi, tol, **params):
 @validate_params(
     {
         "model": [object],
-        "X": ["array-like", torch.Tensor],
+        "X": ["array-like", "sparse matrix", torch.Tensor],
         "y": ["array-like", torch.Tensor],
         "norm": [StrOptions({"inf"}), Real],
         "method": [StrOptions({"auto", "fab", "deepfool", "bim", "ddn", "cw"})],
@@ -484,6 +485,14 @@ def _check_clip(clip):
     return lo, hi
 
 
+@validate_params(
+    {
+        "estimators": ["array-like"],
+        "X": ["array-like", "sparse matrix", torch.Tensor],
+        "y": ["array-like"],
+    },
+    prefer_skip_nested_validation=True,
+)
 def common_correct_mask(estimators, X, y):
     """The samples that every given estimator classifies correctly (paper 002's test set).
 
@@ -500,7 +509,7 @@ def common_correct_mask(estimators, X, y):
     y = np.asarray(y)
     if y.ndim != 1:
         raise ValueError(f"y must be one label per sample (1-D), got shape {y.shape}.")
-    n = len(X) if hasattr(X, "__len__") else np.shape(X)[0]
+    n = _num_samples(X)
     if n != len(y):
         raise ValueError(f"X and y must have one row per sample; got {n} and {len(y)}.")
     mask = np.ones(len(y), dtype=bool)

@@ -190,7 +190,7 @@ def _hutchinson(module, X, n_probes, seeds, batch_size, returns_probabilities):
 @validate_params(
     {
         "model": [object],
-        "X": ["array-like", torch.Tensor],
+        "X": ["array-like", "sparse matrix", torch.Tensor],
         "target": [StrOptions({"predicted", "all"}), Interval(Integral, 0, None, closed="left")],
         "method": [StrOptions({"exact", "hutchinson"})],
         "n_probes": [Interval(Integral, 1, None, closed="left")],
@@ -311,7 +311,7 @@ def laplacian(
 @validate_params(
     {
         "model": [object],
-        "X": ["array-like", torch.Tensor],
+        "X": ["array-like", "sparse matrix", torch.Tensor],
         "radius": [Interval(Real, 0, float(np.finfo(np.float64).max), closed="right")],
     },
     prefer_skip_nested_validation=False,
