@@ -255,7 +255,7 @@ def _cases():
     for module, name in PUBLIC:
         if name not in VALID:
             continue
-        for param, constraints in _constraints(getattr(module, name)).items():
+        for param in _constraints(getattr(module, name)):
             yield pytest.param(name, param, id=f"{name}-{param}")
 
 
