@@ -44,7 +44,7 @@ def many_classes(y):
     if y.dtype.kind not in "iuf" or y.size < 4:
         return None
     n_classes = np.unique(y).size
-    if n_classes > MANY_CLASSES or n_classes > y.shape[0] / 2:
+    if n_classes > MANY_CLASSES or (n_classes > y.shape[0] / 2 and y.shape[0] >= 20):
         return n_classes, y.shape[0]
     return None
 

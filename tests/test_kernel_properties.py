@@ -1,0 +1,119 @@
+"""Properties of the exact kernels over the whole finite range (hypothesis).
+
+Random finite data with magnitudes from 1e-150 to 1e150, single outliers far from the
+rest, exact and near duplicates, both tasks: the exact results equal a float64 brute
+force (``tests._reference``, which scales every difference, so it is itself exact over
+the range); regression R does not change when y is rescaled; the reach scales with X.
+"""
+
+import numpy as np
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+from numpy.testing import assert_allclose
+
+from skrob import SampleRobustnessTransformer, sample_robustness
+from skrob._neighbors import nearest_in_groups, nearest_other_label
+from tests._reference import brute_dist, brute_reach, brute_robustness
+
+RTOL = 1e-6  # the contract (DESIGN §9); the kernels are exact to ~1e-15 in practice
+
+
+@st.composite
+def datasets(draw, regression=False):
+    """(X, y): a small random set, its scale, an outlier, duplicates, near-duplicates."""
+    n = draw(st.integers(4, 40))
+    d = draw(st.integers(1, 4))
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    scale = 10.0 ** draw(st.integers(-150, 150))
+    X = rng.normal(size=(n, d)) * scale
+    if draw(st.booleans()):  # one outlier, up to 1e150 times further out (or in)
+        X[draw(st.integers(0, n - 1))] = rng.normal(size=d) * 10.0 ** draw(st.integers(-150, 150))
+    if draw(st.booleans()):  # an exact duplicate
+        i, j = rng.choice(n, 2, replace=False)
+        X[j] = X[i]
+    if draw(st.booleans()):  # a near-duplicate, relative distance 1e-12 .. 1e-6
+        i, j = rng.choice(n, 2, replace=False)
+        X[j] = X[i] * (1 + 10.0 ** draw(st.integers(-12, -6)))
+    if regression:
+        y = rng.normal(size=n) * 10.0 ** draw(st.integers(-150, 150))
+        if np.unique(y).size < 2:
+            y[0] = y[1] + abs(y[1]) + 1.0
+    else:
+        y = rng.integers(0, 3, n)
+        y[:2] = [0, 1]  # at least two classes
+    return X, y
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=datasets())
+@example(
+    data=(
+        np.r_[np.random.default_rng(0).normal(size=(30, 3)), [[1e30, 0, 0]]],
+        np.r_[np.arange(30) % 2, 0],
+    )
+)
+@example(data=(np.random.default_rng(1).normal(size=(20, 2)) * 1e-200, np.arange(20) % 3))
+def test_classification_equals_brute_force(data):
+    X, y = data
+    reach, partner = nearest_other_label(X, y)
+    expected = brute_reach(X, y)
+    assert_allclose(reach, expected, rtol=RTOL, atol=0)
+    assert np.all(y[partner] != y)
+    assert_allclose(brute_dist(X, X)[np.arange(len(y)), partner], expected, rtol=RTOL, atol=0)
+    R = sample_robustness(X, y, task="classification")
+    assert_allclose(R, brute_robustness(X, y, "classification"), rtol=RTOL, atol=0)
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=datasets(), queries=st.integers(0, 2**32 - 1))
+def test_nearest_in_groups_equals_brute_force(data, queries):
+    X, y = data
+    rng = np.random.default_rng(queries)
+    Q = np.vstack([X[rng.choice(len(X), 5)] * (1 + 1e-9), rng.normal(size=(3, X.shape[1]))])
+    Q *= np.abs(X).max() or 1.0
+    dist, arg = nearest_in_groups(Q, X, y, 3)
+    D = brute_dist(Q, X)
+    expected = np.stack([D[:, y == k].min(axis=1, initial=np.inf) for k in range(3)], axis=1)
+    assert_allclose(dist, expected, rtol=RTOL, atol=0)
+    present = np.isfinite(expected)
+    assert np.all((arg >= 0) == present)
+    assert_allclose(np.take_along_axis(D, arg, axis=1)[present], expected[present], rtol=RTOL)
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=datasets(regression=True))
+@example(data=(np.random.default_rng(0).normal(size=(25, 2)) * 1e160, np.arange(25.0)))
+def test_regression_equals_brute_force(data):
+    X, y = data
+    R = sample_robustness(X, y, task="regression")
+    assert_allclose(R, brute_robustness(X, y, "regression"), rtol=RTOL, atol=0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=datasets(regression=True), power=st.integers(-150, 150))
+def test_regression_robustness_is_invariant_to_rescaling_y(data, power):
+    X, y = data
+    R = sample_robustness(X, y, task="regression")
+    for c in (10.0**power, -(2.0 ** (power % 64))):
+        assert_allclose(sample_robustness(X, y * c, task="regression"), R, rtol=1e-9, atol=0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=datasets(), power=st.integers(-400, 400))
+def test_reach_scales_with_X(data, power):
+    """Scaling by a power of two is exact, so the reach must scale to rounding."""
+    X, y = data
+    c = 2.0**power
+    with np.errstate(over="ignore", under="ignore"):
+        Xc = X * c
+    if not np.isfinite(Xc).all():
+        return  # X * c is not finite: no input
+    base = SampleRobustnessTransformer(task="classification").fit(X, y).reach_
+    scaled = SampleRobustnessTransformer(task="classification").fit(Xc, y).reach_
+    with np.errstate(over="ignore"):
+        target = base * c
+    if (X != 0).any() and np.abs(X[X != 0] * c).min() < 1e-290:
+        return  # X * c lost values to underflow: another input
+    finite = np.isfinite(target) & (target > 1e-290)  # where float64 holds both
+    assert_allclose(scaled[finite], target[finite], rtol=1e-12, atol=0)
