@@ -411,3 +411,51 @@ def test_integer_valued_regression_target_warns():
         sample_robustness(X, y, task="classification")
         sample_robustness(X, y % 3)  # three classes: no warning
     assert_allclose(R, brute_robustness(X, y, "regression"), rtol=RTOL)
+
+
+# --------------------------------------------------------------------------------------
+# The whole finite range (issue: silently wrong numbers at extreme magnitudes)
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scale", [1e-200, 1e-30, 1e20, 1e150, 1e300])
+def test_extreme_magnitudes_match_brute_force(scale):
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(120, 5)), rng.integers(0, 3, 120)
+    srt = SampleRobustnessTransformer().fit(X[:80] * scale, y[:80])
+    reach = brute_reach(X[:80] * scale, y[:80])
+    assert_allclose(srt.reach_, reach, rtol=RTOL)
+    assert_allclose(srt.reach_ / scale, brute_reach(X[:80], y[:80]), rtol=1e-9)
+    R_t = brute_reach(X[80:] * scale, y[80:], reference=X[:80] * scale, ref_y=y[:80])
+    assert_allclose(srt.robustness(X[80:] * scale, y[80:]), R_t / (R_t + 1), rtol=RTOL)
+
+
+def test_one_outlier_leaves_the_other_rows_alone():
+    """An outlier at 1e30 among N(0, 1) rows made every reach inf (R = 1.0)."""
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(300, 5)), rng.integers(0, 3, 300)
+    X[7] = 1e30
+    srt = SampleRobustnessTransformer().fit(X, y)
+    assert_allclose(srt.reach_, brute_reach(X, y), rtol=RTOL)
+    assert srt.robustness_[np.arange(300) != 7].max() < 0.9
+    queries = rng.normal(size=(50, 5))
+    D = np.sqrt(((queries[:, None] - X[None]) ** 2).sum(-1))
+    per_class = np.stack([D[:, y == k].min(1) for k in range(3)], 1)
+    second = np.sort(per_class, axis=1)[:, 1]
+    assert_allclose(srt.transform(queries)[:, 0], second / (second + 1), rtol=RTOL)
+
+
+@pytest.mark.parametrize(
+    "x_scale, y_scale", [(1.0, 1e200), (1.0, 1e-200), (1e160, 1.0), (1e-160, 1e300)]
+)
+def test_regression_extreme_magnitudes(x_scale, y_scale):
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(100, 3)), rng.normal(size=100)
+    R = sample_robustness(X * x_scale, y * y_scale)
+    assert_allclose(R, brute_robustness(X * x_scale, y * y_scale, "regression"), rtol=RTOL)
+    assert_allclose(R, sample_robustness(X * x_scale, y), rtol=1e-9)  # y's scale is moot
+    srt = SampleRobustnessTransformer().fit(X[:70] * x_scale, y[:70] * y_scale)
+    q = brute_q(
+        X[70:] * x_scale, y[70:] * y_scale, reference=X[:70] * x_scale, ref_Y=y[:70] * y_scale
+    )
+    assert_allclose(srt.robustness(X[70:] * x_scale, y[70:] * y_scale), 1 / (1 + q), rtol=RTOL)
