@@ -475,7 +475,7 @@ def _nearest_other_label(X, codes, *, metric, batch_size, n_jobs, verbose, data=
         # A pair is a candidate for both of its samples.
         dist, arg = _refine(data, i, j, v, data.tolA, i, n, tol_j=data.tolB)
     else:
-        Xs = np.asarray(X, dtype=np.float64)[order]
+        (Xs,), unscale = _cdist_scaling(metric, np.asarray(X, dtype=np.float64)[order])
         i, j, v = _run_candidates(
             lambda r0, r1, c0, c1: _cdist_task(Xs, Xs, r0, r1, c0, c1, True, col_block, metric),
             tasks,
@@ -486,6 +486,7 @@ def _nearest_other_label(X, codes, *, metric, batch_size, n_jobs, verbose, data=
         dist, arg = _reduce_min(
             np.concatenate([i, j]), np.concatenate([v, v]), n, np.concatenate([j, i])
         )
+        dist = unscale(dist)
     reach = np.empty(n)
     partner = np.empty(n, dtype=np.intp)
     reach[order] = dist
@@ -579,8 +580,9 @@ def _nearest_in_groups(
         tol_keys = np.repeat(data.tolA, n_groups)
         dist, arg = _refine(data, i, j, v, tol_keys, keys, n_q * n_groups)
     else:
-        Q = np.asarray(Q, dtype=np.float64)
-        Xs = np.asarray(X, dtype=np.float64)[order]
+        (Q, Xs), unscale = _cdist_scaling(
+            metric, np.asarray(Q, dtype=np.float64), np.asarray(X, dtype=np.float64)[order]
+        )
         i, j, v = _run_candidates(
             lambda r0, r1, c0, c1: _cdist_task(
                 Q, Xs, r0, r1, c0, c1, False, col_block, metric, self_col
@@ -591,6 +593,7 @@ def _nearest_in_groups(
             desc="nearest reference",
         )
         dist, arg = _reduce_min(i * n_groups + codes_sorted[j], v, n_q * n_groups, j)
+        dist = unscale(dist)
     arg = np.where((arg >= 0) & np.isfinite(dist), order[np.maximum(arg, 0)], -1)
     return dist.reshape(n_q, n_groups), arg.reshape(n_q, n_groups)
 
@@ -665,6 +668,37 @@ def _exact_groups(A, B, groups, n_groups, *, exclude=None, row_block=256, col_bl
     return best.reshape(n_a, n_groups), partner.reshape(n_a, n_groups)
 
 
+# How scipy's cdist metrics scale with X: d(cX, cX') = c**degree d(X, X'). Data are scaled
+# by a power of two (so |X| < 1) before these metrics, which would otherwise overflow or
+# underflow inside (squares, p-th powers, norms); unknown metrics are left as they are,
+# and a non-finite distance is an error.
+_METRIC_DEGREE = {
+    "euclidean": 1,
+    "cityblock": 1,
+    "chebyshev": 1,
+    "minkowski": 1,
+    "sqeuclidean": 2,
+    "braycurtis": 0,
+    "canberra": 0,
+    "cosine": 0,
+    "correlation": 0,
+}
+
+
+def _cdist_scaling(metric, *arrays):
+    """The arrays scaled for ``metric``, and a function taking distances back to X's units."""
+    degree = _METRIC_DEGREE.get(metric) if isinstance(metric, str) else None
+    if degree is None:
+        return arrays, lambda dist: dist
+    g = _pow2_scale(_max_abs(*arrays))  # scale-free metrics too: no norm underflows
+
+    def unscale(dist):
+        with np.errstate(over="ignore"):
+            return dist if degree == 0 else dist / g if degree == 1 else dist / g / g
+
+    return tuple(A * g for A in arrays), unscale
+
+
 def _cdist_task(XA, XB, r0, r1, c0, c1, both, col_block, metric, self_col=None):
     """Exact float64 ``cdist`` blocks; row (and column) minima with their partners."""
     out = []
@@ -672,7 +706,14 @@ def _cdist_task(XA, XB, r0, r1, c0, c1, both, col_block, metric, self_col=None):
     self_col = None if self_col is None else self_col[r0:r1]
     for cs in range(c0, c1, col_block):
         ce = min(cs + col_block, c1)
-        D = cdist(a, XB[cs:ce], metric=metric)
+        with np.errstate(over="ignore", invalid="ignore"):
+            D = cdist(a, XB[cs:ce], metric=metric)
+        if not np.isfinite(D).all():
+            raise ValueError(
+                f"metric={metric!r} gives non-finite distances for finite X (float64 "
+                "overflow, or a metric undefined for some rows, e.g. cosine of a zero "
+                "row); rescale X or choose another metric."
+            )
         _mask_self(D, self_col, cs, np.inf)
         j = D.argmin(axis=1)
         out.append((r0 + np.arange(r1 - r0), cs + j, D[np.arange(r1 - r0), j]))
@@ -708,11 +749,15 @@ class _LipschitzData:
         self.norm = float(np.sqrt(np.einsum("ij,ij->i", self.YB, self.YB)).max())
         XA = np.asarray(XA, dtype=np.float64)
         if metric != "euclidean":
-            self.A = XA
-            self.B = self.A if both else np.asarray(self.XB, dtype=np.float64)
-            self.unit = 1.0
+            XB = XA if both else np.asarray(self.XB, dtype=np.float64)
+            (self.A, self.B), self.unscale = _cdist_scaling(metric, XA, XB)
+            if both:
+                self.B = self.A
+            # unit: a distance here is unscale^-1 of one in X's units
+            self.unit = None
             self.tolA = np.zeros(self.A.shape[0])
             return
+        self.unscale = None
         g = _pow2_scale(_max_abs(XA) if both else _max_abs(XA, self.XB))
         center = _scaled_mean(self.XB, g)
         self.A = XA * g - center
@@ -734,16 +779,22 @@ class _LipschitzData:
     def to_relative(self, q_scaled):
         """Q / ||y||_inf from a Q in the scaled units."""
         q = q_scaled / self.norm
-        if self.unit == 1.0:
-            return q
-        with np.errstate(over="ignore"):
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            if self.unit is None:  # a cdist metric: q ~ 1 / distance
+                return np.where(q > 0, 1.0 / self.unscale(1.0 / q), 0.0)
             return q * self.unit[0] * self.unit[1]
 
     def block(self, r0, r1, c0, c1):
         """Squared scaled ratios of a block (0 for delicate pairs) and its delicate pairs."""
         L2 = _sq_label_diff(self.YA[r0:r1], self.YB[c0:c1])
         if self.metric != "euclidean":
-            D2 = cdist(self.A[r0:r1], self.B[c0:c1], metric=self.metric)
+            with np.errstate(over="ignore", invalid="ignore"):
+                D2 = cdist(self.A[r0:r1], self.B[c0:c1], metric=self.metric)
+            if not np.isfinite(D2).all():
+                raise ValueError(
+                    f"metric={self.metric!r} gives non-finite distances for finite X; "
+                    "rescale X or choose another metric."
+                )
             D2 *= D2
             ii, jj = np.nonzero(D2 <= _TINY)
         else:
@@ -772,7 +823,7 @@ class _LipschitzData:
         dx = (
             _exact_dist(self.XA, self.XB, i, j)
             if self.metric == "euclidean"
-            else _paired_cdist(self.XA, self.XB, i, j, self.metric)
+            else self.unscale(_paired_cdist(self.A, self.B, i, j, self.metric))
         )
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             q = dy / dx

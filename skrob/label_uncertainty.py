@@ -175,6 +175,10 @@ def knn_soft_labels(X, y, n_neighbors=10, *, metric="euclidean", n_jobs=None):
     if n_neighbors >= X.shape[0]:
         raise ValueError(f"n_neighbors={n_neighbors} needs more than {n_neighbors} samples.")
     classes, codes = np.unique(y, return_inverse=True)
+    if metric in ("euclidean", "cityblock", "chebyshev", "minkowski", "l1", "l2", "manhattan"):
+        # Translation- and scale-equivariant: centred and scaled by powers of two, so that
+        # scikit-learn's distances neither overflow nor cancel on large offsets.
+        X, _ = _centred_unit(np.asarray(X, dtype=np.float64))
     nn = NearestNeighbors(n_neighbors=n_neighbors, metric=metric, n_jobs=n_jobs).fit(X)
     neighbors = nn.kneighbors(return_distance=False)  # excludes each sample itself
     counts = np.zeros((X.shape[0], classes.size))

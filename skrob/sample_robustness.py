@@ -74,7 +74,8 @@ def _robustness_from_q(q):
 
 
 def _reach_to_robustness(reach):
-    R = reach / (reach + 1.0)
+    with np.errstate(invalid="ignore"):  # inf / inf: set below
+        R = reach / (reach + 1.0)
     R[np.isinf(reach)] = 1.0
     return R
 

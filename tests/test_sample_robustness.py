@@ -459,3 +459,37 @@ def test_regression_extreme_magnitudes(x_scale, y_scale):
         X[70:] * x_scale, y[70:] * y_scale, reference=X[:70] * x_scale, ref_Y=y[:70] * y_scale
     )
     assert_allclose(srt.robustness(X[70:] * x_scale, y[70:] * y_scale), 1 / (1 + q), rtol=RTOL)
+
+
+@pytest.mark.parametrize(
+    "metric, degree",
+    [("cityblock", 1), ("chebyshev", 1), ("minkowski", 1), ("sqeuclidean", 2), ("cosine", 0)],
+)
+@pytest.mark.parametrize("power", [-200, 200, 300])
+def test_cdist_metrics_over_the_finite_range(metric, degree, power):
+    """cdist metrics square or take norms inside: the data are scaled first."""
+    rng = np.random.default_rng(0)
+    X, y, yr = rng.normal(size=(60, 3)), rng.integers(0, 2, 60), rng.normal(size=60)
+    s = 10.0**power
+    with np.errstate(over="ignore"):
+        factor = np.float64(s) ** degree
+    reach = SampleRobustnessTransformer(metric=metric).fit(X, y).reach_
+    scaled = SampleRobustnessTransformer(metric=metric).fit(X * s, y).reach_
+    finite = np.isfinite(reach * factor) & (reach * factor > 1e-300)
+    assert_allclose(scaled[finite], reach[finite] * factor, rtol=1e-9)
+    assert np.all(np.isinf(scaled[~finite]) | (scaled[~finite] < 1e-290))
+    R = sample_robustness(X, yr, metric=metric)
+    q = (1 / R - 1) / factor
+    expected = 1 / (1 + q)
+    assert_allclose(sample_robustness(X * s, yr, metric=metric), expected, rtol=1e-9)
+
+
+def test_knn_soft_labels_over_the_finite_range():
+    from skrob import knn_soft_labels
+
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(60, 3)), rng.integers(0, 3, 60)
+    eta = knn_soft_labels(X, y, n_neighbors=4)
+    for s in (1e-200, 1e200):
+        assert_allclose(knn_soft_labels(X * s, y, n_neighbors=4), eta)
+    assert_allclose(knn_soft_labels(X + 1e9, y, n_neighbors=4), eta)  # no cancellation
