@@ -88,9 +88,12 @@ def plain(value):
 
 
 def check_label_kinds(y):
-    """Refuse labels that mix strings with other types (np.unique cannot order them)."""
+    """Refuse labels that mix strings with other types, or hold None (np.unique cannot
+    order them)."""
     y = np.asarray(y)
     if y.dtype.kind == "O":
+        if any(v is None for v in y.ravel()):
+            raise ValueError("y contains None: every sample needs a label.")
         strings = np.fromiter((isinstance(v, str) for v in y.ravel()), bool, y.size)
         if strings.any() and not strings.all():
             others = sorted({type(v).__name__ for v in y.ravel() if not isinstance(v, str)})

@@ -19,6 +19,8 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 from sklearn.utils.validation import check_array, check_consistent_length, validate_data
 
+from skrob._validation import check_label_kinds
+
 # A region's radius is "just below" the distance to the first sample it leaves out: that
 # distance times (1 - RADIUS_MARGIN), so that the estimate does not depend on X's units.
 RADIUS_MARGIN = 1e-9
@@ -121,11 +123,7 @@ def _check_labels(y):
         raise ValueError(f"y must be one label per sample (1-D), got shape {y.shape}.")
     if y.dtype.kind == "f" and not np.isfinite(y).all():
         raise ValueError("Input y contains NaN or infinity.")
-    if y.dtype.kind == "O":
-        kinds = {type(v).__name__ for v in y if not isinstance(v, str)}
-        if kinds and any(isinstance(v, str) for v in y):
-            raise ValueError(f"y mixes strings with {sorted(kinds)} labels; use one kind.")
-    return y
+    return check_label_kinds(y)
 
 
 @validate_params(
@@ -323,7 +321,7 @@ class IntrinsicRobustnessEstimator(BaseEstimator):
         "gamma": [Interval(Real, 0, 2, closed="both")],
         "norm": [Real, StrOptions({"inf"})],
         "n_regions": [Interval(Integral, 1, None, closed="left")],
-        "delta": [Interval(Real, 0, None, closed="left")],
+        "delta": [Interval(Real, 0, float(np.finfo(np.float64).max), closed="both")],
         "train_size": [Interval(Real, 0, 1, closed="neither")],
         "random_state": ["random_state"],
     }
@@ -371,6 +369,11 @@ class IntrinsicRobustnessEstimator(BaseEstimator):
         self : object
         """
         norm = self._norm()
+        if np.asarray(y).dtype.kind not in "biufO":
+            raise ValueError(
+                "y must be the label uncertainty of every sample, numbers in [0, 2]; got "
+                f"dtype {np.asarray(y).dtype} (compute it with label_uncertainty)."
+            )
         X, lu = validate_data(self, X, y, dtype=np.float64, y_numeric=True)
         if lu.ndim != 1:
             raise ValueError("y must be one label uncertainty per sample.")

@@ -493,3 +493,11 @@ def test_knn_soft_labels_over_the_finite_range():
     for s in (1e-200, 1e200):
         assert_allclose(knn_soft_labels(X * s, y, n_neighbors=4), eta)
     assert_allclose(knn_soft_labels(X + 1e9, y, n_neighbors=4), eta)  # no cancellation
+
+
+def test_missing_labels_are_named():
+    X = np.random.default_rng(0).normal(size=(6, 2))
+    with pytest.raises(ValueError, match="y contains None"):
+        sample_robustness(X, np.array([0, None, 1, 0, 1, 1], dtype=object))
+    with pytest.raises(ValueError, match="y contains None"):
+        sample_robustness(X, np.array([0, None, 1, 0, 1, 1], dtype=object), task="classification")

@@ -353,7 +353,7 @@ def _attack(method, f, x, y, p, lo, hi, tol, **params):
         "norm": [StrOptions({"inf"}), Real],
         "method": [StrOptions({"auto", "fab", "deepfool", "bim", "ddn", "cw"})],
         "clip": [tuple],
-        "tol": [Interval(Real, 0, None, closed="neither")],
+        "tol": [Interval(Real, 0, 1, closed="right")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "device": [str, torch.device, None],
         "input_shape": [tuple, None],
