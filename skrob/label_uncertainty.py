@@ -369,7 +369,7 @@ class IntrinsicRobustnessEstimator(BaseEstimator):
         self : object
         """
         norm = self._norm()
-        if np.asarray(y).dtype.kind not in "biufO":
+        if np.asarray(y).dtype.kind in "USV":  # strings: not label uncertainties
             raise ValueError(
                 "y must be the label uncertainty of every sample, numbers in [0, 2]; got "
                 f"dtype {np.asarray(y).dtype} (compute it with label_uncertainty)."
