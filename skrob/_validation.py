@@ -9,8 +9,6 @@ import numpy as np
 import sklearn
 from sklearn.utils.multiclass import type_of_target
 
-from skrob._neighbors import _pow2_scale
-
 _CLASSIFICATION_TARGETS = ("binary", "multiclass")
 _REGRESSION_TARGETS = ("continuous", "continuous-multioutput")
 
@@ -116,29 +114,3 @@ def encode_classes(y):
             f"{classes.tolist()!r}: no sample has a differently labelled neighbour."
         )
     return classes, codes.astype(np.intp, copy=False)
-
-
-def regression_targets(y):
-    """Return ``y`` as a float64 2-D array and its max norm, which must be positive."""
-    Y = np.asarray(y, dtype=np.float64)
-    if Y.ndim == 1:
-        Y = Y[:, None]
-    if Y.ndim != 2:
-        raise ValueError(f"Regression targets must be 1-D or 2-D, got shape {Y.shape}.")
-    if not np.all(np.isfinite(Y)):
-        raise ValueError("Regression targets contain NaN or infinity.")
-    # The largest row norm, scaled by a power of two so that it neither overflows nor
-    # underflows on the way (inf only where float64 cannot hold the norm itself).
-    scale = _pow2_scale(np.abs(Y).max(initial=0.0))
-    with np.errstate(over="ignore"):
-        norm_inf = float(np.sqrt(((Y * scale) ** 2).sum(axis=1)).max()) / scale
-    if norm_inf == 0.0:
-        raise ValueError(
-            "All regression targets are zero (max norm ||y||_inf = 0): sample robustness "
-            "R = 1 / (1 + Q / ||y||_inf) is undefined."
-        )
-    if np.unique(Y, axis=0).shape[0] < 2:
-        raise ValueError(
-            "Sample robustness needs at least two distinct target values; all targets are equal."
-        )
-    return Y, norm_inf

@@ -19,6 +19,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 from sklearn.utils.validation import check_array, check_consistent_length, validate_data
 
+from skrob._exact import centred_unit
 from skrob._validation import check_label_kinds
 
 # A region's radius is "just below" the distance to the first sample it leaves out: that
@@ -176,24 +177,12 @@ def knn_soft_labels(X, y, n_neighbors=10, *, metric="euclidean", n_jobs=None):
     if metric in ("euclidean", "cityblock", "chebyshev", "minkowski", "l1", "l2", "manhattan"):
         # Translation- and scale-equivariant: centred and scaled by powers of two, so that
         # scikit-learn's distances neither overflow nor cancel on large offsets.
-        X, _ = _centred_unit(np.asarray(X, dtype=np.float64))
+        X, _ = centred_unit(np.asarray(X, dtype=np.float64))
     nn = NearestNeighbors(n_neighbors=n_neighbors, metric=metric, n_jobs=n_jobs).fit(X)
     neighbors = nn.kneighbors(return_distance=False)  # excludes each sample itself
     counts = np.zeros((X.shape[0], classes.size))
     np.add.at(counts, (np.arange(X.shape[0])[:, None], codes[neighbors]), 1.0)
     return counts / n_neighbors
-
-
-def _centred_unit(X):
-    """``(X * g - mean) * h`` with powers of two g, h putting every entry below 1."""
-    from skrob._neighbors import _pow2_scale
-
-    g = _pow2_scale(np.abs(X).max(initial=0.0))
-    Z = X * g
-    Z -= Z.mean(axis=0)
-    h = _pow2_scale(np.abs(Z).max(initial=0.0))
-    Z *= h
-    return Z, (g, h)
 
 
 def _distances(A, B, norm):
@@ -390,7 +379,7 @@ class IntrinsicRobustnessEstimator(BaseEstimator):
         self.test_indices_ = np.sort(perm[n_train:])
         # Regions are placed on X centred and scaled by powers of two (distances neither
         # overflow nor underflow); radii and epsilon are converted, centres taken from X.
-        Z, (g, h) = _centred_unit(X)
+        Z, (g, h) = centred_unit(X)
         eps = self.epsilon * g * h
         Xa, lua = Z[self.train_indices_], lu[self.train_indices_]
 

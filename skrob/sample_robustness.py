@@ -8,18 +8,15 @@ from sklearn.utils import check_array, check_consistent_length, check_random_sta
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, validate_data
 
-from skrob import _neighbors
-from skrob._validation import (
-    check_label_kinds,
-    encode_classes,
+from skrob._approximate import approximate_nearest_other_label
+from skrob._lipschitz import (
+    lipschitz_max,
+    lipschitz_max_query,
     regression_targets,
-    resolve_task,
+    robustness_from_q,
 )
-
-# algorithm="auto" takes the approximate backend only from this many samples on. Measured
-# here (docs/benchmarks.md), the exact kernel was 17x faster than pynndescent at n = 20,000
-# and d = 784, so "auto" stays exact at every size until a measurement says otherwise.
-AUTO_APPROXIMATE_MIN_SAMPLES = None
+from skrob._neighbors import nearest_in_groups, nearest_other_label, reach_to_robustness
+from skrob._validation import check_label_kinds, encode_classes, resolve_task
 
 _COMMON_CONSTRAINTS = {
     "task": [StrOptions({"auto", "classification", "regression"})],
@@ -33,22 +30,16 @@ _COMMON_CONSTRAINTS = {
 }
 
 
-def _resolve_algorithm(algorithm, task, metric, n_samples):
+def _resolve_algorithm(algorithm, task):
+    """ "auto" is exact: the exact kernel measured faster than pynndescent at every size
+    tried (docs/benchmarks.md: 17x at n = 20,000, 9x at 200,000, d = 784)."""
     if algorithm == "approximate" and task != "classification":
         raise ValueError(
             "algorithm='approximate' supports classification only; regression needs the "
             "maximum of |y - y'| / d(x, x') over all pairs, which a neighbour index cannot "
             "bound. Use algorithm='exact'."
         )
-    if algorithm == "auto":
-        approximate = (
-            AUTO_APPROXIMATE_MIN_SAMPLES is not None
-            and task == "classification"
-            and isinstance(metric, str)
-            and n_samples >= AUTO_APPROXIMATE_MIN_SAMPLES
-        )
-        return "approximate" if approximate else "exact"
-    return algorithm
+    return "exact" if algorithm == "auto" else algorithm
 
 
 def _check_targets(y, task, n_samples):
@@ -68,44 +59,38 @@ def _check_targets(y, task, n_samples):
     return task, Y, norm_inf
 
 
-def _robustness_from_q(q):
-    """R = 1 / (1 + q) for q = Q / ||y||_inf, 0 where q is infinite."""
-    return 1.0 / (1.0 + q)
+def _exact(X, codes, *, metric, batch_size, n_jobs, verbose, **_):
+    return nearest_other_label(
+        X, codes, metric=metric, batch_size=batch_size, n_jobs=n_jobs, verbose=verbose
+    )
 
 
-def _reach_to_robustness(reach):
-    with np.errstate(invalid="ignore"):  # inf / inf: set below
-        R = reach / (reach + 1.0)
-    R[np.isinf(reach)] = 1.0
-    return R
+def _approximate(X, codes, *, metric, n_neighbors, random_state, n_jobs, verbose, **_):
+    return approximate_nearest_other_label(
+        X,
+        codes,
+        metric=metric,
+        n_neighbors=n_neighbors,
+        random_state=check_random_state(random_state),
+        n_jobs=n_jobs,
+        verbose=verbose,
+    )
 
 
-def _compute(
-    X, target, task, *, metric, algorithm, n_neighbors, batch_size, n_jobs, random_state, verbose
-):
+# The neighbour searches behind algorithm=: one signature, (X, codes, **params) -> (reach,
+# partner); the metric's backend is chosen inside (skrob._neighbors.BACKENDS).
+ALGORITHMS = {"exact": _exact, "approximate": _approximate}
+
+
+def _compute(X, target, task, *, algorithm, **params):
     """Robustness of every sample of a validated (X, target) against itself."""
     if task == "classification":
         _, codes = target
-        if algorithm == "approximate":
-            reach, _ = _neighbors.approximate_nearest_other_label(
-                X,
-                codes,
-                metric=metric,
-                n_neighbors=n_neighbors,
-                random_state=check_random_state(random_state),
-                n_jobs=n_jobs,
-                verbose=verbose,
-            )
-        else:
-            reach, _ = _neighbors.nearest_other_label(
-                X, codes, metric=metric, batch_size=batch_size, n_jobs=n_jobs, verbose=verbose
-            )
-        return _reach_to_robustness(reach), reach
+        reach, _ = ALGORITHMS[algorithm](X, codes, **params)
+        return reach_to_robustness(reach), reach
     Y, _ = target
-    q = _neighbors.lipschitz_max(
-        X, Y, metric=metric, batch_size=batch_size, n_jobs=n_jobs, verbose=verbose
-    )
-    return _robustness_from_q(q), None
+    kernel = {k: params[k] for k in ("metric", "batch_size", "n_jobs", "verbose")}
+    return robustness_from_q(lipschitz_max(X, Y, **kernel)), None
 
 
 @validate_params(
@@ -176,7 +161,7 @@ def sample_robustness(
     """
     X = check_array(X, dtype=[np.float64, np.float32], ensure_all_finite=True, input_name="X")
     task, first, second = _check_targets(y, task, X.shape[0])
-    algorithm = _resolve_algorithm(algorithm, task, metric, X.shape[0])
+    algorithm = _resolve_algorithm(algorithm, task)
     R, _ = _compute(
         X,
         (first, second),
@@ -297,7 +282,7 @@ class SampleRobustnessTransformer(TransformerMixin, BaseEstimator):
         task, first, second = _check_targets(y, self.task, X.shape[0])
         if self.per_class and task != "classification":
             raise ValueError("per_class=True is only defined for classification.")
-        algorithm = _resolve_algorithm(self.algorithm, task, self.metric, X.shape[0])
+        algorithm = _resolve_algorithm(self.algorithm, task)
         self.robustness_, reach = _compute(
             X,
             (first, second),
@@ -330,7 +315,7 @@ class SampleRobustnessTransformer(TransformerMixin, BaseEstimator):
 
     def _class_distances(self, X, exclude=None):
         """(n_queries, n_classes) distance to the nearest reference sample of each class."""
-        dist, _ = _neighbors.nearest_in_groups(
+        dist, _ = nearest_in_groups(
             X,
             self._fit_X,
             self._fit_codes,
@@ -362,12 +347,12 @@ class SampleRobustnessTransformer(TransformerMixin, BaseEstimator):
             # smallest for the class that attains the smallest.
             two = np.partition(dist, 1, axis=1)[:, :2]  # fit ensured >= 2 classes
             if not self.per_class:
-                return _reach_to_robustness(two[:, 1].copy())[:, None]
+                return reach_to_robustness(two[:, 1].copy())[:, None]
             nearest = dist.argmin(axis=1)
             reach = np.repeat(two[:, [0]], dist.shape[1], axis=1)
             reach[np.arange(X.shape[0]), nearest] = two[:, 1]
-            return _reach_to_robustness(reach)
-        _, nearest = _neighbors.nearest_in_groups(
+            return reach_to_robustness(reach)
+        _, nearest = nearest_in_groups(
             X,
             self._fit_X,
             np.zeros(self._fit_X.shape[0], dtype=np.intp),
@@ -375,7 +360,7 @@ class SampleRobustnessTransformer(TransformerMixin, BaseEstimator):
             exclude=exclude,
             **self._kernel_params(),
         )
-        q = _neighbors.lipschitz_max_query(
+        q = lipschitz_max_query(
             X,
             self._fit_Y[nearest[:, 0]],
             self._fit_X,
@@ -383,7 +368,7 @@ class SampleRobustnessTransformer(TransformerMixin, BaseEstimator):
             exclude=exclude,
             **self._kernel_params(),
         )
-        return _robustness_from_q(q)[:, None]
+        return robustness_from_q(q)[:, None]
 
     def fit_transform(self, X, y=None, **fit_params):
         """Fit to ``(X, y)``, then give every training row its leave-one-out transform.
@@ -438,15 +423,15 @@ class SampleRobustnessTransformer(TransformerMixin, BaseEstimator):
             known = self.classes_[code] == y
             own = np.arange(X.shape[0])[known], code[known]
             dist[own] = np.inf
-            return _reach_to_robustness(dist.min(axis=1))
+            return reach_to_robustness(dist.min(axis=1))
         Y = np.asarray(y, dtype=np.float64).reshape(X.shape[0], -1)
         if Y.shape[1] != self._fit_Y.shape[1]:
             raise ValueError(
                 f"y has {Y.shape[1]} outputs, but the reference set was fitted with "
                 f"{self._fit_Y.shape[1]}."
             )
-        q = _neighbors.lipschitz_max_query(X, Y, self._fit_X, self._fit_Y, **self._kernel_params())
-        return _robustness_from_q(q)
+        q = lipschitz_max_query(X, Y, self._fit_X, self._fit_Y, **self._kernel_params())
+        return robustness_from_q(q)
 
     def get_feature_names_out(self, input_features=None):
         """Output feature names: "robustness", or "robustness_<class>" per class."""

@@ -1,0 +1,91 @@
+"""The approximate backend: one pynndescent index per class (imported lazily).
+
+pynndescent compiles with numba on its first use in a process, so it is imported only
+on this path.
+"""
+
+import numpy as np
+
+from skrob._cdist import paired_cdist
+from skrob._exact import exact_dist, max_abs, pow2_scale, scaled_mean, scaled_norms
+
+# pynndescent query: neighbours kept and search frontier (see approximate_nearest_other_label)
+_QUERY_K = 10
+
+_QUERY_EPSILON = 0.2
+
+
+def approximate_nearest_other_label(
+    X, codes, *, metric="euclidean", n_neighbors=30, random_state=None, n_jobs=None, verbose=0
+):
+    """Approximate :func:`nearest_other_label` with one pynndescent index per class.
+
+    Every sample queries the index of every other class for its nearest member, so the
+    search can never miss *all* differently labelled neighbours: each returned distance
+    is that of a real differently labelled sample (re-scored exactly in float64), an
+    upper bound on the exact reach. pynndescent is imported here, lazily: it compiles
+    with numba on first use in a process.
+    """
+    from pynndescent import NNDescent  # noqa: PLC0415 - lazy on purpose
+
+    X = np.asarray(X, dtype=np.float64)
+    # Centred and scaled by powers of two, so that float32 holds any finite input; the
+    # distances returned are re-scored on X itself.
+    g = pow2_scale(max_abs(X))
+    center = scaled_mean(X, g)
+    h = pow2_scale(scaled_norms(X, g, center).max(initial=0.0))
+    X32 = ((X * g - center) * h).astype(np.float32) if metric == "euclidean" else X
+    if metric != "euclidean":  # other metrics need not scale with X: only clip to float32
+        with np.errstate(over="ignore"):
+            X32 = X.astype(np.float32)
+        if not np.isfinite(X32).all():
+            raise ValueError(
+                f"algorithm='approximate' with metric={metric!r} needs features within "
+                "float32's range (|x| < 3.4e38); use algorithm='exact'."
+            )
+    n = X.shape[0]
+    n_classes = int(codes.max()) + 1
+    best = np.full(n, np.inf)
+    partner = np.full(n, -1, dtype=np.intp)
+    classes = range(n_classes)
+    if verbose:
+        from tqdm.auto import tqdm
+
+        classes = tqdm(classes, desc="pynndescent indexes", unit="class")
+    for k in classes:
+        members = np.flatnonzero(codes == k)
+        others = np.flatnonzero(codes != k)
+        if members.size == 0 or others.size == 0:
+            continue
+        if members.size == 1:
+            j = np.full(others.size, members[0])
+            d_approx = None
+        else:
+            index = NNDescent(
+                X32[members],
+                metric=metric,
+                n_neighbors=min(n_neighbors, members.size - 1),
+                random_state=random_state,
+                n_jobs=-1 if n_jobs is None else n_jobs,
+                low_memory=True,
+                compressed=False,
+            )
+            # k=1 queries miss often (recall ~0.5 measured); the search keeps a few and
+            # widens its frontier (epsilon) for recall >= 0.98 on hard synthetic data.
+            nn, d_approx = index.query(
+                X32[others], k=min(_QUERY_K, members.size), epsilon=_QUERY_EPSILON
+            )
+            j = members[nn[:, 0]]
+        if metric == "euclidean" or d_approx is None:
+            # Re-score in float64; for a single-member class this is the exact distance.
+            d = (
+                exact_dist(X, X, others, j)
+                if metric == "euclidean"
+                else (paired_cdist(X, X, others, j, metric))
+            )
+        else:
+            d = d_approx[:, 0].astype(np.float64)
+        better = d < best[others]
+        best[others[better]] = d[better]
+        partner[others[better]] = j[better]
+    return best, partner

@@ -1,0 +1,90 @@
+"""Float64 exactness over the whole finite range: power-of-two scaling, exact pair distances.
+
+Multiplying by a power of two is exact (unless a value falls below the normal range), so
+data scaled to norms below 1 keep every digit while squares, sums and GEMMs can neither
+overflow nor lose a distance to underflow; distances are taken back to the data's units.
+"""
+
+import numpy as np
+
+# Squared float64 distances strictly inside (SAFE_MIN, SAFE_MAX) are accurate as they
+# come; outside, the pair is recomputed scaled (exact_dist).
+SAFE_MIN, SAFE_MAX = 2.0**-960, 2.0**960
+
+
+def pow2_scale(m):
+    """A power of two ``g`` with ``m * g`` in [0.5, 1) (1 for m = 0), finite itself.
+
+    Multiplying by it is exact (unless a value falls below the normal range).
+    """
+    m = float(m)
+    e = int(np.frexp(m)[1]) if m > 0 and np.isfinite(m) else 0
+    return np.ldexp(1.0, -min(max(e, -1020), 1020))
+
+
+def max_abs(*arrays):
+    return max((float(np.abs(A).max(initial=0.0)) for A in arrays if A.size), default=0.0)
+
+
+def scaled_mean(X, g, chunk=4096):
+    """Column means of ``X * g`` in float64, chunk by chunk (no overflow: |X * g| <= 1)."""
+    total = np.zeros(X.shape[1])
+    for s in range(0, X.shape[0], chunk):
+        total += (X[s : s + chunk] * g).sum(axis=0, dtype=np.float64)
+    return total / max(X.shape[0], 1)
+
+
+def scaled_norms(X, g, center, chunk=4096):
+    """Norms of the rows of ``X * g - center`` in float64."""
+    out = np.empty(X.shape[0])
+    for s in range(0, X.shape[0], chunk):
+        diff = X[s : s + chunk] * g - center
+        out[s : s + chunk] = np.sqrt(np.einsum("ij,ij->i", diff, diff))
+    return out
+
+
+def centred_unit(X):
+    """``(X * g - mean) * h`` with powers of two g, h putting every entry below 1."""
+    g = pow2_scale(np.abs(X).max(initial=0.0))
+    Z = X * g
+    Z -= Z.mean(axis=0)
+    h = pow2_scale(np.abs(Z).max(initial=0.0))
+    Z *= h
+    return Z, (g, h)
+
+
+def exact_dist(XA, XB, i, j, chunk=512):
+    """Float64 distances of the pairs ``(XA[i], XB[j])``, by difference-then-norm.
+
+    Exact to rounding over the whole finite range: a pair whose squared distance would
+    overflow or underflow is recomputed with the difference scaled by a power of two
+    (and halved first where the difference itself overflows). Small chunks keep the
+    float64 copies in cache (measured 2x faster than 8192).
+    """
+    out = np.empty(i.shape[0], dtype=np.float64)
+    for s in range(0, i.shape[0], chunk):
+        a = XA[i[s : s + chunk]].astype(np.float64)
+        b = XB[j[s : s + chunk]]
+        with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+            diff = a - b
+            sq = np.einsum("ij,ij->i", diff, diff)
+            bad = ~((sq > SAFE_MIN) & (sq < SAFE_MAX))  # duplicates (0) too: cheap
+            dist = np.sqrt(sq)
+            if bad.any():
+                dist[bad] = scaled_norm(a[bad], np.asarray(b[bad], dtype=np.float64))
+        out[s : s + chunk] = dist
+    return out
+
+
+def scaled_norm(a, b):
+    """``||a - b||`` per row, with the difference scaled by a power of two."""
+    with np.errstate(over="ignore"):
+        diff = a - b
+    halved = ~np.isfinite(diff).all(axis=1)
+    if halved.any():  # a - b overflows: (a/2 - b/2) is exact unless subnormal
+        diff[halved] = a[halved] * 0.5 - b[halved] * 0.5
+    m = np.abs(diff).max(axis=1)
+    _, e = np.frexp(np.where(m > 0, m, 1.0))
+    diff = np.ldexp(diff, -e[:, None])
+    with np.errstate(over="ignore"):
+        return np.ldexp(np.sqrt(np.einsum("ij,ij->i", diff, diff)), e + halved)
