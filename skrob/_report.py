@@ -229,8 +229,9 @@ def robust_subsets_section(ctx):
     from sklearn.base import clone
     from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 
+    from skrob._subsets import subset_indices
     from skrob.sample_robustness import SampleRobustnessTransformer
-    from skrob.selection import RobustSubsetSelector, subset_indices
+    from skrob.selection import RobustSubsetSelector
 
     classification = ctx.task == "classification"
     X_x, X_t, y_x, y_t = _split(ctx, classification)

@@ -34,15 +34,11 @@ from sklearn.utils.validation import (
     column_or_1d,
 )
 
-from skrob._validation import plain, resolve_task
-from skrob.sample_robustness import SampleRobustnessTransformer
-from skrob.selection import subset_indices
+from skrob._sources import robustness_source, source_task
+from skrob._subsets import subset_indices
+from skrob._validation import plain
 
 _FRACTION = [Interval(Real, 0, 1, closed="right"), Interval(Integral, 1, None, closed="left")]
-
-
-def _transformer(robustness):
-    return SampleRobustnessTransformer() if robustness is None else clone(robustness)
 
 
 class RobustnessSubsetSplit:
@@ -104,8 +100,8 @@ class RobustnessSubsetSplit:
         )
 
     def _base_cv(self, y):
-        robustness = _transformer(self.robustness)
-        classifier = resolve_task(y, robustness.task) == "classification"
+        robustness = robustness_source(self.robustness)
+        classifier = source_task(robustness, y) == "classification"
         return check_cv(self.cv, y, classifier=classifier), robustness
 
     def get_n_splits(self, X=None, y=None, groups=None):
@@ -177,7 +173,7 @@ class _SubsetScorer:
         if _routing_enabled():
             kwargs = process_routing(self, "score", **kwargs).scorer.score
         if robustness is None:
-            robustness = _fold_robustness(_transformer(self._robustness), X, y, "scored set")
+            robustness = _fold_robustness(robustness_source(self._robustness), X, y, "scored set")
         robustness = np.asarray(robustness, dtype=np.float64)
         if robustness.shape != (len(y),):
             raise ValueError(

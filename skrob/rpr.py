@@ -420,6 +420,16 @@ class RPRScorer(BaseEstimator):
             return float(steps.mean())
         return float(np.mean(steps == self.max_steps))
 
+    def robustness(self, X, y):
+        """RPR robustness (``steps / max_steps``) of labelled rows under the fitted model.
+
+        The robustness-source method (skrob._sources): with
+        ``RobustnessSubsetSplit(reference="train", robustness=RPRScorer(...))`` the model
+        fitted on the training fold is perturbed on the validation fold.
+        """
+        check_is_fitted(self, "estimator_")
+        return self.rpr_steps(self.estimator_, X, y) / self.max_steps
+
     def fit(self, X, y):
         """Fit a clone of ``estimator`` on ``(X, y)``, then the RPR steps of ``(X, y)``.
 

@@ -9,7 +9,7 @@ the choice (the imbalanced-learn sampler protocol, ``fit_resample``), and
 """
 
 import warnings
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from numbers import Integral, Real
 
 import numpy as np
@@ -25,85 +25,21 @@ from sklearn.utils.metadata_routing import (
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import _check_method_params, check_is_fitted, validate_data
 
-from skrob._validation import plain, resolve_task
-from skrob.sample_robustness import SampleRobustnessTransformer
-
-_SUBSETS = ("least", "most")
-
-
-def n_to_keep(fraction, n_samples):
-    """Number of samples that ``fraction`` (a share in (0, 1] or a count) keeps of ``n_samples``."""
-    if isinstance(fraction, Integral):
-        if fraction > n_samples:
-            raise ValueError(f"Cannot keep {fraction} samples of {n_samples}.")
-        return int(fraction)
-    return max(1, int(round(fraction * n_samples)))
+from skrob._sources import is_rpr, robustness_source, source_task
+from skrob._subsets import STRATEGIES, class_balanced_indices
+from skrob._validation import plain
 
 
-def extreme_indices(robustness, k, subset):
-    """Indices of the ``k`` least or most robust samples, ascending.
+@dataclass
+class _StrategyParams:
+    """What a strategy function reads (skrob._subsets.STRATEGIES)."""
 
-    Ties are broken by position (a stable sort), so the choice is deterministic.
-    """
-    robustness = np.asarray(robustness)
-    key = robustness if subset == "least" else -robustness
-    return np.sort(np.argsort(key, kind="stable")[:k])
-
-
-def subset_indices(robustness, subset, fraction):
-    """Indices of the ``subset`` ("least", "most" or "all") part of a robustness vector."""
-    n = robustness.shape[0]
-    if subset == "all":
-        return np.arange(n)
-    return extreme_indices(robustness, n_to_keep(fraction, n), subset)
-
-
-def shared_bins(robustness, target_robustness, n_bins):
-    """Bin index of every value of both vectors, over ``n_bins`` equal bins of their union."""
-    lo = min(robustness.min(), target_robustness.min())
-    hi = max(robustness.max(), target_robustness.max())
-    inner_edges = np.linspace(lo, hi, n_bins + 1)[1:-1]
-    return (
-        np.searchsorted(inner_edges, robustness, side="right"),
-        np.searchsorted(inner_edges, target_robustness, side="right"),
-    )
-
-
-def aligned_counts(counts, target_counts, chunk=4096):
-    """Largest per-bin counts ``k <= counts`` proportional to ``target_counts``.
-
-    Proportional means the quota rule: with ``K = k.sum()`` and ``T = target_counts.sum()``,
-    every ``k_b`` is ``K t_b / T`` rounded down or up (exactly that value when it is an
-    integer). ``K`` is feasible when no bin's floor exceeds what the bin has and the bins
-    can still take ``K`` samples with their ceilings; the largest feasible ``K`` is found
-    by scanning down from an exact integer upper bound, a chunk of candidates at a time.
-    Leftover samples go to the bins with the largest remainders (Hamilton's method).
-    """
-    counts = np.asarray(counts, dtype=np.int64)
-    target_counts = np.asarray(target_counts, dtype=np.int64)
-    T = int(target_counts.sum())
-    occupied = target_counts > 0
-    # floor(K t_b / T) <= c_b  <=>  K t_b < (c_b + 1) T  <=>  K <= ((c_b + 1) T - 1) // t_b
-    bound = ((counts[occupied] + 1) * T - 1) // target_counts[occupied]
-    top = int(min(counts.sum(), bound.min()))
-    K = 0
-    for start in range(top, -1, -chunk):
-        cand = np.arange(start, max(start - chunk, -1), -1, dtype=np.int64)[:, None]
-        ceil = -((-cand * target_counts) // T)
-        feasible = np.minimum(counts, ceil).sum(axis=1) >= cand[:, 0]
-        if feasible.any():
-            K = int(cand[np.argmax(feasible), 0])
-            break
-    k = (K * target_counts) // T
-    remainder = K * target_counts - k * T
-    spare = (k < counts) & (remainder > 0)
-    order = np.argsort(-np.where(spare, remainder, -1), kind="stable")
-    k[order[: K - int(k.sum())]] += 1
-    return k
-
-
-def _is_rpr_scorer(robustness):
-    return hasattr(robustness, "rpr_steps")
+    strategy: str
+    fraction: float
+    cut: float | None
+    n_bins: int
+    class_balanced: bool | int
+    target_robustness: np.ndarray | None
 
 
 class RobustSubsetSelector(BaseEstimator):
@@ -225,13 +161,57 @@ class RobustSubsetSelector(BaseEstimator):
         Xv, yv = validate_data(
             self, X, y, dtype=[np.float64, np.float32], multi_output=True, y_numeric=False
         )
-        rpr_scorer = _is_rpr_scorer(self.robustness)
-        if strategy == "rpr" and not rpr_scorer:
+        self._check_strategy(target_robustness, target_X, target_y)
+        source = robustness_source(self.robustness)
+        if self.robustness is None:
+            source.set_params(random_state=self.random_state)
+        # The original X: an RPRScorer's model may want a DataFrame or images.
+        X_fit = X if hasattr(X, "iloc") else Xv
+        self.robustness_estimator_ = source.fit(X_fit, yv)
+        self.robustness_ = self.robustness_estimator_.robustness_
+
+        rng = check_random_state(self.random_state)
+        params = _StrategyParams(
+            strategy=strategy,
+            fraction=self.fraction,
+            cut=1.0 if strategy == "rpr" else self.threshold,
+            n_bins=self.n_bins,
+            class_balanced=self.class_balanced,
+            target_robustness=None,
+        )
+        if strategy == "align":
+            if target_robustness is None:
+                target = clone(self.robustness_estimator_).fit(target_X, target_y)
+                target_robustness = target.robustness_
+            target_robustness = np.asarray(target_robustness, dtype=np.float64).ravel()
+            if target_robustness.size == 0 or not np.all(np.isfinite(target_robustness)):
+                raise ValueError("target_robustness must be non-empty and finite.")
+            self.target_robustness_ = params.target_robustness = target_robustness
+        if self.class_balanced is not False:
+            if source_task(self.robustness_estimator_, yv) != "classification":
+                raise ValueError("class_balanced=True needs class labels.")
+            indices = class_balanced_indices(self.robustness_, yv, params, rng, plain)
+        else:
+            indices = STRATEGIES[strategy](self.robustness_, yv, params, rng)
+        if indices.size == 0:
+            raise ValueError(
+                f"strategy={strategy!r} selected no samples "
+                f"(robustness ranges over [{self.robustness_.min():.4g}, "
+                f"{self.robustness_.max():.4g}])."
+            )
+        self.sample_indices_ = indices
+        return self
+
+    def _check_strategy(self, target_robustness, target_X, target_y):
+        """The strategy's own requirements, each with an error that says what is missing."""
+        strategy = self.strategy
+        rpr = self.robustness is not None and is_rpr(self.robustness)
+        if strategy == "rpr" and not rpr:
             raise ValueError(
                 "strategy='rpr' needs robustness=RPRScorer(perturbation, estimator=model) "
                 f"(skrob.rpr), the scorer that runs the perturbations; got {self.robustness!r}."
             )
-        if strategy == "align" and rpr_scorer:
+        if strategy == "align" and rpr:
             raise ValueError("strategy='align' needs sample robustness, not an RPRScorer.")
         if strategy == "threshold" and self.threshold is None:
             raise ValueError("strategy='threshold' needs a threshold.")
@@ -256,85 +236,6 @@ class RobustSubsetSelector(BaseEstimator):
             raise ValueError("Pass either target_robustness or target_X, target_y, not both.")
         if (target_X is None) != (target_y is None):
             raise ValueError("target_X and target_y go together.")
-
-        robustness = self.robustness
-        if robustness is None:
-            robustness = SampleRobustnessTransformer(random_state=self.random_state)
-        # The original X: an RPRScorer's model may want a DataFrame or images.
-        X_fit = X if hasattr(X, "iloc") else Xv
-        self.robustness_estimator_ = clone(robustness).fit(X_fit, yv)
-        self.robustness_ = self.robustness_estimator_.robustness_
-
-        rng = check_random_state(self.random_state)
-        if strategy == "align":
-            if target_robustness is None:
-                target = clone(self.robustness_estimator_).fit(target_X, target_y)
-                target_robustness = target.robustness_
-            target_robustness = np.asarray(target_robustness, dtype=np.float64).ravel()
-            if target_robustness.size == 0 or not np.all(np.isfinite(target_robustness)):
-                raise ValueError("target_robustness must be non-empty and finite.")
-            self.target_robustness_ = target_robustness
-            indices = self._align(rng)
-        elif self.class_balanced is not False:
-            indices = self._balanced(yv, rng)
-        elif strategy in _SUBSETS:
-            indices = extreme_indices(
-                self.robustness_, n_to_keep(self.fraction, Xv.shape[0]), strategy
-            )
-        else:
-            indices = np.flatnonzero(self.robustness_ >= self._cut())
-        if indices.size == 0:
-            raise ValueError(
-                f"strategy={strategy!r} selected no samples "
-                f"(robustness ranges over [{self.robustness_.min():.4g}, "
-                f"{self.robustness_.max():.4g}])."
-            )
-        self.sample_indices_ = indices
-        return self
-
-    def _cut(self):
-        """Lowest robustness kept: an RPR-robust sample has steps / max_steps = 1."""
-        return 1.0 if self.strategy == "rpr" else self.threshold
-
-    def _align(self, rng):
-        train_bin, target_bin = shared_bins(self.robustness_, self.target_robustness_, self.n_bins)
-        counts = np.bincount(train_bin, minlength=self.n_bins)
-        keep = aligned_counts(counts, np.bincount(target_bin, minlength=self.n_bins))
-        chosen = [
-            rng.choice(np.flatnonzero(train_bin == b), size=k, replace=False)
-            for b, k in enumerate(keep)
-            if k
-        ]
-        return np.sort(np.concatenate(chosen)) if chosen else np.empty(0, dtype=np.intp)
-
-    def _balanced(self, y, rng):
-        if resolve_task(y, getattr(self.robustness_estimator_, "task", "auto")) != "classification":
-            raise ValueError("class_balanced=True needs class labels.")
-        classes, codes = np.unique(y, return_inverse=True)
-        members = [np.flatnonzero(codes == c) for c in range(classes.size)]
-        per_class = None if self.class_balanced is True else int(self.class_balanced)
-        if self.strategy in _SUBSETS:
-            pools = members
-            if per_class is None:
-                n_keep = n_to_keep(self.fraction, y.shape[0])
-                per_class = min(n_keep // classes.size, min(map(len, members)))
-        else:
-            pools = [m[self.robustness_[m] >= self._cut()] for m in members]
-            if per_class is None:
-                per_class = min(map(len, pools))
-        short = [(c, len(p)) for c, p in zip(classes, pools, strict=True) if len(p) < per_class]
-        if short:
-            raise ValueError(
-                f"class_balanced={self.class_balanced!r} needs {per_class} samples of every "
-                f"class; class {plain(short[0][0])!r} has only {short[0][1]}."
-            )
-        if self.strategy in _SUBSETS:
-            chosen = [
-                m[extreme_indices(self.robustness_[m], per_class, self.strategy)] for m in pools
-            ]
-        else:
-            chosen = [rng.choice(p, size=per_class, replace=False) for p in pools]
-        return np.sort(np.concatenate(chosen))
 
     def fit_resample(self, X, y, **params):
         """Fit, then return the kept rows of ``X`` and ``y`` (pandas stays pandas).

@@ -298,3 +298,19 @@ def test_robustness_learning_curve_checks_scoring():
         robustness_learning_curve(
             KNeighborsClassifier(1), X, y, X, y, train_sizes=[4], scoring={"acc": 3}
         )
+
+
+@pytest.mark.parametrize("reference", ["fold", "train"])
+def test_rpr_scorer_is_a_robustness_source_for_the_splitter(reference):
+    from sklearn.datasets import load_digits
+    from sklearn.linear_model import LogisticRegression
+
+    from skrob import PixelNoise, RPRScorer
+
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:300] / 16, y[:300]
+    source = RPRScorer(PixelNoise(), max_steps=10, estimator=LogisticRegression(max_iter=300))
+    splits = list(RobustnessSubsetSplit(3, reference=reference, robustness=source).split(X, y))
+    assert len(splits) == 3 and all(len(test) == 50 for _, test in splits)
+    with pytest.raises(TypeError, match="no robustness source"):
+        list(RobustnessSubsetSplit(3, robustness=LogisticRegression()).split(X, y))

@@ -22,7 +22,7 @@ from skrob import (
     SampleRobustnessTransformer,
     sample_robustness,
 )
-from skrob.selection import aligned_counts, shared_bins
+from skrob._subsets import aligned_counts, shared_bins
 from tests._reference import brute_robustness
 
 
