@@ -12,19 +12,15 @@ import warnings
 from numbers import Integral, Real
 
 import numpy as np
-from scipy.spatial.distance import cdist
 from sklearn.base import BaseEstimator, _fit_context
 from sklearn.neighbors import NearestNeighbors
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 from sklearn.utils.validation import check_array, check_consistent_length, validate_data
 
+from skrob._concentration import measure, place_regions
 from skrob._exact import centred_unit
 from skrob._validation import check_label_kinds
-
-# A region's radius is "just below" the distance to the first sample it leaves out: that
-# distance times (1 - RADIUS_MARGIN), so that the estimate does not depend on X's units.
-RADIUS_MARGIN = 1e-9
 
 
 @validate_params(
@@ -185,47 +181,6 @@ def knn_soft_labels(X, y, n_neighbors=10, *, metric="euclidean", n_jobs=None):
     return counts / n_neighbors
 
 
-def _distances(A, B, norm):
-    if norm == 2:
-        return cdist(A, B, "euclidean")
-    return cdist(A, B, "chebyshev")
-
-
-def _best_region(D_sorted, order, uncovered, unreached, lu, n_lower, n_upper, eps, gamma):
-    """The (centre, size) of least expansion among all centres; None if none meets gamma.
-
-    ``D_sorted[i]`` holds centre i's distances to every sample in ascending order and
-    ``order[i]`` the samples in that order, both computed once. For one centre the
-    uncovered and unreached samples keep that order, so every candidate size is a
-    ``searchsorted`` on them, and the mean LU of the newly covered samples a cumulative sum.
-    """
-    sizes = np.arange(n_lower, n_upper + 1)
-    best = None
-    for i in range(D_sorted.shape[0]):
-        d, o = D_sorted[i], order[i]
-        u = uncovered[o]
-        du = d[u]
-        dv = d[unreached[o]]
-        valid = sizes < du.size  # the (s+1)-th nearest uncovered sample must exist
-        if not valid.any():
-            continue
-        s = sizes[valid]
-        radius = du[s] * (1.0 - RADIUS_MARGIN)
-        covered = np.searchsorted(du, radius, side="right")
-        reached = np.searchsorted(dv, radius + eps, side="right")
-        cum_lu = np.concatenate(([0.0], np.cumsum(lu[o][u])))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean_lu = cum_lu[covered] / covered
-        ok = (covered > 0) & (mean_lu >= gamma)
-        if not ok.any():
-            continue
-        cost = np.where(ok, reached - covered, np.iinfo(np.int64).max)
-        j = int(np.argmin(cost))
-        if best is None or cost[j] < best[0]:
-            best = (int(cost[j]), i, float(radius[j]))
-    return best
-
-
 class IntrinsicRobustnessEstimator(BaseEstimator):
     """Intrinsic robustness by concentration of measure, with a label-uncertainty constraint.
 
@@ -382,84 +337,31 @@ class IntrinsicRobustnessEstimator(BaseEstimator):
         Z, (g, h) = centred_unit(X)
         eps = self.epsilon * g * h
         Xa, lua = Z[self.train_indices_], lu[self.train_indices_]
-
-        D = _distances(Xa, Xa, norm)
-        order = np.argsort(D, axis=1, kind="stable")
-        D_sorted = np.take_along_axis(D, order, axis=1)
-        del D
-        target = math.ceil(n_train * self.alpha * (1 + self.delta))
-        covered = np.zeros(n_train, dtype=bool)
-        reached = np.zeros(n_train, dtype=bool)
-        centers, radii, region_lu, self.rounds_ = [], [], [], []
-        for t in range(self.n_regions):
-            remaining = target - int(covered.sum())
-            if remaining <= 0:
-                break
-            n_lower = math.ceil(remaining / (self.n_regions - t))
-            best = _best_region(
-                D_sorted,
-                order,
-                ~covered,
-                ~reached,
-                lua,
-                n_lower,
-                remaining,
-                eps,
-                self.gamma,
+        placed = place_regions(
+            Xa,
+            lua,
+            norm=norm,
+            epsilon=eps,
+            alpha=self.alpha,
+            gamma=self.gamma,
+            n_regions=self.n_regions,
+            delta=self.delta,
+        )
+        if placed.infeasible_round is not None:
+            t, n_lower, remaining = placed.infeasible_round
+            warnings.warn(
+                f"Round {t}: no centre and size in [{n_lower}, {remaining}] gives a "
+                f"region whose covered samples have mean label uncertainty >= "
+                f"{self.gamma}; no further region placed.",
+                UserWarning,
+                stacklevel=3,  # past _fit_context
             )
-            record = {"round": t, "sizes": (n_lower, remaining)}
-            if best is None:
-                # Later rounds keep the same samples and try a subset of these sizes
-                # (a larger lower bound): none of them can succeed either.
-                warnings.warn(
-                    f"Round {t}: no centre and size in [{n_lower}, {remaining}] gives a "
-                    f"region whose covered samples have mean label uncertainty >= "
-                    f"{self.gamma}; no further region placed.",
-                    UserWarning,
-                    stacklevel=3,  # past _fit_context
-                )
-                record["status"] = "infeasible"
-                self.rounds_.append(record)
-                break
-            _, i, radius = best
-            dist = D_sorted[i, np.argsort(order[i])]  # back to sample order
-            new_cover = ~covered & (dist <= radius)
-            new_reach = ~reached & (dist <= radius + eps)
-            region_lu.append(float(lua[new_cover].mean()))
-            covered |= new_cover
-            reached |= new_reach
-            centers.append(i)
-            radii.append(radius)
-            record.update(
-                status="placed",
-                center=int(self.train_indices_[i]),
-                radius=radius / h / g,
-                covered=int(new_cover.sum()),
-                reached=int(new_reach.sum()),
-                label_uncertainty=region_lu[-1],
-            )
-            self.rounds_.append(record)
-
-        centers_z = Xa[centers].reshape(len(centers), X.shape[1])
-        self.centers_ = X[self.train_indices_[centers]].reshape(len(centers), X.shape[1])
-        with np.errstate(over="ignore"):
-            self.radii_ = np.asarray(radii, dtype=np.float64) / h / g
-        self.region_label_uncertainty_ = np.asarray(region_lu, dtype=np.float64)
-        self.train_risk_ = float(covered.mean())
-        self.train_adversarial_risk_ = float(reached.mean())
-        self.train_label_uncertainty_ = float(lua[covered].mean()) if covered.any() else np.nan
-
-        Xb, lub = Z[self.test_indices_], lu[self.test_indices_]
-        if centers:
-            Dt = _distances(Xb, centers_z, norm)
-            radii_z = np.asarray(radii)
-            inside = (Dt <= radii_z).any(axis=1)
-            near = (Dt <= radii_z + eps).any(axis=1)
-        else:
-            inside = near = np.zeros(Xb.shape[0], dtype=bool)
+        self._record(placed, X, lua, g, h)
+        inside, near = measure(Z[self.test_indices_], Xa[placed.centers], placed.radii, eps, norm)
         self.risk_ = float(inside.mean())
         self.adversarial_risk_ = float(near.mean())
         # Without a region of measure alpha the bound is about no classifier: say so.
+        covered = placed.covered
         self.complete_ = bool(covered.sum() >= math.ceil(n_train * self.alpha))
         self.intrinsic_robustness_ = 1.0 - self.adversarial_risk_ if self.complete_ else np.nan
         if not self.complete_:
@@ -470,8 +372,28 @@ class IntrinsicRobustnessEstimator(BaseEstimator):
                 UserWarning,
                 stacklevel=3,  # past _fit_context
             )
+        lub = lu[self.test_indices_]
         self.label_uncertainty_ = float(lub[inside].mean()) if inside.any() else np.nan
         return self
+
+    def _record(self, placed, X, lua, g, h):
+        """Fitted attributes of a placement, in X's units."""
+        centers = self.train_indices_[placed.centers]
+        self.centers_ = X[centers].reshape(len(centers), X.shape[1])
+        with np.errstate(over="ignore"):
+            self.radii_ = np.asarray(placed.radii, dtype=np.float64) / h / g
+        self.rounds_ = []
+        for record in placed.rounds:
+            record = dict(record)
+            if record["status"] == "placed":
+                record["center"] = int(self.train_indices_[record["center"]])
+                record["radius"] = record["radius"] / h / g
+            self.rounds_.append(record)
+        self.region_label_uncertainty_ = np.asarray(placed.region_lu, dtype=np.float64)
+        self.train_risk_ = float(placed.covered.mean())
+        self.train_adversarial_risk_ = float(placed.reached.mean())
+        covered = placed.covered
+        self.train_label_uncertainty_ = float(lua[covered].mean()) if covered.any() else np.nan
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

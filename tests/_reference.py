@@ -1,7 +1,11 @@
 """Float64 brute-force references (scipy's cdist), n x n in memory: small data only."""
 
+import math
+
 import numpy as np
 from scipy.spatial.distance import cdist
+
+from skrob._concentration import RADIUS_MARGIN
 
 
 def brute_dist(A, B, metric="euclidean"):
@@ -88,3 +92,43 @@ def brute_loo_regression(X, Y):
         ratio = L / D
     ratio[L == 0] = 0.0
     return 1.0 / (1.0 + ratio.max(axis=1))[:, None]
+
+
+def brute_force_regions(Xa, lu, *, epsilon, alpha, gamma, norm, n_regions, delta):
+    """The greedy union-of-regions search as described (and as Zhang & Evans' reference
+    code runs it): every centre and size recomputed from scratch. Also the timed baseline
+    of benchmarks/bench_intrinsic_robustness.py."""
+    metric = "euclidean" if norm == 2 else "chebyshev"
+    n = len(Xa)
+    target = math.ceil(n * alpha * (1 + delta))
+    covered = np.zeros(n, dtype=bool)
+    reached = np.zeros(n, dtype=bool)
+    regions = []
+    for t in range(n_regions):
+        remaining = target - covered.sum()
+        if remaining <= 0:
+            break
+        n_lower = math.ceil(remaining / (n_regions - t))
+        best = None
+        for i in range(n):
+            dist = cdist(Xa[i : i + 1], Xa, metric)[0]
+            uncovered_sorted = np.sort(dist[~covered])
+            for s in range(n_lower, remaining + 1):
+                if s >= len(uncovered_sorted):
+                    continue
+                radius = uncovered_sorted[s] * (1 - RADIUS_MARGIN)
+                new_cover = ~covered & (dist <= radius)
+                new_reach = ~reached & (dist <= radius + epsilon)
+                if new_cover.sum() == 0 or lu[new_cover].mean() < gamma:
+                    continue
+                cost = new_reach.sum() - new_cover.sum()
+                if best is None or cost < best[0]:
+                    best = (cost, i, radius, new_cover, new_reach)
+        if best is None:
+            regions.append(None)
+            continue
+        _, i, radius, new_cover, new_reach = best
+        covered |= new_cover
+        reached |= new_reach
+        regions.append((i, radius))
+    return regions, covered, reached

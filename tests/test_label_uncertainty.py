@@ -1,4 +1,3 @@
-import math
 import warnings
 
 import numpy as np
@@ -12,11 +11,11 @@ from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
 from skrob.label_uncertainty import (
-    RADIUS_MARGIN,
     IntrinsicRobustnessEstimator,
     knn_soft_labels,
     label_uncertainty,
 )
+from tests._reference import brute_force_regions
 
 # --------------------------------------------------------------------------------------
 # label_uncertainty and knn_soft_labels
@@ -94,44 +93,6 @@ def test_knn_soft_labels_against_brute_force():
 # --------------------------------------------------------------------------------------
 # IntrinsicRobustnessEstimator against a brute force
 # --------------------------------------------------------------------------------------
-
-
-def brute_force_regions(Xa, lu, *, epsilon, alpha, gamma, norm, n_regions, delta):
-    """The greedy search as described, every centre and size recomputed from scratch."""
-    metric = "euclidean" if norm == 2 else "chebyshev"
-    n = len(Xa)
-    target = math.ceil(n * alpha * (1 + delta))
-    covered = np.zeros(n, dtype=bool)
-    reached = np.zeros(n, dtype=bool)
-    regions = []
-    for t in range(n_regions):
-        remaining = target - covered.sum()
-        if remaining <= 0:
-            break
-        n_lower = math.ceil(remaining / (n_regions - t))
-        best = None
-        for i in range(n):
-            dist = cdist(Xa[i : i + 1], Xa, metric)[0]
-            uncovered_sorted = np.sort(dist[~covered])
-            for s in range(n_lower, remaining + 1):
-                if s >= len(uncovered_sorted):
-                    continue
-                radius = uncovered_sorted[s] * (1 - RADIUS_MARGIN)
-                new_cover = ~covered & (dist <= radius)
-                new_reach = ~reached & (dist <= radius + epsilon)
-                if new_cover.sum() == 0 or lu[new_cover].mean() < gamma:
-                    continue
-                cost = new_reach.sum() - new_cover.sum()
-                if best is None or cost < best[0]:
-                    best = (cost, i, radius, new_cover, new_reach)
-        if best is None:
-            regions.append(None)
-            continue
-        _, i, radius, new_cover, new_reach = best
-        covered |= new_cover
-        reached |= new_reach
-        regions.append((i, radius))
-    return regions, covered, reached
 
 
 @pytest.mark.parametrize("norm", [2, np.inf])
