@@ -9,86 +9,22 @@ Laplacian linearly; reshapes reshape; an elementwise activation with known deriv
 
 import operator
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-def softmax_laplacian(s, M, lap=None):
-    """Laplacian of the class probabilities s = softmax(z) through the logits z.
-
-    ``M = Σ_i t_i t_iᵀ`` sums the logits' tangents (J Jᵀ for the basis directions) and
-    ``lap`` is the logits' own Laplacian (0 for piecewise-linear nets). With the softmax
-    Hessian ``H_c = s_c[(e_c − s)(e_c − s)ᵀ − diag(s) + s sᵀ]``:
-    ``LO_c = s_c (lap_c − s·lap) + s_c [M_cc − 2 (M s)_c + 2 sᵀ M s − Σ_j s_j M_jj]``.
-    """
-    Ms = (M @ s.unsqueeze(-1)).squeeze(-1)
-    sMs = (s * Ms).sum(dim=1, keepdim=True)
-    diag = torch.diagonal(M, dim1=1, dim2=2)
-    out = s * (diag - 2 * Ms + 2 * sMs - (s * diag).sum(dim=1, keepdim=True))
-    if lap is not None:
-        out = out + s * (lap - (s * lap).sum(dim=1, keepdim=True))
-    return out
-
-
-class Unsupported(Exception):
-    """A layer the forward-Laplacian rules do not cover: use forward-over-forward."""
-
-
-AFFINE_MODULES = (
-    nn.Linear,
-    nn.Conv1d,
-    nn.Conv2d,
-    nn.Conv3d,
-    nn.AvgPool1d,
-    nn.AvgPool2d,
-    nn.AvgPool3d,
-    nn.AdaptiveAvgPool1d,
-    nn.AdaptiveAvgPool2d,
-    nn.Flatten,
-    nn.Unflatten,
-    nn.Identity,
-    nn.Dropout,
-    nn.Dropout2d,
-    nn.BatchNorm1d,
-    nn.BatchNorm2d,
-    nn.BatchNorm3d,
-    nn.ZeroPad2d,
+from skrob.torch._ops import (
+    ACTIVATION_FUNCTIONS,
+    ACTIVATION_METHODS,
+    AFFINE_MODULES,
+    SHAPE_FUNCTIONS,
+    SHAPE_METHODS,
+    SHAPE_MODULES,
+    Unsupported,
+    basis_chunks,
+    elementwise_derivatives,
+    softmax_laplacian,
 )
-
-
-def _elementwise_derivatives(layer, v, y):
-    """First and second derivative of an elementwise activation at its input v (output y)."""
-    if isinstance(layer, nn.Tanh):
-        d1 = 1 - y * y
-        return d1, -2 * y * d1
-    if isinstance(layer, nn.Sigmoid):
-        d1 = y * (1 - y)
-        return d1, d1 * (1 - 2 * y)
-    if isinstance(layer, nn.ReLU):
-        return (v > 0).to(v.dtype), torch.zeros_like(v)
-    if isinstance(layer, nn.LeakyReLU):
-        return torch.where(v > 0, 1.0, layer.negative_slope).to(v.dtype), torch.zeros_like(v)
-    if isinstance(layer, nn.ELU):
-        e = layer.alpha * torch.exp(torch.clamp(v, max=0))
-        return torch.where(v > 0, torch.ones_like(v), e), torch.where(v > 0, 0.0, e)
-    if isinstance(layer, nn.Softplus) and layer.beta == 1 and layer.threshold >= 20:
-        d1 = torch.sigmoid(v)
-        return d1, d1 * (1 - d1)
-    raise Unsupported(type(layer).__name__)
-
-
-_SHAPE_MODULES = (nn.Flatten, nn.Unflatten)
-_SHAPE_FUNCTIONS = {torch.flatten, torch.reshape}
-_SHAPE_METHODS = {"view", "reshape", "flatten"}
-_ACTIVATION_FUNCTIONS = {
-    torch.tanh: nn.Tanh(),
-    torch.sigmoid: nn.Sigmoid(),
-    torch.relu: nn.ReLU(),
-    F.relu: nn.ReLU(),
-}
-_ACTIVATION_METHODS = {"tanh": nn.Tanh(), "sigmoid": nn.Sigmoid(), "relu": nn.ReLU()}
 
 
 class _Jet:
@@ -127,7 +63,7 @@ def _reshape(fn, jet):
 
 def _activation(layer, jet):
     y = layer(jet.v)
-    d1, d2 = _elementwise_derivatives(layer, jet.v, y)
+    d1, d2 = elementwise_derivatives(layer, jet.v, y)
     T = jet.T.unsqueeze(0) if jet.shared else jet.T
     lap = d1 * jet.lap + d2 * (T * T).sum(dim=1)
     return _Jet(y, d1.unsqueeze(1) * T, lap, False)
@@ -179,7 +115,7 @@ def _run_node(node, modules, env):
         return obj
     if node.op == "call_module":
         layer = modules[node.target]
-        if isinstance(layer, _SHAPE_MODULES):
+        if isinstance(layer, SHAPE_MODULES):
             return _reshape(layer, args[0])
         if isinstance(layer, AFFINE_MODULES):
             return _affine(layer, args[0])
@@ -207,9 +143,9 @@ def _run_node(node, modules, env):
             if node.op == "call_method":
                 return getattr(probe, target)(*args[1:], **kwargs)
             return getattr(probe, args[1])
-        if node.op == "call_method" and target in _SHAPE_METHODS:
+        if node.op == "call_method" and target in SHAPE_METHODS:
             return _reshape(lambda a: getattr(a, target)(*args[1:], **kwargs), first)
-        if target in _SHAPE_FUNCTIONS:
+        if target in SHAPE_FUNCTIONS:
             return _reshape(lambda a: target(a, *args[1:], **kwargs), first)
         if target in (operator.add, torch.add) or (node.op == "call_method" and target == "add"):
             return _combine(1, args[0], args[1])
@@ -226,28 +162,13 @@ def _run_node(node, modules, env):
         if target in (F.avg_pool2d, F.linear, F.conv2d):
             return _affine(lambda a: target(a, *args[1:], **kwargs), first)
         layer = (
-            _ACTIVATION_METHODS.get(target)
+            ACTIVATION_METHODS.get(target)
             if node.op == "call_method"
-            else _ACTIVATION_FUNCTIONS.get(target)
+            else ACTIVATION_FUNCTIONS.get(target)
         )
         if layer is not None and not kwargs and len(args) == 1:
             return _activation(layer, first)
     raise Unsupported(f"{node.op} {node.target}")
-
-
-def basis_chunks(X, batch_size):
-    """The input space's unit basis vectors, ``batch_size // n_samples`` at a time.
-
-    Yields tensors of shape (m, *X.shape[1:]); the Laplacian is a sum over them.
-    """
-    shape = X.shape[1:]
-    n = int(np.prod(shape))
-    chunk = max(1, batch_size // X.shape[0])
-    for start in range(0, n, chunk):
-        m = min(chunk, n - start)
-        E = torch.zeros((m, n), dtype=X.dtype, device=X.device)
-        E[torch.arange(m), torch.arange(start, start + m)] = 1.0
-        yield E.reshape((m,) + shape)
 
 
 def forward_laplacian(module, X, batch_size):

@@ -30,6 +30,7 @@ from sklearn.utils._param_validation import Interval, StrOptions, validate_param
 from sklearn.utils.validation import _num_samples
 
 from skrob._validation import warn_user
+from skrob.torch._attacks import AUTO, logits, lp_norm, margin_loss, run_attack, shrink
 from skrob.torch._model import (
     as_tensor,
     check_outputs,
@@ -38,311 +39,6 @@ from skrob.torch._model import (
     parameter_dtype,
     resolve_module,
 )
-
-# "auto": the attacks run in turn, keeping each sample's smallest distortion. On L2, FAB
-# (exact on linear models) and DDN each win on some networks; in short runs, together they
-# match either one run long.
-_AUTO = {np.inf: (("fab", {}),), 2: (("fab", {"steps": 7}), ("ddn", {"steps": 30}))}
-
-
-def _norm(delta, p):
-    flat = delta.flatten(1).double()
-    return flat.abs().amax(dim=1) if p == np.inf else flat.norm(dim=1)
-
-
-def _logits(module, returns_probabilities):
-    def f(x):
-        out = module(x)
-        return torch.log(out.clamp_min(1e-30)) if returns_probabilities else out
-
-    return f
-
-
-def _rows(v, x):
-    """Per-sample values v of shape (B,), shaped to broadcast against x of shape (B, ...)."""
-    return v.reshape((-1,) + (1,) * (x.ndim - 1))
-
-
-def _grads(outputs, x):
-    """Input gradients of each column of outputs (B, k) at x: shape (B, k, n)."""
-    k = outputs.shape[1]
-    grads = [
-        torch.autograd.grad(outputs[:, j].sum(), x, retain_graph=j < k - 1)[0] for j in range(k)
-    ]
-    return torch.stack(grads, 1).flatten(2)
-
-
-def _margin_loss(z, y):
-    """z_y − max_{j≠y} z_j (positive while still correct)."""
-    other = z.clone()
-    other[torch.arange(len(y)), y] = -torch.inf
-    return z[torch.arange(len(y)), y] - other.amax(dim=1)
-
-
-def _deepfool(f, x, y, p, lo, hi, max_iter=50, overshoot=0.02):
-    x_adv = x.clone()
-    for _ in range(max_iter):
-        with torch.no_grad():
-            still = f(x_adv).argmax(1) == y
-        if not still.any():
-            break
-        rows = still.nonzero().squeeze(1)
-        xa = x_adv[rows].clone().requires_grad_(True)
-        ya = y[rows]
-        z = f(xa)
-        grads = _grads(z, xa)  # (B, K, n)
-        idx = torch.arange(len(ya), device=x.device)
-        w = grads - grads[idx, ya].unsqueeze(1)
-        margin = (z - z[idx, ya].unsqueeze(1)).detach()  # <= 0 for the other classes
-        dual = w.abs().sum(2) if p == np.inf else w.norm(dim=2)
-        dist = margin.abs() / dual.clamp_min(1e-12)
-        dist[idx, ya] = torch.inf
-        k = dist.argmin(1)
-        wk = w[idx, k]
-        length = dist[idx, k].unsqueeze(1) + 1e-6
-        if p == np.inf:
-            step = length * wk.sign()
-        else:
-            step = length * wk / wk.norm(dim=1, keepdim=True).clamp_min(1e-12)
-        x_adv[rows] = (xa.detach() + (1 + overshoot) * step.reshape(xa.shape)).clamp(lo, hi)
-    with torch.no_grad():
-        return x_adv, f(x_adv).argmax(1) != y
-
-
-def _project(w, c, x, lo, hi, p):
-    """Smallest step d (in L∞ or L2) with w·d = c that keeps x + d inside the box [lo, hi].
-
-    w, x of shape (B, n), c of shape (B,). Per row, d_i = sign(w_i) min(s b_i, u_i), with
-    b_i = 1 (L∞) or |w_i| (L2) and u_i the room to the box in the direction of sign(w_i)
-    (the KKT conditions of both problems); the smallest s reaching w·d = c is read off the
-    sorted breakpoints u_i / b_i of the piecewise-linear w·d(s). Where the box cannot reach
-    c, d moves every coordinate to the box (``feasible`` is False).
-    """
-    flip = torch.where(c < 0, -1.0, 1.0).to(w.dtype).unsqueeze(1)
-    w = w * flip
-    c = c.abs()
-    a = w.abs()
-    u = torch.where(w > 0, hi - x, x - lo)
-    b = torch.ones_like(a) if p == np.inf else a
-    t = torch.where(b > 0, u / b.clamp_min(1e-30), torch.full_like(u, 1e30))
-    t, order = t.sort(dim=1)
-    ab, au = (a * b).gather(1, order), (a * u).gather(1, order)
-    saturated = au.cumsum(1)  # w·d from the coordinates at the box by breakpoint j
-    # d(w·d)/ds of the coordinates past j: suffix sums, exactly 0 past the last non-zero
-    suffix = ab.flip(1).cumsum(1).flip(1)
-    slope = torch.cat([suffix[:, 1:], torch.zeros_like(suffix[:, :1])], 1)
-    reached = saturated + t * slope >= c.unsqueeze(1)
-    feasible = saturated[:, -1] >= c
-    j = reached.to(torch.int8).argmax(1)  # first breakpoint reaching c
-    prev = (j - 1).clamp_min(0).unsqueeze(1)
-    sat_prev = torch.where(j > 0, saturated.gather(1, prev).squeeze(1), 0)
-    slope_prev = torch.where(j > 0, slope.gather(1, prev).squeeze(1), suffix[:, 0])
-    s = (c - sat_prev) / slope_prev.clamp_min(1e-30)
-    m = torch.where(feasible.unsqueeze(1), torch.minimum(s.unsqueeze(1) * b, u), u)
-    return w.sign() * m, feasible
-
-
-def _fab(f, x, y, p, lo, hi, steps=15, candidates=1, alpha_max=0.1, eta=1.05, beta=0.7):
-    """FAB (Croce & Hein, 2020): projections onto the linearised boundary, biased to x.
-
-    Every step linearises the margins z_k − z_y at the current point, of all classes in
-    the first step (DeepFool's step, exact on linear models) and of the ``candidates``
-    runner-up classes after it. A point past the boundary is recorded and first pulled
-    back towards x by the factor ``beta`` (its margins moved along the same
-    linearisation). Then the box-constrained minimal steps onto the nearest linearised
-    boundary, from the point and from x, are mixed (weight α ≤ ``alpha_max`` on the step
-    from x) with overshoot ``eta``. One forward and ``candidates`` backward passes a step.
-    """
-    B = len(x)
-    idx = torch.arange(B, device=x.device)
-    x0 = x.flatten(1)
-    xk = x.clone()
-    best = x.clone()
-    best_norm = torch.full((B,), torch.inf, dtype=torch.float64, device=x.device)
-
-    def record(xk, z):
-        nonlocal best_norm
-        adv = z.argmax(1) != y
-        norm = _norm(xk - x, p)
-        better = adv & (norm < best_norm)
-        best[better] = xk[better]
-        best_norm = torch.where(better, norm, best_norm)
-        return adv
-
-    for step in range(steps):
-        xa = xk.clone().requires_grad_(True)
-        z = f(xa)
-        adv = record(xk, z.detach())
-        other = z.detach().clone()
-        other[idx, y] = -torch.inf
-        k = z.shape[1] - 1 if step == 0 else min(candidates, z.shape[1] - 1)
-        cand = other.topk(k, dim=1).indices  # (B, k)
-        g = z.gather(1, cand) - z[idx, y].unsqueeze(1)  # < 0 while correct
-        w = _grads(g, xa)  # (B, k, n)
-        xf = xk.flatten(1)
-        base = torch.where(adv.unsqueeze(1), (1 - beta) * x0 + beta * xf, xf)
-        g = g.detach() + (w @ (base - xf).unsqueeze(2)).squeeze(2)  # margins at base
-        # the nearest linearised boundary (the dual norm of its normal), then the
-        # box-constrained minimal steps onto it from base and from x
-        dual = w.abs().sum(2) if p == np.inf else w.norm(dim=2)
-        j = (g.abs() / dual.clamp_min(1e-30)).argmin(1)
-        wj, gj = w[idx, j], g[idx, j]
-        d1, _ = _project(wj, -gj, base, lo, hi, p)
-        d2, _ = _project(wj, -(gj + (wj * (x0 - base)).sum(1)), x0, lo, hi, p)
-        n1, n2 = _norm(d1, p), _norm(d2, p)
-        alpha = (n1 / (n1 + n2).clamp_min(1e-30)).clamp(max=alpha_max).to(x.dtype).unsqueeze(1)
-        x_new = ((1 - alpha) * (base + eta * d1) + alpha * (x0 + eta * d2)).clamp(lo, hi)
-        xk = x_new.reshape(x.shape)
-    with torch.no_grad():
-        record(xk, f(xk))
-    return best, torch.isfinite(best_norm)
-
-
-def _bim(f, x, y, eps, lo, hi, n_steps=20):
-    """Iterative FGSM in the per-sample L∞ ball of radius eps (shape (B,))."""
-    e = _rows(eps, x).to(x.dtype)
-    alpha = 2.5 * e / n_steps
-    x_adv = x.clone()
-    best = x.clone()
-    found = torch.zeros(len(x), dtype=torch.bool, device=x.device)
-    for _ in range(n_steps):
-        xa = x_adv.clone().requires_grad_(True)
-        loss = -_margin_loss(f(xa), y).sum()
-        (g,) = torch.autograd.grad(loss, xa)
-        x_adv = torch.min(torch.max(xa.detach() + alpha * g.sign(), x - e), x + e).clamp(lo, hi)
-        with torch.no_grad():
-            flipped = f(x_adv).argmax(1) != y
-        best[flipped & ~found] = x_adv[flipped & ~found]
-        found |= flipped
-    return best, found
-
-
-def _bim_bisection(f, x, y, lo, hi, tol):
-    """Per-sample bisection of ε in [0, hi − lo], to ``tol`` relative to hi − lo."""
-    low = torch.zeros(len(x), dtype=torch.float64, device=x.device)
-    high = torch.full((len(x),), hi - lo, dtype=torch.float64, device=x.device)
-    best, found = _bim(f, x, y, high, lo, hi)
-    x_best = best.clone()
-    ok = found.clone()
-    while ((high - low) > tol * (hi - lo)).any():
-        mid = (low + high) / 2
-        adv, hit = _bim(f, x, y, mid, lo, hi)
-        x_best[hit] = adv[hit]
-        ok |= hit
-        high = torch.where(hit, mid, high)
-        low = torch.where(hit, low, mid)
-    return x_best, ok
-
-
-def _ddn(f, x, y, lo, hi, steps=40, gamma=0.1, init_norm=1.0, max_step=2.0):
-    """Decoupled direction and norm (Rony et al., 2019) on the cross-entropy loss.
-
-    The step along the normalised gradient decays from ``max_step`` to 0.01 (cosine), and
-    the radius ε shrinks by (1 − γ) after an adversarial step and grows by (1 + γ) after
-    a failed one; lengths are in units of the box's width.
-    """
-    B = len(x)
-    width = hi - lo
-    eps = torch.full((B,), init_norm * width, dtype=x.dtype, device=x.device)
-    worst = torch.maximum(x - lo, hi - x).flatten(1).norm(dim=1)
-    delta = torch.zeros_like(x)
-    best = x.clone()
-    best_norm = torch.full((B,), torch.inf, dtype=torch.float64, device=x.device)
-    for i in range(steps):
-        step = width * (0.01 + (max_step - 0.01) * (1 + np.cos(np.pi * i / steps)) / 2)
-        d = delta.clone().requires_grad_(True)
-        z = f(x + d)
-        loss = torch.nn.functional.cross_entropy(z, y, reduction="sum")
-        (g,) = torch.autograd.grad(loss, d)
-        with torch.no_grad():
-            adv = z.argmax(1) != y
-            norm = _norm(delta, 2)
-            better = adv & (norm < best_norm)
-            best[better] = (x + delta)[better]
-            best_norm = torch.where(better, norm, best_norm)
-            delta += step * g / _rows(g.flatten(1).norm(dim=1).clamp_min(1e-12), x)
-            eps = torch.minimum(torch.where(adv, (1 - gamma) * eps, (1 + gamma) * eps), worst)
-            delta *= _rows(eps / delta.flatten(1).norm(dim=1).clamp_min(1e-12), x)
-            delta = (x + delta).clamp(lo, hi) - x
-    return best, torch.isfinite(best_norm)
-
-
-def _cw(f, x, y, lo, hi, steps=100, search_steps=6, c_init=1.0, lr=0.05):
-    """Carlini–Wagner L2: minimise ||δ||² + c·max(margin, 0) in tanh space, c by bisection."""
-    B = len(x)
-    c = torch.full((B,), c_init, dtype=x.dtype, device=x.device)
-    c_lo = torch.zeros_like(c)
-    c_hi = torch.full_like(c, torch.inf)
-    best = x.clone()
-    best_norm = torch.full((B,), torch.inf, dtype=torch.float64, device=x.device)
-    span = (hi - lo) / 2
-    center = (hi + lo) / 2
-    w0 = torch.atanh(((x - center) / span).clamp(-1 + 1e-6, 1 - 1e-6))
-    for _ in range(search_steps):
-        w = w0.clone().requires_grad_(True)
-        opt = torch.optim.Adam([w], lr=lr)
-        success = torch.zeros(B, dtype=torch.bool, device=x.device)
-        for _ in range(steps):
-            xa = center + span * torch.tanh(w)
-            z = f(xa)
-            dist = (xa - x).flatten(1).pow(2).sum(1)
-            loss = (dist + c * _margin_loss(z, y).clamp_min(0)).sum()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            with torch.no_grad():
-                adv = z.argmax(1) != y
-                norm = dist.detach().sqrt().double()
-                better = adv & (norm < best_norm)
-                best[better] = xa.detach()[better]
-                best_norm[better] = norm[better]
-                success |= adv
-        c_hi = torch.where(success, torch.minimum(c_hi, c), c_hi)
-        c_lo = torch.where(success, c_lo, torch.maximum(c_lo, c))
-        c = torch.where(torch.isfinite(c_hi), (c_lo + c_hi) / 2, c * 10)
-    return best, torch.isfinite(best_norm)
-
-
-def _shrink(f, x, x_adv, y, margin0, hit, steps=4):
-    """Pull each x_adv towards x along the segment, onto the boundary: Illinois false position.
-
-    On t ∈ [0, 1] of x + t (x_adv − x), the margin z_y − max_{j≠y} z_j is positive at 0 and
-    negative at 1 (where ``hit``); every step evaluates it at the interpolated root and
-    keeps the bracket, halving the stale end's margin when one end stays twice (Illinois).
-    Linear margins land on the boundary in one step. Returns the adversarial end, which
-    is never farther than x_adv.
-    """
-    with torch.no_grad():
-        t_lo, m_lo = torch.zeros_like(margin0), margin0.clone()
-        t_hi, m_hi = torch.ones_like(margin0), _margin_loss(f(x_adv), y)
-        active = hit & (m_hi < 0) & (m_lo > 0)
-        side = torch.zeros_like(margin0)  # +1: the last step moved t_hi, −1: t_lo
-        for _ in range(steps):
-            t = (t_lo * m_hi - t_hi * m_lo) / (m_hi - m_lo).clamp_max(-1e-30)
-            # a hair past the root, so a linear margin's first step is adversarial
-            t = torch.where(active, torch.minimum(t + 1e-4 * (t_hi - t_lo), t_hi), t_hi)
-            m = _margin_loss(f(x + _rows(t, x) * (x_adv - x)), y)
-            adv = active & (m < 0)
-            low = active & ~adv
-            m_lo = torch.where(adv & (side > 0), m_lo / 2, m_lo)
-            m_hi = torch.where(low & (side < 0), m_hi / 2, m_hi)
-            t_hi, m_hi = torch.where(adv, t, t_hi), torch.where(adv, m, m_hi)
-            t_lo, m_lo = torch.where(low, t, t_lo), torch.where(low, m, m_lo)
-            side = torch.where(adv, 1.0, torch.where(low, -1.0, side))
-    t = _rows(t_hi, x)
-    return torch.where(t == 1, x_adv, x + t * (x_adv - x))
-
-
-def _attack(method, f, x, y, p, lo, hi, tol, **params):
-    if method == "fab":
-        return _fab(f, x, y, p, lo, hi, **params)
-    if method == "deepfool":
-        return _deepfool(f, x, y, p, lo, hi, **params)
-    if method == "bim":
-        return _bim_bisection(f, x, y, lo, hi, tol, **params)
-    if method == "ddn":
-        return _ddn(f, x, y, lo, hi, **params)
-    return _cw(f, x, y, lo, hi, **params)
 
 
 @validate_params(
@@ -436,8 +132,8 @@ def _distortions(model, X, y, norm, method, clip, tol, batch_size, device, input
     y = class_indices(y, len(X), n_classes, dev)
     if ((X < lo) | (X > hi)).any():
         raise ValueError(f"X lies outside the box clip={tuple(clip)!r}.")
-    f = _logits(module, returns_probabilities)
-    methods = _AUTO[p] if method == "auto" else ((method, {}),)
+    f = logits(module, returns_probabilities)
+    methods = AUTO[p] if method == "auto" else ((method, {}),)
     n = len(X)
     distortion = np.full(n, np.nan)
     X_adv = X.detach().clone()
@@ -453,20 +149,20 @@ def _distortions(model, X, y, norm, method, clip, tol, batch_size, device, input
             if not correct.any():
                 continue
             xc, yc = x[correct], yb[correct]
-            margin0 = _margin_loss(z[correct], yc)
+            margin0 = margin_loss(z[correct], yc)
             best = torch.full((len(xc),), torch.inf, dtype=torch.float64, device=dev)
             best_x = xc.clone()
             for m, params in methods:
-                cand, hit = _attack(m, f, xc, yc, p, lo, hi, tol, **params)
-                cand = _shrink(f, xc, cand, yc, margin0, hit)
-                d = _norm(cand - xc, p)
+                cand, hit = run_attack(m, f, xc, yc, p, lo, hi, tol, **params)
+                cand = shrink(f, xc, cand, yc, margin0, hit)
+                d = lp_norm(cand - xc, p)
                 better = hit & (d < best)
                 best = torch.where(better, d, best)
                 best_x[better] = cand[better]
             with torch.no_grad():
                 flipped = f(best_x).argmax(1) != yc
                 inside = ((best_x >= lo) & (best_x <= hi)).flatten(1).all(1)
-                best = torch.where(flipped & inside, _norm(best_x - xc, p), torch.inf)
+                best = torch.where(flipped & inside, lp_norm(best_x - xc, p), torch.inf)
             rows = torch.arange(start, start + len(x), device=dev)[correct].cpu().numpy()
             ok = torch.isfinite(best).cpu().numpy()
             distortion[rows[ok]] = best[torch.isfinite(best)].cpu().numpy()

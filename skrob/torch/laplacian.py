@@ -18,19 +18,14 @@ Exact routes, none of which ever forms the n×n Hessian:
 "hutchinson" estimates the trace with Rademacher probes ``v``: ``E[vᵀ H v] = tr(H)``.
 """
 
-import operator
 from numbers import Integral, Real
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
-from torch import nn
 
-from skrob.torch._forward_laplacian import AFFINE_MODULES, basis_chunks, softmax_laplacian
-from skrob.torch._forward_laplacian import Unsupported as _Unsupported
 from skrob.torch._forward_laplacian import forward_laplacian as _forward_laplacian
 from skrob.torch._model import (
     as_tensor,
@@ -39,82 +34,10 @@ from skrob.torch._model import (
     parameter_dtype,
     resolve_module,
 )
+from skrob.torch._ops import Unsupported as _Unsupported
+from skrob.torch._ops import basis_chunks, is_piecewise_linear, softmax_laplacian
 
 DEFAULT_BATCH_SIZE = 1024  # forward evaluations (sample x direction) held at once
-
-# Piecewise-linear modules: the affine ones of the forward Laplacian, and these.
-_LINEAR_MODULES = AFFINE_MODULES + (
-    nn.ConvTranspose1d,
-    nn.ConvTranspose2d,
-    nn.ReLU,
-    nn.ReLU6,
-    nn.LeakyReLU,
-    nn.PReLU,
-    nn.Hardtanh,
-    nn.MaxPool1d,
-    nn.MaxPool2d,
-    nn.MaxPool3d,
-    nn.AdaptiveMaxPool2d,
-)
-_LINEAR_FUNCTIONS = {
-    operator.add,
-    operator.sub,
-    operator.neg,
-    operator.getitem,
-    torch.flatten,
-    torch.reshape,
-    torch.cat,
-    torch.relu,
-    F.relu,
-    F.leaky_relu,
-    F.max_pool2d,
-    F.avg_pool2d,
-    F.linear,
-    getattr,
-}
-_LINEAR_METHODS = {
-    "view",
-    "reshape",
-    "flatten",
-    "size",
-    "relu",
-    "permute",
-    "transpose",
-    "contiguous",
-    "squeeze",
-    "unsqueeze",
-    "add",
-    "sub",
-    "mean",
-    "sum",
-    "dim",
-}
-
-
-def is_piecewise_linear(module):
-    """Whether a ``torch.fx`` trace of ``module`` finds only piecewise-linear operations.
-
-    Conservative: a module that cannot be traced, or uses any operation not on the
-    allow-list (tanh, sigmoid, a product of two tensors, ...), is treated as smooth.
-    """
-    try:
-        graph = torch.fx.symbolic_trace(module).graph
-    except Exception:  # noqa: BLE001 - any trace failure means "do not assume"
-        return False
-    modules = dict(module.named_modules())
-    for node in graph.nodes:
-        if node.op == "call_module":
-            if not isinstance(modules[node.target], _LINEAR_MODULES):
-                return False
-        elif node.op == "call_function":
-            if node.target in (operator.mul, operator.truediv):
-                if sum(isinstance(a, torch.fx.Node) for a in node.args) > 1:
-                    return False  # a product of two tensors is not linear
-            elif node.target not in _LINEAR_FUNCTIONS:
-                return False
-        elif node.op == "call_method" and node.target not in _LINEAR_METHODS:
-            return False
-    return True
 
 
 def _probabilities(module, returns_probabilities=False):

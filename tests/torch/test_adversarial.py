@@ -72,7 +72,7 @@ def test_project_is_the_smallest_step_onto_the_hyperplane_inside_the_box(global_
     """FAB's projection: against scipy's linear program (L-inf), by its KKT conditions (L2)."""
     from scipy.optimize import linprog
 
-    from skrob.torch.adversarial import _project
+    from skrob.torch._attacks import _project
 
     rng = np.random.default_rng(global_random_seed)
     n, rows = 7, 40
@@ -115,7 +115,8 @@ def test_project_is_the_smallest_step_onto_the_hyperplane_inside_the_box(global_
 
 
 def test_shrink_lands_on_the_boundary_and_never_moves_away():
-    from skrob.torch.adversarial import _margin_loss, _shrink
+    from skrob.torch._attacks import margin_loss as _margin_loss
+    from skrob.torch._attacks import shrink as _shrink
 
     torch.manual_seed(0)
     net, X, y = linear_case(0)

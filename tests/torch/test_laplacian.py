@@ -9,7 +9,7 @@ from numpy.testing import assert_allclose  # noqa: E402
 from sklearn.exceptions import NotFittedError  # noqa: E402
 
 from skrob.torch import LaplacianScorer, expected_probability_change, laplacian  # noqa: E402
-from skrob.torch.laplacian import is_piecewise_linear  # noqa: E402
+from skrob.torch._ops import is_piecewise_linear  # noqa: E402
 
 nn = torch.nn
 
