@@ -28,7 +28,9 @@ from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPClassifier
 
 from skrob import PixelNoise, rpr_steps
-from skrob.rpr import DEFAULT_BATCH_SIZE
+from skrob.rpr import DEFAULT_BATCH_SIZE as BATCH_SAMPLES
+
+DEFAULT_BATCH_SIZE = BATCH_SAMPLES * 64  # rows per predict call of rpr_steps
 
 warnings.filterwarnings("ignore", message="Stochastic Optimizer")  # 40 epochs suffice here
 parser = argparse.ArgumentParser()

@@ -3,10 +3,12 @@
 import os
 import sys
 import warnings
+from numbers import Integral
 from pathlib import Path
 
 import numpy as np
 import sklearn
+from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import type_of_target
 
 _CLASSIFICATION_TARGETS = ("binary", "multiclass")
@@ -114,3 +116,14 @@ def encode_classes(y):
             f"{classes.tolist()!r}: no sample has a differently labelled neighbour."
         )
     return classes, codes.astype(np.intp, copy=False)
+
+
+def entropy(random_state):
+    """The seed of a stream of ``numpy.random.SeedSequence``s, from any ``random_state``.
+
+    An int is its own seed (so ``random_state=3`` means the same draws everywhere); None
+    or a ``RandomState`` draws one, consuming the ``RandomState``.
+    """
+    if isinstance(random_state, Integral) and not isinstance(random_state, bool):
+        return int(random_state)
+    return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))

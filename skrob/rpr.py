@@ -16,16 +16,17 @@ from numbers import Integral
 
 import numpy as np
 from sklearn.base import BaseEstimator, clone
-from sklearn.utils import check_consistent_length, check_random_state
+from sklearn.utils import check_consistent_length
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions, validate_params
 from sklearn.utils.validation import check_array, check_is_fitted
 
+from skrob._validation import entropy as seed_entropy
 from skrob.perturbations import Perturbation, _float_dtype
 
 _GROUP = 16  # samples per random stream
 _MAX_ROUND = 64  # steps per sample in one round, at most
 _FLIP_ROUND = 128  # perturbed copies per sample and round in label_flip_rate
-DEFAULT_BATCH_SIZE = 8192  # rows per predict call
+DEFAULT_BATCH_SIZE = 128  # samples per batch: at most 128 x 64 = 8192 rows per predict call
 _ONE = np.ones(1, dtype=bool)
 
 
@@ -37,12 +38,6 @@ def _schedule(max_steps):
         done += sizes[-1]
         size = min(2 * size, _MAX_ROUND)
     return sizes
-
-
-def _entropy(random_state):
-    if isinstance(random_state, Integral) and not isinstance(random_state, bool):
-        return int(random_state)
-    return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
 
 
 def _stream(entropy, group, round_):
@@ -98,14 +93,15 @@ def _check(estimator, X, y):
     return data, y
 
 
-def _buffer(data, batch_size, largest_round):
+def _buffer(data, rows, largest_round):
     """One buffer for all rounds (fresh memory for every round costs page faults).
 
-    Never larger than the rows one round can need: a huge ``batch_size`` on a few
-    samples allocates only those.
+    ``rows`` perturbed rows at most (``batch_size`` samples times the largest round);
+    never more than one round can need: a huge ``batch_size`` on a few samples allocates
+    only those.
     """
     n = data.X.shape[0]
-    rows = max(min(batch_size, n * largest_round), min(_GROUP, n) * largest_round)
+    rows = max(min(rows, n * largest_round), min(_GROUP, n) * largest_round)
     return np.empty((rows,) + data.X.shape[1:], dtype=_float_dtype(data.X.dtype))
 
 
@@ -178,8 +174,9 @@ def rpr_steps(estimator, X, y, *, perturbation, max_steps=250, batch_size=None, 
         ``perturbation(X, rng) -> X_perturbed``, e.g. :class:`skrob.perturbations.PixelNoise`.
     max_steps : int, default=250
     batch_size : int, default=None
-        Rows per ``predict`` call (8192 when None). Memory is one buffer of
-        ``max(batch_size, 1024)`` perturbed rows. Results do not depend on it.
+        Samples per batch (128 when None): each ``predict`` call carries at most
+        ``batch_size`` samples times 64 perturbed copies, and memory is one buffer of
+        that many rows. Results do not depend on it.
     random_state : int, RandomState instance or None, default=None
 
     Returns
@@ -203,19 +200,19 @@ def rpr_steps(estimator, X, y, *, perturbation, max_steps=250, batch_size=None, 
     ((100,), True)
     """
     data, y = _check(estimator, X, y)
-    batch_size = DEFAULT_BATCH_SIZE if batch_size is None else batch_size
-    entropy = _entropy(random_state)
-    alive = _predict(estimator, data, data.X, batch_size) == y
+    entropy = seed_entropy(random_state)
+    schedule = _schedule(max_steps)
+    per_call = (DEFAULT_BATCH_SIZE if batch_size is None else batch_size) * max(schedule)
+    alive = _predict(estimator, data, data.X, per_call) == y
     steps = np.zeros(data.X.shape[0], dtype=np.int64)
     done = 0
-    schedule = _schedule(max_steps)
-    buffer = _buffer(data, batch_size, max(schedule))
+    buffer = _buffer(data, per_call, max(schedule))
     for round_, size in enumerate(schedule):
         if not alive.any():
             break
         batches = _perturbed_batches(data, perturbation, entropy, round_, size, alive, buffer)
         for owners, rows in batches:
-            pred = _predict(estimator, data, rows, batch_size).reshape(owners.size, size)
+            pred = _predict(estimator, data, rows, per_call).reshape(owners.size, size)
             correct = pred == y[owners][:, None]
             failed = ~correct.all(axis=1)
             steps[owners[failed]] = done + np.argmin(correct[failed], axis=1)
@@ -285,7 +282,8 @@ def label_flip_rate(
     n_samples : int, default=1000
         Perturbed copies per sample.
     batch_size : int, default=None
-        Rows per ``predict`` call (8192 when None); results do not depend on it.
+        Samples per batch (128 when None): at most ``batch_size`` times 128 perturbed
+        rows per ``predict`` call; results do not depend on it.
     random_state : int, RandomState instance or None, default=None
 
     Returns
@@ -308,18 +306,19 @@ def label_flip_rate(
     True
     """
     data, _ = _check(estimator, X, None)
-    batch_size = DEFAULT_BATCH_SIZE if batch_size is None else batch_size
-    entropy = _entropy(random_state)
-    reference = _predict(estimator, data, data.X, batch_size)
+    entropy = seed_entropy(random_state)
+    largest = min(_FLIP_ROUND, n_samples)
+    per_call = (DEFAULT_BATCH_SIZE if batch_size is None else batch_size) * largest
+    reference = _predict(estimator, data, data.X, per_call)
     flips = np.zeros(data.X.shape[0], dtype=np.int64)
     everyone = np.ones(data.X.shape[0], dtype=bool)
     done, round_ = 0, 0
-    buffer = _buffer(data, batch_size, min(_FLIP_ROUND, n_samples))
+    buffer = _buffer(data, per_call, largest)
     while done < n_samples:
         size = min(_FLIP_ROUND, n_samples - done)
         batches = _perturbed_batches(data, perturbation, entropy, round_, size, everyone, buffer)
         for owners, rows in batches:
-            pred = _predict(estimator, data, rows, batch_size).reshape(owners.size, size)
+            pred = _predict(estimator, data, rows, per_call).reshape(owners.size, size)
             flips[owners] += (pred != reference[owners][:, None]).sum(axis=1)
         done += size
         round_ += 1
@@ -338,7 +337,7 @@ class RPRScorer(BaseEstimator):
         The fraction of samples that survive all ``max_steps`` (misclassified samples
         count as not robust), or the mean number of steps.
     batch_size : int, default=None
-        Rows per ``predict`` call.
+        Samples per batch, as in :func:`rpr_steps`.
     random_state : int, RandomState instance or None, default=None
         The perturbations. None and an int give the same perturbations on every call
         (None is the stream of seed 0): every candidate of a GridSearchCV, every fold,

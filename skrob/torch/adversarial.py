@@ -30,7 +30,16 @@ from sklearn.utils._param_validation import Interval, StrOptions, validate_param
 from sklearn.utils.validation import _num_samples
 
 from skrob._validation import warn_user
-from skrob.torch._attacks import AUTO, logits, lp_norm, margin_loss, run_attack, shrink
+from skrob.torch._attacks import (
+    ATTACKS,
+    AUTO,
+    NORMS,
+    logits,
+    lp_norm,
+    margin_loss,
+    run_attack,
+    shrink,
+)
 from skrob.torch._model import (
     as_tensor,
     check_outputs,
@@ -47,7 +56,7 @@ from skrob.torch._model import (
         "X": ["array-like", "sparse matrix", torch.Tensor],
         "y": ["array-like", torch.Tensor],
         "norm": [StrOptions({"inf"}), Real],
-        "method": [StrOptions({"auto", "fab", "deepfool", "bim", "ddn", "cw"})],
+        "method": [StrOptions({"auto", *ATTACKS})],
         "clip": [tuple],
         "tol": [Interval(Real, 0, 1, closed="right")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
@@ -120,10 +129,10 @@ def _distortions(model, X, y, norm, method, clip, tol, batch_size, device, input
     p = np.inf if (norm == "inf" or (isinstance(norm, Real) and np.isinf(norm))) else norm
     if p not in (np.inf, 2):
         raise ValueError(f"norm must be np.inf or 2, got {norm!r}.")
-    if method == "bim" and p != np.inf:
-        raise ValueError("method='bim' is an L-inf attack: use norm=np.inf.")
-    if method in ("ddn", "cw") and p != 2:
-        raise ValueError(f"method={method!r} is an L2 attack: use norm=2.")
+    if method != "auto" and p not in NORMS[method]:
+        name = "an L-inf" if NORMS[method] == (np.inf,) else "an L2"
+        fix = "norm=np.inf" if NORMS[method] == (np.inf,) else "norm=2"
+        raise ValueError(f"method={method!r} is {name} attack: use {fix}.")
     lo, hi = _check_clip(clip)
     module, dev, returns_probabilities = resolve_module(model, device)
     X = as_tensor(X, dev, input_shape, parameter_dtype(module))

@@ -23,9 +23,9 @@ from numbers import Integral, Real
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator
-from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 
+from skrob._validation import entropy
 from skrob.torch._forward_laplacian import forward_laplacian as _forward_laplacian
 from skrob.torch._model import (
     as_tensor,
@@ -37,7 +37,8 @@ from skrob.torch._model import (
 from skrob.torch._ops import Unsupported as _Unsupported
 from skrob.torch._ops import basis_chunks, is_piecewise_linear, softmax_laplacian
 
-DEFAULT_BATCH_SIZE = 1024  # forward evaluations (sample x direction) held at once
+DEFAULT_BATCH_SIZE = 16  # samples per block
+_DIRECTIONS = 64  # directions (basis vectors or probes) evaluated per sample at once
 
 
 def _probabilities(module, returns_probabilities=False):
@@ -158,8 +159,8 @@ def laplacian(
         Rademacher probes per sample.
     n_probes : int, default=64
     batch_size : int, default=None
-        Forward evaluations (sample × direction) computed at once: bounds the memory
-        (1024 when None).
+        Samples per block (16 when None); each is evaluated along 64 directions at once,
+        so memory is about ``batch_size * 64`` forward passes.
     device : str or torch.device, default=None
         Where to compute; None: the model's device ("auto": CUDA when present).
     random_state : int, RandomState instance or None, default=None
@@ -189,36 +190,17 @@ def laplacian(
         n_classes = check_outputs(module, X)
     if isinstance(target, Integral) and target >= n_classes:
         raise ValueError(f"target={target} is not a class index below {n_classes}.")
-    batch_size = DEFAULT_BATCH_SIZE if batch_size is None else batch_size
     if piecewise_linear == "auto":
         piecewise_linear = method == "exact" and is_piecewise_linear(module)
     if piecewise_linear and returns_probabilities:
         raise ValueError("The Jacobian route needs a module that returns logits.")
+    seeds = None
     if method == "hutchinson":
-        entropy = check_random_state(random_state).randint(np.iinfo(np.int32).max)
-        seeds = np.random.SeedSequence(entropy).generate_state(X.shape[0])
-    # Samples per block: room for 64 directions (basis vectors or probes) each, so that
-    # work shared by the directions (the leading affine layers) is amortised.
-    rows = max(1, min(X.shape[0], batch_size // 64))
-    out = []
+        seeds = np.random.SeedSequence(entropy(random_state)).generate_state(X.shape[0])
+    rows = DEFAULT_BATCH_SIZE if batch_size is None else batch_size
+    route = "hutchinson" if method == "hutchinson" else "linear" if piecewise_linear else "smooth"
     with eval_mode(module):
-        for start in range(0, X.shape[0], rows):
-            Xb = X[start : start + rows]
-            if method == "hutchinson":
-                lo = _hutchinson(
-                    module,
-                    Xb,
-                    n_probes,
-                    seeds[start : start + rows],
-                    batch_size,
-                    returns_probabilities,
-                )
-            elif piecewise_linear:
-                lo = _exact_piecewise_linear(module, Xb)
-            else:
-                lo = _exact_smooth(module, Xb, batch_size, returns_probabilities)
-            out.append(lo.detach())
-        lo = torch.cat(out)
+        lo = _all_classes(module, X, route, rows, n_probes, seeds, returns_probabilities)
         if target == "all":
             return lo.cpu().double().numpy()
         with torch.no_grad():
@@ -229,6 +211,30 @@ def laplacian(
             else:  # checked against the model's outputs above
                 classes = torch.full((X.shape[0],), target, device=lo.device)
     return lo[torch.arange(X.shape[0]), classes].cpu().double().numpy()
+
+
+def _all_classes(module, X, route, rows, n_probes, seeds, returns_probabilities):
+    """LO of every class, ``rows`` samples at a time (64 directions each: the work shared by
+    the directions, the leading affine layers, is amortised)."""
+    evaluations = rows * _DIRECTIONS
+    out = []
+    for start in range(0, X.shape[0], rows):
+        Xb = X[start : start + rows]
+        if route == "hutchinson":
+            lo = _hutchinson(
+                module,
+                Xb,
+                n_probes,
+                seeds[start : start + rows],
+                evaluations,
+                returns_probabilities,
+            )
+        elif route == "linear":
+            lo = _exact_piecewise_linear(module, Xb)
+        else:
+            lo = _exact_smooth(module, Xb, evaluations, returns_probabilities)
+        out.append(lo.detach())
+    return torch.cat(out)
 
 
 @validate_params(
