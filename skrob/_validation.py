@@ -127,3 +127,12 @@ def entropy(random_state):
     if isinstance(random_state, Integral) and not isinstance(random_state, bool):
         return int(random_state)
     return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
+
+
+def reject_metadata(scorer, metadata):
+    """A scorer's ``**kwargs`` (routed metadata) that it cannot use: an error, not dropped."""
+    if metadata:
+        raise TypeError(
+            f"{type(scorer).__name__} takes no metadata; got {sorted(metadata)}. Do not "
+            "request it for this scorer (set_score_request), or score with another."
+        )

@@ -21,6 +21,7 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions, va
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from skrob._validation import entropy as seed_entropy
+from skrob._validation import reject_metadata
 from skrob.perturbations import Perturbation, _float_dtype
 
 _GROUP = 16  # samples per random stream
@@ -413,7 +414,12 @@ class RPRScorer(BaseEstimator):
         )
 
     def __call__(self, estimator, X, y, **kwargs):
-        """Robust fraction (or mean steps) of ``estimator`` on ``(X, y)``."""
+        """Robust fraction (or mean steps) of ``estimator`` on ``(X, y)``.
+
+        Metadata (``sample_weight``, ...) has no meaning here: it is an error, never
+        silently dropped.
+        """
+        reject_metadata(self, kwargs)
         steps = self.rpr_steps(estimator, X, y)
         if self.statistic == "mean_steps":
             return float(steps.mean())

@@ -1,6 +1,7 @@
 """Resolve a skorch net or an nn.Module to (module, device), in eval mode, and feed it X."""
 
 import contextlib
+import copy
 
 import numpy as np
 import scipy.sparse as sp
@@ -9,43 +10,58 @@ from sklearn.exceptions import NotFittedError
 
 
 def resolve_device(device):
-    """``None``/"auto": CUDA when available, else CPU; otherwise ``torch.device(device)``."""
-    if device is None or device == "auto":
+    """``"auto"``: CUDA when available, else CPU; otherwise ``torch.device(device)``."""
+    if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
+
+
+def _on(module, device):
+    """The module on ``device``: itself when it is there, else a moved copy.
+
+    ``module.to`` moves in place; the caller's module (or skorch net) must not change
+    device because skrob measured it somewhere else.
+    """
+    first = next(iter(module.parameters()), None)
+    if first is None:
+        first = next(iter(module.buffers()), None)
+    if first is None or first.device == device:
+        return module
+    return copy.deepcopy(module).to(device)
 
 
 def resolve_module(model, device=None):
     """Return ``(module, device, returns_probabilities)`` for a skorch net or an nn.Module.
 
-    A skorch net gives its ``module_`` and, unless ``device`` is given, its own device;
-    with skorch's default ``NLLLoss`` criterion its module returns probabilities (skorch
-    takes their log in the loss), with ``CrossEntropyLoss`` logits. A plain module must
-    return logits; it stays on the device of its parameters unless ``device`` is given,
-    in which case it is moved there (as skorch does).
+    ``device=None`` leaves devices alone, as skorch's ``device=None`` does: the module is
+    evaluated where its parameters are (CPU for a parameter-free one); ``"auto"`` means
+    CUDA when available. A skorch net gives its ``module_`` (its own ``device`` unless
+    ``device`` is given); with skorch's default ``NLLLoss`` criterion its module returns
+    probabilities (skorch takes their log in the loss), with ``CrossEntropyLoss`` logits.
+    A plain module must return logits. A module is never moved in place: when it has to
+    go to another device, a copy goes.
     """
+    probabilities = False
     if isinstance(model, torch.nn.Module):
         module = model
-        current = next(iter(module.parameters()), None)
-        target = (
-            resolve_device(device)
-            if device is not None
-            else (current.device if current is not None else torch.device("cpu"))
-        )
     elif hasattr(model, "module") and hasattr(model, "initialize"):  # a skorch net
         if not getattr(model, "initialized_", False):
             raise NotFittedError(f"This {type(model).__name__} is not initialized/fitted yet.")
         module = model.module_
-        target = resolve_device(device if device is not None else model.device)
-        criterion = getattr(model, "criterion_", None)
-        probabilities = isinstance(criterion, torch.nn.NLLLoss)
-        return module.to(target), target, probabilities
+        if device is None:
+            device = model.device
+        probabilities = isinstance(getattr(model, "criterion_", None), torch.nn.NLLLoss)
     else:
         raise TypeError(
             f"Expected a fitted skorch NeuralNet or a torch.nn.Module returning logits, "
             f"got {type(model).__name__}."
         )
-    return module.to(target), target, False
+    if device is None:
+        first = next(iter(module.parameters()), None)
+        target = first.device if first is not None else torch.device("cpu")
+    else:
+        target = resolve_device(device)
+    return _on(module, target), target, probabilities
 
 
 @contextlib.contextmanager

@@ -29,7 +29,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 from sklearn.utils.validation import _num_samples
 
-from skrob._validation import warn_user
+from skrob._validation import reject_metadata, warn_user
 from skrob.torch._attacks import (
     ATTACKS,
     AUTO,
@@ -236,35 +236,50 @@ class AdversarialDistortionScorer(BaseEstimator):
     """
 
     def __init__(
-        self, *, norm=np.inf, method="auto", clip=(0.0, 1.0), batch_size=256, input_shape=None
+        self,
+        *,
+        norm=np.inf,
+        method="auto",
+        clip=(0.0, 1.0),
+        tol=1e-3,
+        batch_size=256,
+        device=None,
+        input_shape=None,
     ):
         self.norm = norm
         self.method = method
         self.clip = clip
+        self.tol = tol
         self.batch_size = batch_size
+        self.device = device
         self.input_shape = input_shape
 
     _parameter_constraints = {
         k: v
         for k, v in minimal_distortion._skl_parameter_constraints.items()
-        if k in ("norm", "method", "clip", "batch_size", "input_shape")
+        if k not in ("model", "X", "y", "return_adversarial")
     }
 
     def __call__(self, estimator, X, y, **kwargs):
-        """Mean distortion of ``estimator`` over its correctly classified samples of X."""
+        """Mean distortion of ``estimator`` over its correctly classified samples of X.
+
+        Metadata (``sample_weight``, ...) has no meaning here: it is an error, never
+        silently dropped.
+        """
+        reject_metadata(self, kwargs)
         self._validate_params()  # errors name this scorer, not minimal_distortion
-        params = self.get_params()
+        p = self.get_params()
         d, _, success, correct = _distortions(
             estimator,
             X,
             y,
-            params["norm"],
-            params["method"],
-            params["clip"],
-            1e-3,
-            params["batch_size"],
-            None,
-            params["input_shape"],
+            p["norm"],
+            p["method"],
+            p["clip"],
+            p["tol"],
+            p["batch_size"],
+            p["device"],
+            p["input_shape"],
         )
         unbroken = int((correct & ~success).sum())
         if unbroken:

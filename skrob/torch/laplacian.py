@@ -25,7 +25,7 @@ import torch
 from sklearn.base import BaseEstimator
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 
-from skrob._validation import entropy
+from skrob._validation import entropy, reject_metadata
 from skrob.torch._forward_laplacian import forward_laplacian as _forward_laplacian
 from skrob.torch._model import (
     as_tensor,
@@ -281,6 +281,7 @@ class LaplacianScorer(BaseEstimator):
         device=None,
         random_state=None,
         input_shape=None,
+        piecewise_linear="auto",
     ):
         self.target = target
         self.method = method
@@ -289,15 +290,19 @@ class LaplacianScorer(BaseEstimator):
         self.device = device
         self.random_state = random_state
         self.input_shape = input_shape
+        self.piecewise_linear = piecewise_linear
 
     _parameter_constraints = {
-        k: v
-        for k, v in laplacian._skl_parameter_constraints.items()
-        if k not in ("model", "X", "piecewise_linear")
+        k: v for k, v in laplacian._skl_parameter_constraints.items() if k not in ("model", "X")
     }
 
     def __call__(self, estimator, X, y=None, **kwargs):
-        """``-mean |LO|`` of ``estimator`` over ``X`` (``y`` is not used)."""
+        """``-mean |LO|`` of ``estimator`` over ``X`` (``y`` is not used).
+
+        Metadata (``sample_weight``, ...) has no meaning here: it is an error, never
+        silently dropped.
+        """
+        reject_metadata(self, kwargs)
         self._validate_params()  # errors name LaplacianScorer, not laplacian
         lo = laplacian(estimator, X, **self.get_params())
         return -float(np.mean(np.abs(lo)))

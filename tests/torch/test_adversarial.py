@@ -299,3 +299,13 @@ def test_scorer_warns_about_samples_no_attack_breaks():
     with pytest.warns(UserWarning, match="5 of 5 correctly classified samples were not flipped"):
         score = AdversarialDistortionScorer()(Constant(), X, np.zeros(5, dtype=int))
     assert np.isnan(score)
+
+
+def test_distortion_scorer_takes_tol_and_device_and_rejects_metadata():
+    params = AdversarialDistortionScorer().get_params()
+    assert {"tol", "device"} <= set(params)
+    net = nn.Linear(3, 2)
+    X = np.random.default_rng(0).uniform(size=(4, 3)).astype(np.float32)
+    y = net(torch.as_tensor(X)).argmax(1).numpy()
+    with pytest.raises(TypeError, match="takes no metadata"):
+        AdversarialDistortionScorer(method="deepfool")(net, X, y, sample_weight=np.ones(4))

@@ -330,3 +330,25 @@ def test_module_without_parameters():
     X = np.random.default_rng(0).normal(size=(4, 3)).astype(np.float32)
     lo = laplacian(Fixed(), X, target="all")
     assert lo.shape == (4, 3) and np.isfinite(lo).all()
+
+
+def test_devices_are_left_alone_and_modules_never_moved_in_place():
+    """device=None evaluates where the module is; a move goes to a copy."""
+    from skrob.torch._model import resolve_module
+
+    net = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2))
+    module, device, _ = resolve_module(net)
+    assert module is net and device.type == "cpu"
+    module, device, _ = resolve_module(net, device="meta")
+    assert module is not net and next(net.parameters()).device.type == "cpu"
+    assert next(module.parameters()).device.type == "meta"
+
+
+def test_scorers_take_every_parameter_and_reject_metadata():
+    net = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    X = np.random.default_rng(0).normal(size=(4, 3)).astype(np.float32)
+    scorer = LaplacianScorer(piecewise_linear=False)
+    assert "piecewise_linear" in scorer.get_params()
+    assert scorer(net, X) == -np.mean(np.abs(laplacian(net, X, piecewise_linear=False)))
+    with pytest.raises(TypeError, match="takes no metadata"):
+        scorer(net, X, sample_weight=np.ones(4))
