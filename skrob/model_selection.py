@@ -11,7 +11,7 @@ from numbers import Integral, Real
 import numpy as np
 from sklearn.base import clone
 from sklearn.metrics import get_scorer
-from sklearn.model_selection import check_cv
+from sklearn.model_selection import BaseCrossValidator, check_cv
 from sklearn.utils import _safe_indexing, check_random_state, indexable
 from sklearn.utils._param_validation import (
     HasMethods,
@@ -41,7 +41,7 @@ from skrob._validation import plain
 _FRACTION = [Interval(Real, 0, 1, closed="right"), Interval(Integral, 1, None, closed="left")]
 
 
-class RobustnessSubsetSplit:
+class RobustnessSubsetSplit(BaseCrossValidator):
     """Cross-validation whose validation folds keep only their least or most robust part.
 
     For each split of the base ``cv``, the robustness of the validation fold's samples is
@@ -92,12 +92,6 @@ class RobustnessSubsetSplit:
         self.fraction = fraction
         self.reference = reference
         self.robustness = robustness
-
-    def __repr__(self):
-        return (
-            f"{type(self).__name__}(cv={self.cv!r}, subset={self.subset!r}, "
-            f"fraction={self.fraction!r}, reference={self.reference!r})"
-        )
 
     def _base_cv(self, y):
         robustness = robustness_source(self.robustness)

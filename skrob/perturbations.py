@@ -7,9 +7,11 @@ Each row is perturbed independently, so a block of ``k`` copies of a sample give
 independent perturbations of it.
 """
 
+import inspect
 from numbers import Integral, Real
 
 import numpy as np
+from sklearn.base import BaseEstimator
 from sklearn.utils._param_validation import (
     Interval,
     InvalidParameterError,
@@ -69,11 +71,11 @@ def _check_clip(clip, owner):
         )
 
 
-class Perturbation:
-    """Base class: validation, ``clip`` and a readable ``repr``.
+class Perturbation(BaseEstimator):
+    """Base class: a scikit-learn estimator (``get_params``, ``set_params``, ``clone``, so
+    ``perturbation__sigma`` can be tuned), validation, ``clip``, a full ``repr``.
 
-    Subclasses implement ``_perturb(out, rng, keep)``, which perturbs the float array
-    ``out`` in place (see :meth:`perturb_rows`), and declare ``_parameter_constraints``.
+    Subclasses implement :meth:`_perturb` and declare ``_parameter_constraints``.
     """
 
     _parameter_constraints: dict = {}
@@ -131,12 +133,18 @@ class Perturbation:
     def _check_params(self):
         """Checks beyond the constraints (subclasses)."""
 
-    def __repr__(self):
-        params = ", ".join(f"{k}={getattr(self, k)!r}" for k in self._parameter_constraints)
+    def _perturb(self, out, rng, keep):
+        """Perturb the float array ``out`` in place: its rows ``keep`` of a block whose
+        random numbers are drawn for all ``keep.size`` rows (see :meth:`perturb_rows`)."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement _perturb.")
+
+    def __repr__(self, N_CHAR_MAX=700):
+        names = inspect.signature(type(self).__init__).parameters
+        params = ", ".join(f"{k}={getattr(self, k)!r}" for k in names if k != "self")
         return f"{type(self).__name__}({params})"
 
     def __eq__(self, other):
-        return type(self) is type(other) and repr(self) == repr(other)
+        return type(self) is type(other) and self.get_params() == other.get_params()
 
     def __hash__(self):
         return hash(repr(self))

@@ -16,13 +16,14 @@ from numbers import Integral
 
 import numpy as np
 from sklearn.base import BaseEstimator, clone
+from sklearn.linear_model import LogisticRegression
 from sklearn.utils import check_consistent_length
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions, validate_params
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from skrob._validation import entropy as seed_entropy
 from skrob._validation import reject_metadata
-from skrob.perturbations import Perturbation, _float_dtype
+from skrob.perturbations import GaussianNoise, Perturbation, _float_dtype
 
 _GROUP = 16  # samples per random stream
 _MAX_ROUND = 64  # steps per sample in one round, at most
@@ -331,8 +332,9 @@ class RPRScorer(BaseEstimator):
 
     Parameters
     ----------
-    perturbation : callable
-        ``perturbation(X, rng) -> X_perturbed``, e.g. ``PixelNoise()``.
+    perturbation : callable, default=None
+        ``perturbation(X, rng) -> X_perturbed``, e.g. ``PixelNoise()``; None is
+        ``GaussianNoise(0.1)``, for features of unit scale.
     max_steps : int, default=250
     statistic : {"robust_fraction", "mean_steps"}, default="robust_fraction"
         The fraction of samples that survive all ``max_steps`` (misclassified samples
@@ -347,7 +349,8 @@ class RPRScorer(BaseEstimator):
         every call.
     estimator : estimator, default=None
         Only for :meth:`fit` (and ``RobustSubsetSelector(strategy="rpr")``): the model that
-        is fitted on the training data and then perturbed. Wrap an already fitted model in
+        is fitted on the training data and then perturbed; None is
+        ``LogisticRegression()``. Wrap an already fitted model in
         :class:`sklearn.frozen.FrozenEstimator` to use it as it is.
 
     Attributes
@@ -375,7 +378,7 @@ class RPRScorer(BaseEstimator):
     """
 
     _parameter_constraints = {
-        "perturbation": [callable],
+        "perturbation": [callable, None],
         "max_steps": [Interval(Integral, 1, None, closed="left")],
         "statistic": [StrOptions({"robust_fraction", "mean_steps"})],
         "batch_size": [Interval(Integral, 1, None, closed="left"), None],
@@ -385,7 +388,7 @@ class RPRScorer(BaseEstimator):
 
     def __init__(
         self,
-        perturbation,
+        perturbation=None,
         *,
         max_steps=250,
         statistic="robust_fraction",
@@ -407,7 +410,7 @@ class RPRScorer(BaseEstimator):
             estimator,
             X,
             y,
-            perturbation=self.perturbation,
+            perturbation=GaussianNoise(0.1) if self.perturbation is None else self.perturbation,
             max_steps=self.max_steps,
             batch_size=self.batch_size,
             random_state=0 if self.random_state is None else self.random_state,
@@ -443,9 +446,8 @@ class RPRScorer(BaseEstimator):
         self : object
         """
         self._validate_params()
-        if self.estimator is None:
-            raise ValueError("RPRScorer.fit needs estimator=, the model to perturb.")
-        self.estimator_ = clone(self.estimator).fit(X, y)
+        estimator = LogisticRegression() if self.estimator is None else self.estimator
+        self.estimator_ = clone(estimator).fit(X, y)
         self.steps_ = self.rpr_steps(self.estimator_, X, y)
         self.n_features_in_ = getattr(self.estimator_, "n_features_in_", _Data(X).X.shape[1])
         self.robustness_ = self.steps_ / self.max_steps

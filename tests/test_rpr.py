@@ -287,8 +287,8 @@ def test_scorer_fit_and_selector(digits):
     assert np.all(robust[kept])
     per_class = np.bincount(y[kept], minlength=10)
     assert np.all(per_class == np.bincount(y[robust], minlength=10).min())
-    with pytest.raises(ValueError, match="needs estimator"):
-        RPRScorer(PixelNoise()).fit(X, y)
+    default = RPRScorer(PixelNoise(), max_steps=5).fit(X, y)  # estimator=None
+    assert type(default.estimator_).__name__ == "LogisticRegression"
     with pytest.raises(ValueError, match="not an RPRScorer"):
         RobustSubsetSelector(strategy="align", robustness=scorer).fit(X, y, target_robustness=[1])
 
