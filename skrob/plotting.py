@@ -67,17 +67,23 @@ class RobustnessDistributionDisplay:
     """
 
     def __init__(self, robustness, labels, robustness_ref=None, labels_ref=None, names=("x", "t")):
-        self.robustness, self.labels = _robustness_and_labels(
-            robustness, labels, "robustness", "labels"
-        )
-        self.robustness_ref = self.labels_ref = None
-        if (robustness_ref is None) != (labels_ref is None):
-            raise ValueError("robustness_ref and labels_ref go together.")
-        if robustness_ref is not None:
-            self.robustness_ref, self.labels_ref = _robustness_and_labels(
-                robustness_ref, labels_ref, "robustness_ref", "labels_ref"
-            )
+        self.robustness = robustness
+        self.labels = labels
+        self.robustness_ref = robustness_ref
+        self.labels_ref = labels_ref
         self.names = names
+
+    def _checked(self):
+        """The inputs as arrays, validated (in ``plot``: ``__init__`` only stores them)."""
+        R, y = _robustness_and_labels(self.robustness, self.labels, "robustness", "labels")
+        if (self.robustness_ref is None) != (self.labels_ref is None):
+            raise ValueError("robustness_ref and labels_ref go together.")
+        if self.robustness_ref is None:
+            return R, y, None, None
+        R_ref, y_ref = _robustness_and_labels(
+            self.robustness_ref, self.labels_ref, "robustness_ref", "labels_ref"
+        )
+        return R, y, R_ref, y_ref
 
     @classmethod
     def from_estimator(
@@ -115,8 +121,9 @@ class RobustnessDistributionDisplay:
         """Draw one panel per class; ``ax`` is an array of Axes with one per class."""
         if not isinstance(n_bins, int | np.integer) or n_bins < 1:
             raise ValueError(f"n_bins must be a positive integer, got {n_bins!r}.")
+        R, labels, R_ref, labels_ref = self._checked()
         plt = _pyplot()
-        classes = np.unique(self.labels)
+        classes = np.unique(labels)
         if ax is None:
             n_cols = min(5, classes.size)
             n_rows = int(np.ceil(classes.size / n_cols))
@@ -129,15 +136,11 @@ class RobustnessDistributionDisplay:
                 squeeze=False,
             )
         axes = np.asarray(ax).ravel()
-        values = (
-            self.robustness
-            if self.robustness_ref is None
-            else np.concatenate([self.robustness, self.robustness_ref])
-        )
+        values = R if R_ref is None else np.concatenate([R, R_ref])
         lo, hi = (float(values.min()), float(values.max())) if values.size else (0.0, 1.0)
         bins = np.linspace(lo, hi if hi > lo else lo + 1.0, n_bins + 1)
         for k, (c, a) in enumerate(zip(classes, axes, strict=False)):
-            r = self.robustness[self.labels == c]
+            r = R[labels == c]
             a.hist(
                 r,
                 bins=bins,
@@ -146,8 +149,8 @@ class RobustnessDistributionDisplay:
                 alpha=0.6,
                 label=self.names[0],
             )
-            if self.robustness_ref is not None:
-                rt = self.robustness_ref[self.labels_ref == c]
+            if R_ref is not None:
+                rt = R_ref[labels_ref == c]
                 h, _ = np.histogram(rt, bins=bins)
                 a.step(
                     bins[:-1], h / max(rt.size, 1), where="post", color="C3", label=self.names[1]
@@ -210,13 +213,9 @@ class RPRCurveDisplay:
     """
 
     def __init__(self, steps, max_steps, *, name=None):
-        from skrob.rpr import rpr_curve
-
-        self.steps = np.asarray(steps)
+        self.steps = steps
         self.max_steps = max_steps
         self.name = name
-        self.curve_ = rpr_curve(self.steps, max_steps)
-        self.robust_fraction_ = float(self.curve_[-1])
 
     @classmethod
     def from_steps(cls, steps, max_steps, *, name=None, ax=None):
@@ -257,6 +256,10 @@ class RPRCurveDisplay:
         plt = _pyplot()
         if ax is None:
             _, ax = plt.subplots(figsize=(6, 4))
+        from skrob.rpr import rpr_curve
+
+        self.curve_ = rpr_curve(self.steps, self.max_steps)
+        self.robust_fraction_ = float(self.curve_[-1])
         label = self.name if self.name is not None else None
         if label is not None:
             label = f"{label} (robust: {self.robust_fraction_:.3f})"
@@ -294,15 +297,8 @@ class LaplacianDisplay:
     """
 
     def __init__(self, values, *, absolute=True):
-        if not isinstance(values, dict) or not values:
-            raise TypeError("values must be a non-empty dict of group name to array.")
-        self.values = {k: np.asarray(v, dtype=float).ravel() for k, v in values.items()}
-        for k, v in self.values.items():
-            if v.size == 0 or not np.isfinite(v).all():
-                raise ValueError(f"values[{k!r}] must be non-empty and finite.")
+        self.values = values
         self.absolute = absolute
-        shown = {k: np.abs(v) if absolute else v for k, v in self.values.items()}
-        self.means_ = {k: float(v.mean()) for k, v in shown.items()}
 
     @classmethod
     def from_values(cls, values, *, absolute=True, ax=None):
@@ -319,12 +315,19 @@ class LaplacianDisplay:
 
     def plot(self, ax=None):
         """Draw the box plots (means as white diamonds); returns ``self``."""
+        if not isinstance(self.values, dict) or not self.values:
+            raise TypeError("values must be a non-empty dict of group name to array.")
+        values = {k: np.asarray(v, dtype=float).ravel() for k, v in self.values.items()}
+        for k, v in values.items():
+            if v.size == 0 or not np.isfinite(v).all():
+                raise ValueError(f"values[{k!r}] must be non-empty and finite.")
         plt = _pyplot()
         if ax is None:
-            _, ax = plt.subplots(figsize=(1.6 * len(self.values) + 2, 4))
-        data = [np.abs(v) if self.absolute else v for v in self.values.values()]
+            _, ax = plt.subplots(figsize=(1.6 * len(values) + 2, 4))
+        data = [np.abs(v) if self.absolute else v for v in values.values()]
+        self.means_ = {k: float(v.mean()) for k, v in zip(values, data, strict=True)}
         ax.boxplot(data, showfliers=False)
-        ax.set_xticks(range(1, len(data) + 1), list(self.values))
+        ax.set_xticks(range(1, len(data) + 1), list(values))
         ax.plot(range(1, len(data) + 1), list(self.means_.values()), "wD", mec="k")
         ax.set_ylabel("|LO|" if self.absolute else "LO")
         self.ax_, self.figure_ = ax, ax.figure
