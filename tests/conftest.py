@@ -1,20 +1,4 @@
-import os
-import sys
-
 import pytest
-
-
-class _WithoutTorch:
-    """An import hook that makes torch and skorch unimportable, as without the extra."""
-
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("torch", "skorch"):
-            raise ModuleNotFoundError(f"{name} is blocked: SKROB_TEST_WITHOUT_TORCH is set")
-        return None
-
-
-if os.environ.get("SKROB_TEST_WITHOUT_TORCH"):
-    sys.meta_path.insert(0, _WithoutTorch())
 
 
 @pytest.fixture(params=[0, 1, 2])
