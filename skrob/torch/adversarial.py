@@ -7,18 +7,10 @@ pulled onto the boundary along the segment from x (false position on the margin)
 final point is checked: inside the box, and really predicted differently; its norm is
 computed in float64.
 
-Attacks (all untargeted, vectorised over a batch, per-sample state):
-
-- "fab" (Croce & Hein, 2020): steps onto the linearised boundary, box-constrained and
-  biased towards x; the first step is DeepFool's, so linear models are exact;
-- "deepfool" (Moosavi-Dezfooli et al.): iterate the step onto the nearest linearised
-  boundary (the dual norm of the gradient difference) until the label changes;
-- "bim" (L∞, paper 002's method): iterative FGSM inside a per-sample bisection over ε;
-- "ddn" (L2, Rony et al.): decoupled direction and norm;
-- "cw" (L2, Carlini & Wagner): tanh-space Adam on the CW margin loss with a binary search
-  over the constant c;
-- "auto": FAB, 15 steps (L∞); FAB, 7 steps, then DDN, 30 steps, keeping each sample's
-  minimum (L2).
+The attacks (all untargeted, vectorised over a batch, per-sample state) are
+``skrob.torch._attacks.ATTACKS``: "fab", "deepfool", "bim" (L∞, paper 002's method),
+"ddn" and "cw" (L2); "auto" runs FAB, 15 steps (L∞), or FAB, 7 steps, then DDN, 30
+steps, keeping each sample's minimum (L2).
 """
 
 from numbers import Integral, Real
