@@ -89,9 +89,59 @@ def _table(df):
     return df.to_html(classes="table", float_format=lambda v: f"{v:.4g}", border=0)
 
 
+def _per_class_part(ctx, srt, R):
+    """The per-class table and distributions; the samples in robustness order."""
+    from skrob.plotting import RobustnessDistributionDisplay
+
+    parts = []
+    names = ctx.label_names or [str(c) for c in srt.classes_]
+    per_class = pd.DataFrame({"class": names}).set_index("class")
+    per_class["samples"] = [int((ctx.y == c).sum()) for c in srt.classes_]
+    for stat, f in (
+        ("mean R", np.mean),
+        ("median R", np.median),
+        ("min R", np.min),
+        ("max R", np.max),
+    ):
+        per_class[stat] = [f(R[ctx.y == c]) for c in srt.classes_]
+    order = np.argsort(R, kind="stable")
+    least = order[: len(order) // 2]
+    per_class["share of least robust half"] = [
+        float(np.mean(ctx.y[least] == c)) for c in srt.classes_
+    ]
+    parts.append("<h3>Per class</h3>" + _table(per_class))
+    disp = RobustnessDistributionDisplay.from_robustness(R, ctx.y, label_names=names)
+    parts.append(
+        "<h3>Per-class robustness distribution (paper 000, Fig. 4)</h3>"
+        + _fig_to_png(disp.figure_, ctx, "robustness_per_class.png")
+    )
+    return "\n".join(parts), order
+
+
+def _regression_part(ctx, R):
+    """The distribution of R and R against the target; the samples in robustness order."""
+    import matplotlib.pyplot as plt
+
+    parts = []
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+    axes[0].hist(R, bins=40, color="C0")
+    axes[0].set_xlabel("sample robustness R")
+    axes[0].set_ylabel("samples")
+    yv = ctx.y if ctx.y.ndim == 1 else np.linalg.norm(ctx.y, axis=1)
+    axes[1].scatter(yv, R, s=3, alpha=0.4)
+    axes[1].set_xlabel("target" if ctx.y.ndim == 1 else "|target|")
+    axes[1].set_ylabel("R")
+    fig.tight_layout()
+    parts.append(
+        "<h3>Robustness distribution</h3>" + _fig_to_png(fig, ctx, "robustness_distribution.png")
+    )
+    order = np.argsort(R, kind="stable")
+    return "\n".join(parts), order
+
+
 def sample_robustness_section(ctx):
     """Robustness of every sample, per-class distributions, the least robust samples."""
-    from skrob.plotting import RobustnessDistributionDisplay, plot_image_grid
+    from skrob.plotting import plot_image_grid
     from skrob.sample_robustness import SampleRobustnessTransformer
 
     t = time.perf_counter()
@@ -114,46 +164,12 @@ def sample_robustness_section(ctx):
         "robustness time (s)": round(elapsed, 2),
     }
     if srt.task_ == "classification":
-        names = ctx.label_names or [str(c) for c in srt.classes_]
-        per_class = pd.DataFrame({"class": names}).set_index("class")
-        per_class["samples"] = [int((ctx.y == c).sum()) for c in srt.classes_]
-        for stat, f in (
-            ("mean R", np.mean),
-            ("median R", np.median),
-            ("min R", np.min),
-            ("max R", np.max),
-        ):
-            per_class[stat] = [f(R[ctx.y == c]) for c in srt.classes_]
-        order = np.argsort(R, kind="stable")
-        least = order[: len(order) // 2]
-        per_class["share of least robust half"] = [
-            float(np.mean(ctx.y[least] == c)) for c in srt.classes_
-        ]
-        parts.append("<h3>Per class</h3>" + _table(per_class))
-        disp = RobustnessDistributionDisplay.from_robustness(R, ctx.y, label_names=names)
-        parts.append(
-            "<h3>Per-class robustness distribution (paper 000, Fig. 4)</h3>"
-            + _fig_to_png(disp.figure_, ctx, "robustness_per_class.png")
-        )
+        part, order = _per_class_part(ctx, srt, R)
         reach = srt.reach_
     else:
-        import matplotlib.pyplot as plt
-
-        fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
-        axes[0].hist(R, bins=40, color="C0")
-        axes[0].set_xlabel("sample robustness R")
-        axes[0].set_ylabel("samples")
-        yv = ctx.y if ctx.y.ndim == 1 else np.linalg.norm(ctx.y, axis=1)
-        axes[1].scatter(yv, R, s=3, alpha=0.4)
-        axes[1].set_xlabel("target" if ctx.y.ndim == 1 else "|target|")
-        axes[1].set_ylabel("R")
-        fig.tight_layout()
-        parts.append(
-            "<h3>Robustness distribution</h3>"
-            + _fig_to_png(fig, ctx, "robustness_distribution.png")
-        )
+        part, order = _regression_part(ctx, R)
         reach = None
-        order = np.argsort(R, kind="stable")
+    parts.append(part)
 
     idx = order[: ctx.n_show]
     if ctx.image_shape is not None:

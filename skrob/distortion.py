@@ -66,49 +66,19 @@ def relative_error_distortion(
     X = check_array(X, dtype=np.float64, input_name="X")
     y = column_or_1d(check_array(y, ensure_2d=False, dtype=np.float64, input_name="y"), warn=True)
     check_consistent_length(X, y)
-    frame = type(X_in) if columns is not None else None
 
-    def rel_error(Z, targets):
-        # A model fitted on a DataFrame gets one, with its columns (no warning per call).
-        Z = Z if frame is None else frame(Z, columns=columns)
-        pred = np.asarray(estimator.predict(Z), dtype=np.float64)
-        if pred.shape != targets.shape:
-            raise ValueError(
-                f"{type(estimator).__name__}.predict returned shape {pred.shape} for "
-                f"{targets.shape[0]} samples; one target per sample is needed."
-            )
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.abs(pred - targets) / np.abs(targets)
-
+    rel_error = _RelativeError(estimator, None if columns is None else type(X_in), columns)
     out = np.full(len(y), np.nan)
     correct = np.flatnonzero(rel_error(X, y) <= tolerance)
-    grid = np.linspace(0.0, max_distortion, n_grid)[1:]
-    d = X.shape[1]
-    # Directions +e_0, -e_0, +e_1, ...: (sample, direction) pairs, all searched at once.
-    signs = np.tile([1.0, -1.0], d)
-    features = np.repeat(np.arange(d), 2)
-    per_sample = 2 * d * grid.size
-    chunk = max(1, _ROWS_PER_PREDICT // per_sample)
-    lo_all, hi_all, pair_sample, pair_dir = [], [], [], []
-    for start in range(0, correct.size, chunk):
-        idx = correct[start : start + chunk]
-        Z = np.repeat(X[idx], 2 * d * grid.size, axis=0).reshape(idx.size, 2 * d, grid.size, d)
-        for k in range(2 * d):
-            Z[:, k, :, features[k]] += signs[k] * grid
-        broken = rel_error(Z.reshape(-1, d), np.repeat(y[idx], per_sample)) > tolerance
-        broken = broken.reshape(idx.size, 2 * d, grid.size)
-        hit = broken.any(axis=2)
-        k = broken.argmax(axis=2)
-        s_idx, d_idx = np.nonzero(hit)
-        kk = k[s_idx, d_idx]
-        lo_all.append(np.where(kk > 0, grid[np.maximum(kk - 1, 0)], 0.0))
-        hi_all.append(grid[kk])
-        pair_sample.append(idx[s_idx])
-        pair_dir.append(d_idx)
     if not correct.size:
         return out
-    lo, hi = np.concatenate(lo_all), np.concatenate(hi_all)
-    samples, dirs = np.concatenate(pair_sample), np.concatenate(pair_dir)
+    grid = np.linspace(0.0, max_distortion, n_grid)[1:]
+    # Directions +e_0, -e_0, +e_1, ...: (sample, direction) pairs, all searched at once.
+    signs = np.tile([1.0, -1.0], X.shape[1])
+    features = np.repeat(np.arange(X.shape[1]), 2)
+    samples, dirs, lo, hi = _first_crossings(
+        rel_error, X, y, correct, grid, signs, features, tolerance
+    )
     rows = np.arange(samples.size)
     for _ in range(n_bisect):  # one predict per step for every (sample, direction)
         mid = (lo + hi) / 2
@@ -120,6 +90,48 @@ def relative_error_distortion(
     out[correct] = np.inf
     np.minimum.at(out, samples, hi)
     return out
+
+
+class _RelativeError:
+    """``|predict(Z) - y| / |y|``; a model fitted on a DataFrame gets one, with its columns
+    (no warning per call)."""
+
+    def __init__(self, estimator, frame, columns):
+        self.estimator, self.frame, self.columns = estimator, frame, columns
+
+    def __call__(self, Z, targets):
+        Z = Z if self.frame is None else self.frame(Z, columns=self.columns)
+        pred = np.asarray(self.estimator.predict(Z), dtype=np.float64)
+        if pred.shape != targets.shape:
+            raise ValueError(
+                f"{type(self.estimator).__name__}.predict returned shape {pred.shape} for "
+                f"{targets.shape[0]} samples; one target per sample is needed."
+            )
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.abs(pred - targets) / np.abs(targets)
+
+
+def _first_crossings(rel_error, X, y, correct, grid, signs, features, tolerance):
+    """Per (sample, direction) whose grid crosses the tolerance: the bracket around the
+    first crossing, ``(samples, directions, lo, hi)``; chunks of samples per predict."""
+    d = X.shape[1]
+    per_sample = 2 * d * grid.size
+    chunk = max(1, _ROWS_PER_PREDICT // per_sample)
+    lo_all, hi_all, pair_sample, pair_dir = [], [], [], []
+    for start in range(0, correct.size, chunk):
+        idx = correct[start : start + chunk]
+        Z = np.repeat(X[idx], per_sample, axis=0).reshape(idx.size, 2 * d, grid.size, d)
+        for k in range(2 * d):
+            Z[:, k, :, features[k]] += signs[k] * grid
+        broken = rel_error(Z.reshape(-1, d), np.repeat(y[idx], per_sample)) > tolerance
+        broken = broken.reshape(idx.size, 2 * d, grid.size)
+        s_idx, d_idx = np.nonzero(broken.any(axis=2))
+        kk = broken.argmax(axis=2)[s_idx, d_idx]
+        lo_all.append(np.where(kk > 0, grid[np.maximum(kk - 1, 0)], 0.0))
+        hi_all.append(grid[kk])
+        pair_sample.append(idx[s_idx])
+        pair_dir.append(d_idx)
+    return tuple(np.concatenate(p) for p in (pair_sample, pair_dir, lo_all, hi_all))
 
 
 # Rows per predict call in the grid search.
