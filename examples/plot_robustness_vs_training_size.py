@@ -22,39 +22,23 @@ Needs ``pip install torch skorch`` and ``sudo apt-get install dataset-fashion-mn
 # %%
 # Data, nested balanced training sets, two architectures
 # ------------------------------------------------------
-import argparse
 import time
-from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
+from _common import example_setup, load_images, perceptron, small_cnn  # noqa: E402
 from skorch import NeuralNetClassifier  # noqa: E402
 from torch import nn  # noqa: E402
 
 from skrob import balanced_nested_subsets  # noqa: E402
-from skrob.datasets import load_fashion_mnist, load_mnist_5k  # noqa: E402
 from skrob.torch import common_correct_mask, minimal_distortion  # noqa: E402
 
-parser = argparse.ArgumentParser()
-parser.add_argument("--output", default="example-output", help="folder for the figure")
-parser.add_argument("--quick", action="store_true", help="small sets, 1 epoch, 40 images")
-args, _ = parser.parse_known_args()
-out = Path(args.output)
-out.mkdir(parents=True, exist_ok=True)
+args, out = example_setup("small sets, 1 epoch, 40 images")
 torch.set_num_threads(2)
 
-try:
-    data = load_fashion_mnist()
-    name = "Fashion-MNIST"
-except FileNotFoundError as exc:
-    print(f"{exc}\nFalling back to 5,000 MNIST digits.")
-    data = load_mnist_5k()
-    name = "MNIST 5k"
+data, name = load_images()
 train = data.is_train  # MNIST 5k: 400 images of every digit
 X = data.data.reshape(-1, 1, 28, 28)
 y = data.target.astype(np.int64)
@@ -68,23 +52,7 @@ if args.quick:  # a smoke run: DeepFool alone
 subsets = balanced_nested_subsets(y_train, sizes, random_state=0)
 print(f"{name}: nested balanced training sets of {sizes}")
 
-ARCHITECTURES = {
-    "2-layer perceptron": lambda: nn.Sequential(
-        nn.Flatten(), nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 10)
-    ),
-    "small CNN": lambda: nn.Sequential(
-        nn.Conv2d(1, 16, 3, padding=1),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Conv2d(16, 32, 3, padding=1),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Flatten(),
-        nn.Linear(32 * 7 * 7, 64),
-        nn.ReLU(),
-        nn.Linear(64, 10),
-    ),
-}
+ARCHITECTURES = {"2-layer perceptron": perceptron, "small CNN": small_cnn}
 
 models = {}
 t0 = time.perf_counter()

