@@ -25,7 +25,7 @@ from skrob.datasets import load_fashion_mnist, load_mnist_5k
 from skrob.torch import common_correct_mask, minimal_distortion
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
-from _common import perceptron, small_cnn  # noqa: E402  (the example's networks)
+from _common import perceptron, small_cnn
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--n-samples", type=int, default=100)

@@ -23,8 +23,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout: tests/
 
-from skrob import IntrinsicRobustnessEstimator, knn_soft_labels, label_uncertainty  # noqa: E402
-from tests._reference import brute_force_regions  # noqa: E402
+from skrob import IntrinsicRobustnessEstimator, knn_soft_labels, label_uncertainty
+from tests._reference import brute_force_regions
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--n-samples", type=int, default=5000, help="both methods")

@@ -27,7 +27,7 @@ from torch import nn
 from skrob.torch import laplacian
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
-from _common import lenet  # noqa: E402  (the networks the examples train)
+from _common import lenet
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--device", default="cpu")

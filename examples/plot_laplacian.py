@@ -25,18 +25,18 @@ Needs ``pip install torch skorch`` and ``sudo apt-get install dataset-fashion-mn
 # -------------------
 import time
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
-from _common import example_setup, lenet, load_images  # noqa: E402
-from scipy import ndimage, stats  # noqa: E402
-from skorch import NeuralNetClassifier  # noqa: E402
-from torch import nn  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import torch
+from _common import example_setup, lenet, load_images
+from scipy import ndimage, stats
+from skorch import NeuralNetClassifier
+from torch import nn
 
-from skrob import SphereNoise, label_flip_rate  # noqa: E402
-from skrob.plotting import LaplacianDisplay  # noqa: E402
-from skrob.torch import laplacian  # noqa: E402
+from skrob import SphereNoise, label_flip_rate
+from skrob.plotting import LaplacianDisplay
+from skrob.torch import laplacian
 
 args, out = example_setup("small data, few epochs")
 torch.set_num_threads(2)

