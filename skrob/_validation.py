@@ -3,7 +3,7 @@
 import os
 import sys
 import warnings
-from numbers import Integral
+from numbers import Integral, Real
 from pathlib import Path
 
 import numpy as np
@@ -136,3 +136,40 @@ def reject_metadata(scorer, metadata):
             f"{type(scorer).__name__} takes no metadata; got {sorted(metadata)}. Do not "
             "request it for this scorer (set_score_request), or score with another."
         )
+
+
+def check_clip(clip, owner, *, open_sides=False, error=ValueError):
+    """``clip = (low, high)``, the one box contract: finite numbers, ``low < high``.
+
+    With ``open_sides`` (perturbations, which clip their results) one side may be None;
+    attacks need a bounded box. Returns ``(low, high)`` as floats (None kept), or None for
+    ``clip=None``.
+    """
+    if clip is None:
+        return None
+    try:
+        low, high = clip
+    except (TypeError, ValueError):
+        raise error(
+            f"The 'clip' parameter of {owner} must be a pair (low, high); got {clip!r}."
+        ) from None
+    bounds = []
+    for name, value in (("low", low), ("high", high)):
+        if value is None and open_sides:
+            bounds.append(None)
+            continue
+        if not isinstance(value, Real) or isinstance(value, bool) or not np.isfinite(value):
+            none = " or None" if open_sides else ""
+            raise error(
+                f"The 'clip' parameter of {owner}: {name} must be a finite number{none}; "
+                f"got {value!r}."
+            )
+        bounds.append(float(value))
+    low, high = bounds
+    if low is None and high is None:
+        raise error(
+            f"The 'clip' parameter of {owner} needs a low or a high bound; got (None, None)."
+        )
+    if low is not None and high is not None and not low < high:
+        raise error(f"The 'clip' parameter of {owner} must have low < high; got {clip!r}.")
+    return low, high

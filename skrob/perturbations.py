@@ -19,6 +19,8 @@ from sklearn.utils._param_validation import (
     validate_parameter_constraints,
 )
 
+from skrob._validation import check_clip
+
 
 class PerturbationParameterError(ValueError, TypeError):
     """An invalid parameter of a perturbation.
@@ -42,33 +44,6 @@ def _check_rng(rng):
         "rng must be a numpy.random.Generator (or an int seed), got "
         f"{type(rng).__name__}: use np.random.default_rng(seed)."
     )
-
-
-def _check_clip(clip, owner):
-    if clip is None:
-        return
-    try:
-        low, high = clip
-    except (TypeError, ValueError):
-        raise PerturbationParameterError(
-            f"The 'clip' parameter of {owner} must be a pair (low, high); got {clip!r}."
-        ) from None
-    for name, value in (("low", low), ("high", high)):
-        if value is not None and (
-            not isinstance(value, Real) or isinstance(value, bool) or not np.isfinite(value)
-        ):
-            raise PerturbationParameterError(
-                f"The 'clip' parameter of {owner}: {name} must be a finite number or None; "
-                f"got {value!r}."
-            )
-    if low is None and high is None:
-        raise PerturbationParameterError(
-            f"The 'clip' parameter of {owner} needs a low or a high bound; got (None, None)."
-        )
-    if low is not None and high is not None and low > high:
-        raise PerturbationParameterError(
-            f"The 'clip' parameter of {owner} must have low <= high; got {clip!r}."
-        )
 
 
 class Perturbation(BaseEstimator):
@@ -127,7 +102,9 @@ class Perturbation(BaseEstimator):
             )
         except InvalidParameterError as exc:
             raise PerturbationParameterError(str(exc)) from None
-        _check_clip(getattr(self, "clip", None), owner)
+        check_clip(
+            getattr(self, "clip", None), owner, open_sides=True, error=PerturbationParameterError
+        )
         self._check_params()
 
     def _check_params(self):

@@ -119,7 +119,7 @@ def test_integer_input_becomes_float_and_repr():
 @pytest.mark.parametrize(
     "perturbation, match",
     [
-        (GaussianNoise(0.1, clip=(1, 0)), "low <= high"),
+        (GaussianNoise(0.1, clip=(1, 0)), "low < high"),
         (GaussianNoise(0.1, clip=(0.0,)), "pair"),
         (GaussianNoise(0.1, clip=(np.nan, 1)), "finite"),
         (GaussianNoise(np.inf), "sigma"),

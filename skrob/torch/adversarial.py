@@ -21,7 +21,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 from sklearn.utils.validation import _num_samples
 
-from skrob._validation import reject_metadata, warn_user
+from skrob._validation import check_clip, reject_metadata, warn_user
 from skrob.torch._attacks import (
     ATTACKS,
     AUTO,
@@ -125,7 +125,7 @@ def _distortions(model, X, y, norm, method, clip, tol, batch_size, device, input
         name = "an L-inf" if NORMS[method] == (np.inf,) else "an L2"
         fix = "norm=np.inf" if NORMS[method] == (np.inf,) else "norm=2"
         raise ValueError(f"method={method!r} is {name} attack: use {fix}.")
-    lo, hi = _check_clip(clip)
+    lo, hi = check_clip(clip, "minimal_distortion")
     module, dev, returns_probabilities = resolve_module(model, device)
     X = as_tensor(X, dev, input_shape, parameter_dtype(module))
     with eval_mode(module):
@@ -170,16 +170,6 @@ def _distortions(model, X, y, norm, method, clip, tol, batch_size, device, input
             success[rows] = ok
             X_adv[rows] = best_x
     return distortion, X_adv.cpu().numpy(), success, correct_all
-
-
-def _check_clip(clip):
-    try:
-        lo, hi = (float(v) for v in clip)
-    except (TypeError, ValueError):
-        raise ValueError(f"clip must be a pair (low, high) of numbers, got {clip!r}.") from None
-    if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
-        raise ValueError(f"clip must be (low, high) with finite low < high, got {clip!r}.")
-    return lo, hi
 
 
 @validate_params(

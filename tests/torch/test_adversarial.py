@@ -274,9 +274,9 @@ def test_inputs_that_do_not_fit_get_errors_naming_them():
         minimal_distortion(mlp, X, y + 2)
     with pytest.raises(ValueError, match=r"maps 2 rows of shape \(3, 3\)"):
         minimal_distortion(mlp, np.repeat(X[:, None, :], 3, axis=1), y)
-    with pytest.raises(ValueError, match="clip must be a pair"):
+    with pytest.raises(ValueError, match="clip. parameter of minimal_distortion must be a pair"):
         minimal_distortion(mlp, X, y, clip=(0.0,))
-    with pytest.raises(ValueError, match="finite low < high"):
+    with pytest.raises(ValueError, match="high must be a finite number"):
         minimal_distortion(mlp, X, y, clip=(0.0, np.inf))
     with pytest.raises(ValueError, match="X and y must have one row per sample"):
         common_correct_mask([], X, y[:3])
