@@ -26,8 +26,10 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import _check_method_params, check_is_fitted, validate_data
 
 from skrob._sources import is_rpr, robustness_source, source_task
-from skrob._subsets import STRATEGIES, class_balanced_indices
+from skrob._subsets import STRATEGIES, class_balanced_indices, subset_indices
 from skrob._validation import plain
+
+__all__ = ["RobustSubsetEstimator", "RobustSubsetSelector", "subset_indices"]
 
 
 @dataclass
