@@ -224,7 +224,9 @@ def regression_targets(y):
         )
     if np.unique(Y, axis=0).shape[0] < 2:
         raise ValueError(
-            "Sample robustness needs at least two distinct target values; all targets are equal."
+            "Sample robustness needs at least two distinct target values; all targets are "
+            f"equal ({Y.shape[0]} sample{'s' if Y.shape[0] != 1 else ''}, one value: "
+            "no sample has a differently labelled neighbour)."
         )
     return Y, norm_inf
 

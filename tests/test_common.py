@@ -51,6 +51,7 @@ REQUIRED = {
 # Further parameter sets worth checking.
 EXTRA_INSTANCES = [
     SampleRobustnessTransformer(per_class=True),
+    SampleRobustnessTransformer(task="regression"),
     SampleRobustnessTransformer(metric="cityblock", batch_size=16),
     RobustSubsetSelector(strategy="least", fraction=0.9, class_balanced=True),
     RobustSubsetEstimator(KNeighborsClassifier(), RobustSubsetSelector(strategy="least")),

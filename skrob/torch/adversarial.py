@@ -211,10 +211,26 @@ def common_correct_mask(estimators, X, y):
 
 
 class AdversarialDistortionScorer(BaseEstimator):
-    """Mean minimal distortion over the correctly classified samples (greater is more robust).
+    """Minimal distortion as a scorer (greater is more robust).
 
-    Parameters are those of :func:`minimal_distortion`. Samples no attack flipped are left
-    out of the mean, with a warning saying how many.
+    ``statistic="mean"``: the mean minimal distortion over the correctly classified
+    samples; samples no attack flipped are left out of the mean, with a warning saying how
+    many. ``statistic="robust_accuracy"``: the share of *all* samples that are classified
+    correctly and that no attack flipped within ``epsilon`` (the figure RobustBench users
+    compare); the attacks give upper bounds on the minimal distortion, so this is an upper
+    bound on the true robust accuracy. Other parameters are those of
+    :func:`minimal_distortion`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skrob.torch import AdversarialDistortionScorer
+    >>> net = torch.nn.Linear(4, 3)
+    >>> X = torch.rand(20, 4)
+    >>> y = net(X).argmax(1)
+    >>> scorer = AdversarialDistortionScorer(statistic="robust_accuracy", epsilon=0.01)
+    >>> 0.0 <= scorer(net, X, y) <= 1.0
+    True
     """
 
     def __init__(
@@ -227,6 +243,8 @@ class AdversarialDistortionScorer(BaseEstimator):
         batch_size=256,
         device=None,
         input_shape=None,
+        statistic="mean",
+        epsilon=None,
     ):
         self.norm = norm
         self.method = method
@@ -235,11 +253,17 @@ class AdversarialDistortionScorer(BaseEstimator):
         self.batch_size = batch_size
         self.device = device
         self.input_shape = input_shape
+        self.statistic = statistic
+        self.epsilon = epsilon
 
     _parameter_constraints = {
-        k: v
-        for k, v in minimal_distortion._skl_parameter_constraints.items()
-        if k not in ("model", "X", "y", "return_adversarial")
+        **{
+            k: v
+            for k, v in minimal_distortion._skl_parameter_constraints.items()
+            if k not in ("model", "X", "y", "return_adversarial")
+        },
+        "statistic": [StrOptions({"mean", "robust_accuracy"})],
+        "epsilon": [Interval(Real, 0, float(np.finfo(np.float64).max), closed="neither"), None],
     }
 
     def __call__(self, estimator, X, y, **kwargs):
@@ -250,6 +274,11 @@ class AdversarialDistortionScorer(BaseEstimator):
         """
         reject_metadata(self, kwargs)
         self._validate_params()  # errors name this scorer, not minimal_distortion
+        if self.statistic == "robust_accuracy" and self.epsilon is None:
+            raise ValueError(
+                "AdversarialDistortionScorer(statistic='robust_accuracy') needs epsilon=, "
+                "the perturbation budget in the norm's units."
+            )
         p = self.get_params()
         d, _, success, correct = _distortions(
             estimator,
@@ -263,6 +292,10 @@ class AdversarialDistortionScorer(BaseEstimator):
             p["device"],
             p["input_shape"],
         )
+        if self.statistic == "robust_accuracy":
+            with np.errstate(invalid="ignore"):
+                within = success & (d <= self.epsilon)
+            return float(np.mean(correct & ~within))
         unbroken = int((correct & ~success).sum())
         if unbroken:
             warn_user(

@@ -309,3 +309,28 @@ def test_distortion_scorer_takes_tol_and_device_and_rejects_metadata():
     y = net(torch.as_tensor(X)).argmax(1).numpy()
     with pytest.raises(TypeError, match="takes no metadata"):
         AdversarialDistortionScorer(method="deepfool")(net, X, y, sample_weight=np.ones(4))
+
+
+def test_robust_accuracy_at_a_budget_on_a_linear_model():
+    """For a linear model DeepFool is exact: robust accuracy is the share of correct
+    samples whose analytic distance to the boundary exceeds epsilon."""
+    torch.manual_seed(0)
+    net = nn.Linear(2, 2)
+    rng = np.random.default_rng(0)
+    X = rng.uniform(0.3, 0.7, size=(200, 2)).astype(np.float32)
+    y = rng.integers(0, 2, 200)
+    with torch.no_grad():
+        z = net(torch.as_tensor(X)).numpy()
+    w = (net.weight[1] - net.weight[0]).detach().numpy().astype(np.float64)
+    b = float(net.bias[1] - net.bias[0])
+    margin = np.abs(X.astype(np.float64) @ w + b) / np.abs(w).sum()  # L-inf distance
+    correct = z.argmax(1) == y
+    for eps in (0.01, 0.05, 0.2):
+        scorer = AdversarialDistortionScorer(
+            method="deepfool", statistic="robust_accuracy", epsilon=eps, clip=(-10.0, 10.0)
+        )
+        expected = np.mean(correct & (margin > eps * (1 + 1e-3)))
+        upper = np.mean(correct & (margin > eps * (1 - 1e-3)))
+        assert expected <= scorer(net, X, y) <= upper
+    with pytest.raises(ValueError, match="needs epsilon"):
+        AdversarialDistortionScorer(statistic="robust_accuracy")(net, X, y)
