@@ -6,7 +6,7 @@ on this path.
 
 import numpy as np
 
-from skrob._cdist import paired_cdist
+from skrob._cdist import CdistMetric, paired_cdist
 from skrob._exact import exact_dist, max_abs, pow2_scale, scaled_mean, scaled_norms
 
 # pynndescent query: neighbours kept and search frontier (see approximate_nearest_other_label)
@@ -29,6 +29,17 @@ def approximate_nearest_other_label(
     from pynndescent import NNDescent
 
     X = np.asarray(X, dtype=np.float64)
+    if metric == "euclidean":
+        name, kwds = "euclidean", None
+    elif isinstance(metric, CdistMetric) and metric.name is not None:
+        name, kwds = metric.name, metric.params or None
+    elif isinstance(metric, str):
+        name, kwds = metric, None
+    else:
+        raise ValueError(
+            "algorithm='approximate' needs a metric name pynndescent knows, not a callable; "
+            "use algorithm='exact'."
+        )
     # Centred and scaled by powers of two, so that float32 holds any finite input; the
     # distances returned are re-scored on X itself.
     g = pow2_scale(max_abs(X))
@@ -63,7 +74,8 @@ def approximate_nearest_other_label(
         else:
             index = NNDescent(
                 X32[members],
-                metric=metric,
+                metric=name,
+                metric_kwds=kwds,
                 n_neighbors=min(n_neighbors, members.size - 1),
                 random_state=random_state,
                 n_jobs=-1 if n_jobs is None else n_jobs,

@@ -23,9 +23,84 @@ _METRIC_DEGREE = {
 }
 
 
+# scikit-learn's pairwise_distances names for scipy's metrics.
+_ALIASES = {"manhattan": "cityblock", "l1": "cityblock", "l2": "euclidean"}
+# scipy's names that cdist accepts.
+_SCIPY_METRICS = {
+    "braycurtis", "canberra", "chebyshev", "cityblock", "correlation", "cosine", "dice",
+    "euclidean", "hamming", "jaccard", "jensenshannon", "kulczynski1", "mahalanobis",
+    "matching", "minkowski", "rogerstanimoto", "russellrao", "seuclidean", "sokalmichener",
+    "sokalsneath", "sqeuclidean", "yule",
+}  # fmt: skip
+
+
+class CdistMetric:
+    """A scipy ``cdist`` metric with its parameters, fixed once for a whole computation.
+
+    ``seuclidean`` and ``mahalanobis`` without ``V``/``VI`` get them from the reference
+    set: scipy would compute them from each block's rows, so that distances would depend
+    on how the data are blocked.
+    """
+
+    def __init__(self, metric, params=None):
+        self.metric = metric
+        self.params = dict(params or {})
+
+    @property
+    def name(self):
+        return self.metric if isinstance(self.metric, str) else None
+
+    def __call__(self, A, B):
+        return cdist(A, B, metric=self.metric, **self.params)
+
+    def __repr__(self):
+        return repr(self.metric) if not self.params else f"{self.metric!r} {self.params!r}"
+
+
+def resolve_metric(metric, metric_params, X):
+    """``"euclidean"`` (the float32-GEMM kernel), or a :class:`CdistMetric`.
+
+    Takes every name of ``sklearn.metrics.pairwise_distances`` that scipy computes
+    (``manhattan``, ``l1``, ``l2`` too), callables, and ``metric_params``.
+    """
+    params = dict(metric_params or {})
+    if isinstance(metric, str):
+        name = _ALIASES.get(metric, metric)
+        if name not in _SCIPY_METRICS:
+            raise ValueError(
+                f"Unknown metric {metric!r}; use one of {sorted(_SCIPY_METRICS | set(_ALIASES))}"
+                " or a callable."
+            )
+        if name == "euclidean" and not params:
+            return "euclidean"
+        X = np.asarray(X, dtype=np.float64)
+        if name == "seuclidean" and "V" not in params:
+            params["V"] = X.var(axis=0, ddof=1)
+        if name == "mahalanobis" and "VI" not in params:
+            params["VI"] = np.linalg.pinv(np.atleast_2d(np.cov(X.T)))
+        return CdistMetric(name, params)
+    return CdistMetric(metric, params)
+
+
+def as_metric(metric):
+    """A metric for the kernels: "euclidean" stays, a name or callable becomes a CdistMetric."""
+    if metric == "euclidean" or isinstance(metric, CdistMetric):
+        return metric
+    return CdistMetric(metric)
+
+
+def pairwise(A, B, metric):
+    """Distances of every row of A to every row of B."""
+    return as_metric(metric)(A, B)
+
+
 def cdist_scaling(metric, *arrays):
-    """The arrays scaled for ``metric``, and a function taking distances back to X's units."""
-    degree = _METRIC_DEGREE.get(metric) if isinstance(metric, str) else None
+    """The arrays scaled for ``metric``, and a function taking distances back to X's units.
+
+    Metrics with parameters fixed in X's units (``V``, ``VI``, ``w``) are not scaled.
+    """
+    metric = as_metric(metric)
+    degree = None if metric.params else _METRIC_DEGREE.get(metric.name)
     if degree is None:
         return arrays, lambda dist: dist
     g = pow2_scale(max_abs(*arrays))  # scale-free metrics too: no norm underflows
@@ -45,7 +120,7 @@ def cdist_task(XA, XB, r0, r1, c0, c1, both, col_block, metric, self_col=None):
     for cs in range(c0, c1, col_block):
         ce = min(cs + col_block, c1)
         with np.errstate(over="ignore", invalid="ignore"):
-            D = cdist(a, XB[cs:ce], metric=metric)
+            D = pairwise(a, XB[cs:ce], metric)
         if not np.isfinite(D).all():
             raise ValueError(
                 f"metric={metric!r} gives non-finite distances for finite X (float64 "
@@ -64,7 +139,7 @@ def cdist_task(XA, XB, r0, r1, c0, c1, both, col_block, metric, self_col=None):
 def paired_cdist(XA, XB, i, j, metric):
     """``d(XA[i], XB[j])`` for a cdist metric, one pair at a time (few pairs only)."""
     return np.fromiter(
-        (cdist(XA[[a]], XB[[b]], metric=metric)[0, 0] for a, b in zip(i, j, strict=True)),
+        (pairwise(XA[[a]], XB[[b]], metric)[0, 0] for a, b in zip(i, j, strict=True)),
         dtype=np.float64,
         count=len(i),
     )

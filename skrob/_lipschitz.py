@@ -5,10 +5,9 @@ another target of ||y(z) - y(z')|| / d(z, z')``, ``R = 1 / (1 + Q / ||y||_inf)``
 """
 
 import numpy as np
-from scipy.spatial.distance import cdist
 
 from skrob._blocks import DEFAULT_BATCH_SIZE, mask_self, run_tasks
-from skrob._cdist import cdist_scaling, paired_cdist
+from skrob._cdist import cdist_scaling, paired_cdist, pairwise
 from skrob._exact import exact_dist, max_abs, pow2_scale, scaled_mean
 
 _U64 = float(np.finfo(np.float64).eps) / 2
@@ -75,7 +74,7 @@ class _LipschitzData:
         L2 = _sq_label_diff(self.YA[r0:r1], self.YB[c0:c1])
         if self.metric != "euclidean":
             with np.errstate(over="ignore", invalid="ignore"):
-                D2 = cdist(self.A[r0:r1], self.B[c0:c1], metric=self.metric)
+                D2 = pairwise(self.A[r0:r1], self.B[c0:c1], self.metric)
             if not np.isfinite(D2).all():
                 raise ValueError(
                     f"metric={self.metric!r} gives non-finite distances for finite X; "

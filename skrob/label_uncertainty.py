@@ -130,10 +130,11 @@ def _check_labels(y):
         "n_neighbors": [Interval(Integral, 1, None, closed="left")],
         "metric": [str, callable],
         "n_jobs": [Integral, None],
+        "metric_params": [dict, None],
     },
     prefer_skip_nested_validation=True,
 )
-def knn_soft_labels(X, y, n_neighbors=10, *, metric="euclidean", n_jobs=None):
+def knn_soft_labels(X, y, n_neighbors=10, *, metric="euclidean", n_jobs=None, metric_params=None):
     """Estimate η(x) by the labels of the ``n_neighbors`` nearest other samples.
 
     Use it when no human soft labels exist; the LU computed from it is an estimate that
@@ -148,6 +149,8 @@ def knn_soft_labels(X, y, n_neighbors=10, *, metric="euclidean", n_jobs=None):
     metric : str or callable, default="euclidean"
         As in :class:`sklearn.neighbors.NearestNeighbors`.
     n_jobs : int, default=None
+    metric_params : dict, default=None
+        Keyword arguments of the metric, as in :class:`sklearn.neighbors.NearestNeighbors`.
 
     Returns
     -------
@@ -174,7 +177,9 @@ def knn_soft_labels(X, y, n_neighbors=10, *, metric="euclidean", n_jobs=None):
         # Translation- and scale-equivariant: centred and scaled by powers of two, so that
         # scikit-learn's distances neither overflow nor cancel on large offsets.
         X, _ = centred_unit(np.asarray(X, dtype=np.float64))
-    nn = NearestNeighbors(n_neighbors=n_neighbors, metric=metric, n_jobs=n_jobs).fit(X)
+    nn = NearestNeighbors(
+        n_neighbors=n_neighbors, metric=metric, metric_params=metric_params, n_jobs=n_jobs
+    ).fit(X)
     neighbors = nn.kneighbors(return_distance=False)  # excludes each sample itself
     counts = np.zeros((X.shape[0], classes.size))
     np.add.at(counts, (np.arange(X.shape[0])[:, None], codes[neighbors]), 1.0)

@@ -9,6 +9,7 @@ from sklearn.utils._param_validation import Interval, StrOptions, validate_param
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, validate_data
 
 from skrob._approximate import approximate_nearest_other_label
+from skrob._cdist import resolve_metric
 from skrob._lipschitz import (
     lipschitz_max,
     lipschitz_max_query,
@@ -21,6 +22,7 @@ from skrob._validation import check_label_kinds, encode_classes, resolve_task
 _COMMON_CONSTRAINTS = {
     "task": [StrOptions({"auto", "classification", "regression"})],
     "metric": [str, callable],
+    "metric_params": [dict, None],
     "algorithm": [StrOptions({"auto", "exact", "approximate"})],
     "n_neighbors": [Interval(Integral, 1, None, closed="left")],
     "batch_size": [Interval(Integral, 1, None, closed="left"), None],
@@ -109,6 +111,7 @@ def sample_robustness(
     n_jobs=None,
     random_state=None,
     verbose=0,
+    metric_params=None,
 ):
     """Sample robustness of every sample of ``(X, y)`` with respect to ``(X, y)`` itself.
 
@@ -127,8 +130,10 @@ def sample_robustness(
         "auto" follows :func:`sklearn.utils.multiclass.type_of_target`.
     metric : str or callable, default="euclidean"
         "euclidean" takes the fast float32 GEMM kernel (exact to float64 rounding); any
-        other metric accepted by :func:`scipy.spatial.distance.cdist` a blocked float64
-        path.
+        other name of :func:`sklearn.metrics.pairwise_distances` that scipy computes
+        ("manhattan", "l1", "l2" too) or a callable a blocked float64 ``cdist`` path.
+        "seuclidean" and "mahalanobis" take their ``V``/``VI`` from ``X`` when
+        ``metric_params`` does not give them.
     algorithm : {"auto", "exact", "approximate"}, default="auto"
         "approximate" uses pynndescent, one index per class (classification only; the
         first call in a process compiles with numba, 1-3 minutes). "auto" is exact: the
@@ -145,6 +150,8 @@ def sample_robustness(
         Seeds the approximate backend.
     verbose : int, default=0
         Show a tqdm progress bar over blocks when positive.
+    metric_params : dict, default=None
+        Keyword arguments of the metric (e.g. ``{"p": 3}`` for "minkowski").
 
     Returns
     -------
@@ -166,7 +173,7 @@ def sample_robustness(
         X,
         (first, second),
         task,
-        metric=metric,
+        metric=resolve_metric(metric, metric_params, X),
         algorithm=algorithm,
         n_neighbors=n_neighbors,
         batch_size=batch_size,
@@ -208,6 +215,8 @@ class SampleRobustnessTransformer(TransformerMixin, BaseEstimator):
         Seeds the approximate backend.
     verbose : int, default=0
         Show a tqdm progress bar when positive.
+    metric_params : dict, default=None
+        Keyword arguments of the metric; see :func:`sample_robustness`.
 
     Attributes
     ----------
@@ -252,9 +261,11 @@ class SampleRobustnessTransformer(TransformerMixin, BaseEstimator):
         n_jobs=None,
         random_state=None,
         verbose=0,
+        metric_params=None,
     ):
         self.task = task
         self.metric = metric
+        self.metric_params = metric_params
         self.algorithm = algorithm
         self.n_neighbors = n_neighbors
         self.per_class = per_class
@@ -283,11 +294,12 @@ class SampleRobustnessTransformer(TransformerMixin, BaseEstimator):
         if self.per_class and task != "classification":
             raise ValueError("per_class=True is only defined for classification.")
         algorithm = _resolve_algorithm(self.algorithm, task)
+        self._metric = resolve_metric(self.metric, self.metric_params, X)
         self.robustness_, reach = _compute(
             X,
             (first, second),
             task,
-            metric=self.metric,
+            metric=self._metric,
             algorithm=algorithm,
             n_neighbors=self.n_neighbors,
             batch_size=self.batch_size,
@@ -307,7 +319,7 @@ class SampleRobustnessTransformer(TransformerMixin, BaseEstimator):
 
     def _kernel_params(self):
         return dict(
-            metric=self.metric,
+            metric=self._metric,
             batch_size=self.batch_size,
             n_jobs=self.n_jobs,
             verbose=self.verbose,

@@ -501,3 +501,44 @@ def test_missing_labels_are_named():
         sample_robustness(X, np.array([0, None, 1, 0, 1, 1], dtype=object))
     with pytest.raises(ValueError, match="y contains None"):
         sample_robustness(X, np.array([0, None, 1, 0, 1, 1], dtype=object), task="classification")
+
+
+@pytest.mark.parametrize("metric", ["seuclidean", "mahalanobis"])
+@pytest.mark.parametrize("batch_size", [16, None])
+def test_data_dependent_metrics_do_not_depend_on_the_blocks(metric, batch_size):
+    """scipy computes V / VI from each cdist call's rows: per block, they would differ.
+    skrob fixes them once, from the reference set (variance / covariance, ddof=1)."""
+    from scipy.spatial.distance import cdist
+
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(100, 3)) * [1, 10, 100], rng.integers(0, 2, 100)
+    params = (
+        {"V": X.var(axis=0, ddof=1)}
+        if metric == "seuclidean"
+        else {"VI": np.linalg.inv(np.cov(X.T))}
+    )
+    D = cdist(X, X, metric=metric, **params)
+    D[y[:, None] == y[None, :]] = np.inf
+    r = D.min(axis=1)
+    R = sample_robustness(X, y, metric=metric, batch_size=batch_size)
+    assert_allclose(R, r / (r + 1), rtol=1e-9)
+    srt = SampleRobustnessTransformer(metric=metric, batch_size=batch_size).fit(X, y)
+    assert_allclose(srt.robustness_, R, rtol=1e-12)
+
+
+def test_scikit_learn_metric_names_and_params():
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(60, 3)), rng.integers(0, 2, 60)
+    assert_allclose(
+        sample_robustness(X, y, metric="manhattan"), sample_robustness(X, y, metric="cityblock")
+    )
+    assert_allclose(sample_robustness(X, y, metric="l2"), sample_robustness(X, y))
+    cubic = sample_robustness(X, y, metric="minkowski", metric_params={"p": 3})
+    from scipy.spatial.distance import cdist
+
+    D = cdist(X, X, "minkowski", p=3)
+    D[y[:, None] == y[None, :]] = np.inf
+    r = D.min(axis=1)
+    assert_allclose(cubic, r / (r + 1), rtol=1e-9)
+    with pytest.raises(ValueError, match="Unknown metric 'nope'"):
+        sample_robustness(X, y, metric="nope")
