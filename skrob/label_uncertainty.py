@@ -47,7 +47,10 @@ def label_uncertainty(soft_labels, y, *, classes=None, normalize=False):
     y : array-like of shape (n_samples,)
         Dataset labels: column indices of ``soft_labels``, or entries of ``classes``.
     classes : array-like of shape (n_classes,), default=None
-        The class of each column (e.g. a model's ``classes_``).
+        The class of each column (e.g. a model's ``classes_``). None: ``y`` holds column
+        indices, or else labels of every class, the columns being in ``np.unique(y)``
+        order (as :func:`knn_soft_labels` gives them), so that
+        ``label_uncertainty(knn_soft_labels(X, y), y)`` works for any labels.
     normalize : bool, default=False
         Accept non-negative counts (e.g. annotator votes) and divide every row by its sum.
 
@@ -87,11 +90,18 @@ def label_uncertainty(soft_labels, y, *, classes=None, normalize=False):
             "pass normalize=True for counts."
         )
     if classes is None:
-        if y.dtype.kind not in "iu" or y.min() < 0 or y.max() >= k:
-            raise ValueError(
-                f"Without classes, y must hold column indices in [0, {k}); "
-                "pass classes= (e.g. model.classes_) for other labels."
-            )
+        indices = y.dtype.kind in "iu" and y.size and y.min() >= 0 and y.max() < k
+        if not indices:
+            present = np.unique(check_label_kinds(y))
+            if present.size != k:
+                raise ValueError(
+                    f"Without classes, y must hold column indices in [0, {k}), or labels of "
+                    f"all {k} classes (the columns in np.unique(y) order, as knn_soft_labels "
+                    f"gives them); y has {present.size} distinct labels. Pass classes= "
+                    "(e.g. model.classes_)."
+                )
+            classes = present
+    if classes is None:
         column = y.astype(np.intp)
     else:
         classes = np.asarray(classes)

@@ -220,3 +220,14 @@ def test_label_errors_name_the_problem():
         knn_soft_labels(X, np.zeros((6, 2)), n_neighbors=2)
     with pytest.raises(ValueError, match="mixes string"):
         knn_soft_labels(X, np.array([1, "a"] * 3, dtype=object), n_neighbors=2)
+
+
+def test_knn_soft_labels_then_label_uncertainty_with_string_labels():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 2))
+    y = np.array(["cat", "dog", "emu"])[rng.integers(0, 3, 60)]
+    lu = label_uncertainty(knn_soft_labels(X, y, n_neighbors=5), y)
+    codes = np.unique(y, return_inverse=True)[1]
+    assert_allclose(lu, label_uncertainty(knn_soft_labels(X, codes, n_neighbors=5), codes))
+    with pytest.raises(ValueError, match="2 distinct labels"):
+        label_uncertainty(np.full((4, 3), 1 / 3), np.array(["a", "b", "a", "b"]))
