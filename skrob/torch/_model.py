@@ -7,6 +7,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 from sklearn.exceptions import NotFittedError
+from sklearn.pipeline import Pipeline
 
 
 def resolve_device(device):
@@ -39,9 +40,17 @@ def resolve_module(model, device=None):
     ``device`` is given); with skorch's default ``NLLLoss`` criterion its module returns
     probabilities (skorch takes their log in the loss), with ``CrossEntropyLoss`` logits.
     A plain module must return logits. A module is never moved in place: when it has to
-    go to another device, a copy goes.
+    go to another device, a copy goes. A fitted :class:`sklearn.pipeline.Pipeline` whose
+    last step is one of these becomes one module on the pipeline's input
+    (:mod:`skrob.torch._pipeline`): its transformers run as torch operations first.
     """
     probabilities = False
+    if isinstance(model, Pipeline):
+        from skrob.torch._pipeline import pipeline_module
+
+        net, target, probabilities = resolve_module(model.steps[-1][1], device)
+        composed = pipeline_module(model, net, parameter_dtype(net))
+        return composed.to(target), target, probabilities  # net is there already
     if isinstance(model, torch.nn.Module):
         module = model
     elif hasattr(model, "module") and hasattr(model, "initialize"):  # a skorch net
@@ -53,8 +62,8 @@ def resolve_module(model, device=None):
         probabilities = isinstance(getattr(model, "criterion_", None), torch.nn.NLLLoss)
     else:
         raise TypeError(
-            f"Expected a fitted skorch NeuralNet or a torch.nn.Module returning logits, "
-            f"got {type(model).__name__}."
+            "Expected a fitted skorch NeuralNet, a torch.nn.Module returning logits, or a "
+            f"Pipeline ending in one; got {type(model).__name__}."
         )
     if device is None:
         first = next(iter(module.parameters()), None)
