@@ -330,6 +330,13 @@ def label_flip_rate(
 class RPRScorer(BaseEstimator):
     """RPR of a model as a scorer, ``scorer(estimator, X, y) -> float`` (greater is better).
 
+    The perturbations act on the *raw* input of ``estimator``: for a Pipeline, before its
+    transformers. Choose them in those units. In particular, ``PixelNoise`` on images in
+    [0, 1] is meaningless in front of a ``StandardScaler``: nearly constant border pixels
+    have a tiny scale, so a replaced pixel becomes a huge scaled value, and on digits the
+    robust fraction drops to 0.0. Fit the model on the raw pixels instead (or perturb
+    with noise of the features' own scale).
+
     Parameters
     ----------
     perturbation : callable, default=None
