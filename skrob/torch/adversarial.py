@@ -301,7 +301,7 @@ class AdversarialDistortionScorer(BaseEstimator):
             warn_user(
                 f"{unbroken} of {int(correct.sum())} correctly classified samples were not "
                 "flipped by any attack inside the box; they are left out of the mean "
-                "distortion (which is therefore a lower bound on theirs)."
+                "distortion, which therefore understates the model's robustness."
             )
         if np.isnan(d).all():
             return float("nan")
