@@ -78,6 +78,10 @@ class RobustnessSubsetSplit(BaseCrossValidator):
     True
     """
 
+    # The base splitter may use groups (GroupKFold, ...): request them, so that with
+    # metadata routing enabled GridSearchCV passes ``groups`` on.
+    __metadata_request__split = {"groups": True}
+
     _parameter_constraints = {
         "cv": ["cv_object"],
         "subset": [StrOptions({"least", "most", "all"})],
