@@ -61,6 +61,8 @@ class _Data:
     def wrap(self, block):
         if self.columns is None:
             return block
+        if self.index_type.__module__.split(".")[0] == "polars":
+            return self.index_type(block, schema=list(self.columns), orient="row")
         return self.index_type(block, columns=self.columns)
 
 

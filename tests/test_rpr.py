@@ -358,3 +358,24 @@ def test_errors_name_the_problem():
         random_state=0,
     )
     assert half.shape == (60,)
+
+
+def test_polars_input_stays_polars():
+    """A model fitted on a polars DataFrame gets polars blocks (RPRScorer, label_flip_rate)."""
+    pl = pytest.importorskip("polars")
+    X, y = load_digits(return_X_y=True)
+    X = X[:200] / 16
+    columns = [f"px{i}" for i in range(64)]
+    frame = pl.DataFrame(X, schema=columns, orient="row")
+
+    class PolarsOnly(LogisticRegression):
+        def predict(self, Z):
+            assert isinstance(Z, pl.DataFrame) and Z.columns == columns
+            return super().predict(Z.to_numpy())
+
+    model = PolarsOnly(max_iter=300).fit(X, y[:200])
+    plain = LogisticRegression(max_iter=300).fit(X, y[:200])
+    scorer = RPRScorer(GaussianNoise(0.05), max_steps=5)
+    assert scorer(model, frame, y[:200]) == scorer(plain, X, y[:200])  # the same draws
+    rate = label_flip_rate(model, frame, perturbation=GaussianNoise(0.05), n_samples=4)
+    assert rate.shape == (200,)
