@@ -44,6 +44,12 @@ _FRACTION = [Interval(Real, 0, 1, closed="right"), Interval(Integral, 1, None, c
 class RobustnessSubsetSplit(BaseCrossValidator):
     """Cross-validation whose validation folds keep only their least or most robust part.
 
+    Its test folds are parts of the base folds, not a partition of the data: use it with
+    GridSearchCV, cross_validate and cross_val_score, not with ``cross_val_predict``
+    (which needs every sample in exactly one test fold and says "cross_val_predict only
+    works for partitions"). With metadata routing enabled, ``groups`` passed to the
+    search reach the base splitter (e.g. ``GroupKFold``).
+
     For each split of the base ``cv``, the robustness of the validation fold's samples is
     computed, against the validation fold itself (``reference="fold"``, as paper 000
     computes ``R_t`` on ``t`` alone) or against the training fold (``reference="train"``,

@@ -314,3 +314,21 @@ def test_rpr_scorer_is_a_robustness_source_for_the_splitter(reference):
     assert len(splits) == 3 and all(len(test) == 50 for _, test in splits)
     with pytest.raises(TypeError, match="no robustness source"):
         list(RobustnessSubsetSplit(3, robustness=LogisticRegression()).split(X, y))
+
+
+def test_groups_are_routed_to_the_base_splitter():
+    import sklearn
+    from sklearn.datasets import load_iris
+    from sklearn.model_selection import GridSearchCV, GroupKFold, cross_val_predict
+    from sklearn.neighbors import KNeighborsClassifier
+
+    X, y = load_iris(return_X_y=True)
+    groups = np.arange(150) % 5
+    cv = RobustnessSubsetSplit(GroupKFold(5))
+    with sklearn.config_context(enable_metadata_routing=True):
+        search = GridSearchCV(KNeighborsClassifier(), {"n_neighbors": [1, 5]}, cv=cv)
+        search.fit(X, y, groups=groups)
+    for train, test in cv.split(X, y, groups):
+        assert not set(groups[train]) & set(groups[test])
+    with pytest.raises(ValueError, match="partitions"):
+        cross_val_predict(KNeighborsClassifier(), X, y, cv=cv)
