@@ -331,4 +331,4 @@ def test_groups_are_routed_to_the_base_splitter():
     for train, test in cv.split(X, y, groups):
         assert not set(groups[train]) & set(groups[test])
     with pytest.raises(ValueError, match="partitions"):
-        cross_val_predict(KNeighborsClassifier(), X, y, cv=cv)
+        cross_val_predict(KNeighborsClassifier(), X, y, cv=cv, groups=groups)
