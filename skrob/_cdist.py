@@ -1,6 +1,7 @@
 """The cdist backend: exact float64 ``scipy.spatial.distance.cdist`` blocks, any metric."""
 
 import numpy as np
+import scipy.sparse as sp
 from scipy.spatial.distance import cdist
 
 from skrob._blocks import mask_self
@@ -73,6 +74,8 @@ def resolve_metric(metric, metric_params, X):
             )
         if name == "euclidean" and not params:
             return "euclidean"
+        if sp.issparse(X):  # the sparse path takes three metrics, and no V / VI
+            return CdistMetric(name, params)
         X = np.asarray(X, dtype=np.float64)
         if name == "seuclidean" and "V" not in params:
             params["V"] = X.var(axis=0, ddof=1)

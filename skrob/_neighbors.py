@@ -12,6 +12,7 @@ backend (:func:`skrob._euclidean.exact_groups`), merged here.
 """
 
 import numpy as np
+import scipy.sparse as sp
 
 from skrob._blocks import (
     DEFAULT_BATCH_SIZE,
@@ -22,6 +23,7 @@ from skrob._blocks import (
 )
 from skrob._cdist import cdist_scaling, cdist_task
 from skrob._euclidean import EuclideanData, euclidean_task, exact_groups, outlier_split, refine
+from skrob._sparse import sparse_groups, sparse_metric
 
 
 class _CdistBackend:
@@ -102,6 +104,15 @@ def nearest_other_label(X, codes, *, metric="euclidean", batch_size=None, n_jobs
     partner : ndarray of shape (n_samples,), int, index of the nearest differently
         labelled sample.
     """
+    if sp.issparse(X):
+        n_groups = int(codes.max()) + 1
+        dist, arg = sparse_groups(
+            X, X, codes, n_groups, sparse_metric(metric), exclude=np.arange(X.shape[0])
+        )
+        dist[np.arange(X.shape[0]), codes] = np.inf  # own class
+        k = dist.argmin(axis=1)
+        rows = np.arange(X.shape[0])
+        return dist[rows, k], arg[rows, k]
     kw = dict(metric=metric, batch_size=batch_size, n_jobs=n_jobs, verbose=verbose)
     data = None
     if metric == "euclidean":
@@ -181,6 +192,8 @@ def nearest_in_groups(
     dist : ndarray of shape (n_queries, n_groups), float64 (inf for an empty group).
     arg : ndarray of shape (n_queries, n_groups), index into ``X`` (-1 for an empty group).
     """
+    if sp.issparse(X) or sp.issparse(Q):
+        return sparse_groups(Q, X, codes, n_groups, sparse_metric(metric), exclude=exclude)
     kw = dict(metric=metric, batch_size=batch_size, n_jobs=n_jobs, verbose=verbose)
     data = None
     if metric == "euclidean":

@@ -12,6 +12,7 @@ import warnings
 from numbers import Integral, Real
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.base import BaseEstimator, _fit_context
 from sklearn.neighbors import NearestNeighbors
 from sklearn.utils import check_random_state
@@ -19,7 +20,7 @@ from sklearn.utils._param_validation import Interval, StrOptions, validate_param
 from sklearn.utils.validation import check_array, check_consistent_length, validate_data
 
 from skrob._concentration import measure, place_regions
-from skrob._exact import centred_unit
+from skrob._exact import centred_unit, pow2_scale
 from skrob._validation import check_label_kinds
 
 
@@ -177,13 +178,15 @@ def knn_soft_labels(X, y, n_neighbors=10, *, metric="euclidean", n_jobs=None, me
     >>> eta[2].tolist(), float(label_uncertainty(eta, y)[2])
     ([1.0, 0.0], 2.0)
     """
-    X = check_array(X, input_name="X")
+    X = check_array(X, accept_sparse="csr", input_name="X")
     y = _check_labels(y)
     check_consistent_length(X, y)
     if n_neighbors >= X.shape[0]:
         raise ValueError(f"n_neighbors={n_neighbors} needs more than {n_neighbors} samples.")
     classes, codes = np.unique(y, return_inverse=True)
-    if metric in ("euclidean", "cityblock", "chebyshev", "minkowski", "l1", "l2", "manhattan"):
+    if sp.issparse(X):  # scaled by a power of two only: centring would densify it
+        X = X * pow2_scale(abs(X).max() if X.nnz else 0.0)
+    elif metric in ("euclidean", "cityblock", "chebyshev", "minkowski", "l1", "l2", "manhattan"):
         # Translation- and scale-equivariant: centred and scaled by powers of two, so that
         # scikit-learn's distances neither overflow nor cancel on large offsets.
         X, _ = centred_unit(np.asarray(X, dtype=np.float64))

@@ -3,6 +3,7 @@
 from numbers import Integral
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils import check_array, check_consistent_length, check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
@@ -42,6 +43,19 @@ def _resolve_algorithm(algorithm, task):
             "bound. Use algorithm='exact'."
         )
     return "exact" if algorithm == "auto" else algorithm
+
+
+def _check_sparse(X, task, algorithm):
+    """Sparse X: classification with the exact search (euclidean, cosine, cityblock)."""
+    if not sp.issparse(X):
+        return
+    if task != "classification":
+        raise ValueError(
+            "Sparse X is supported for classification; regression needs every pair's "
+            "|y - y'| / d(x, x'): pass X.toarray()."
+        )
+    if algorithm == "approximate":
+        raise ValueError("algorithm='approximate' does not take sparse X; use 'exact'.")
 
 
 def _check_targets(y, task, n_samples):
@@ -166,9 +180,16 @@ def sample_robustness(
     >>> sample_robustness(X, y).round(3)  # reaches 3, 2, 2, 5
     array([0.75 , 0.667, 0.667, 0.833])
     """
-    X = check_array(X, dtype=[np.float64, np.float32], ensure_all_finite=True, input_name="X")
+    X = check_array(
+        X,
+        accept_sparse="csr",
+        dtype=[np.float64, np.float32],
+        ensure_all_finite=True,
+        input_name="X",
+    )
     task, first, second = _check_targets(y, task, X.shape[0])
     algorithm = _resolve_algorithm(algorithm, task)
+    _check_sparse(X, task, algorithm)
     R, _ = _compute(
         X,
         (first, second),
@@ -288,12 +309,19 @@ class SampleRobustnessTransformer(TransformerMixin, BaseEstimator):
         self : object
         """
         X, y = validate_data(
-            self, X, y, dtype=[np.float64, np.float32], multi_output=True, y_numeric=False
+            self,
+            X,
+            y,
+            accept_sparse="csr",
+            dtype=[np.float64, np.float32],
+            multi_output=True,
+            y_numeric=False,
         )
         task, first, second = _check_targets(y, self.task, X.shape[0])
         if self.per_class and task != "classification":
             raise ValueError("per_class=True is only defined for classification.")
         algorithm = _resolve_algorithm(self.algorithm, task)
+        _check_sparse(X, task, algorithm)
         self._metric = resolve_metric(self.metric, self.metric_params, X)
         self.robustness_, reach = _compute(
             X,
@@ -349,7 +377,7 @@ class SampleRobustnessTransformer(TransformerMixin, BaseEstimator):
         R : ndarray of shape (n_samples, 1), or (n_samples, n_classes) with per_class.
         """
         check_is_fitted(self)
-        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        X = validate_data(self, X, accept_sparse="csr", dtype=[np.float64, np.float32], reset=False)
         return self._transform(X)
 
     def _transform(self, X, exclude=None):
@@ -416,7 +444,7 @@ class SampleRobustnessTransformer(TransformerMixin, BaseEstimator):
         R : ndarray of shape (n_samples,)
         """
         check_is_fitted(self)
-        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        X = validate_data(self, X, accept_sparse="csr", dtype=[np.float64, np.float32], reset=False)
         y = np.asarray(y)
         check_consistent_length(X, y)
         if y.dtype.kind in "fc" and not np.all(np.isfinite(y)):
@@ -457,4 +485,5 @@ class SampleRobustnessTransformer(TransformerMixin, BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.target_tags.required = True
         tags.input_tags.allow_nan = False
+        tags.input_tags.sparse = self.task != "regression"  # CSR: classification only
         return tags

@@ -161,7 +161,13 @@ class RobustSubsetSelector(BaseEstimator):
         """
         strategy = self.strategy
         Xv, yv = validate_data(
-            self, X, y, dtype=[np.float64, np.float32], multi_output=True, y_numeric=False
+            self,
+            X,
+            y,
+            accept_sparse="csr",
+            dtype=[np.float64, np.float32],
+            multi_output=True,
+            y_numeric=False,
         )
         self._check_strategy(target_robustness, target_X, target_y)
         source = robustness_source(self.robustness)
@@ -261,6 +267,7 @@ class RobustSubsetSelector(BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.target_tags.required = True
         tags.input_tags.allow_nan = False
+        tags.input_tags.sparse = True
         return tags
 
 
@@ -444,5 +451,6 @@ class RobustSubsetEstimator(MetaEstimatorMixin, BaseEstimator):
             # Robustness of class labels is defined for one label column only.
             tags.classifier_tags = replace(inner.classifier_tags, multi_label=False)
             tags.target_tags.multi_output = False
-        tags.input_tags = replace(inner.input_tags, allow_nan=False, sparse=False)
+        # The selector takes CSR (classification, exact search), so sparse is the inner's.
+        tags.input_tags = replace(inner.input_tags, allow_nan=False)
         return tags
