@@ -15,6 +15,7 @@ from numbers import Integral, Real
 import numpy as np
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, _fit_context, clone, is_classifier
 from sklearn.utils import _safe_indexing, check_random_state, get_tags, indexable
+from sklearn.utils._metadata_requests import RequestMethod
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metadata_routing import (
     MetadataRouter,
@@ -23,7 +24,12 @@ from sklearn.utils.metadata_routing import (
     process_routing,
 )
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.validation import _check_method_params, check_is_fitted, validate_data
+from sklearn.utils.validation import (
+    _check_feature_names_in,
+    _check_method_params,
+    check_is_fitted,
+    validate_data,
+)
 
 from skrob._sources import is_rpr, robustness_source, source_task
 from skrob._subsets import STRATEGIES, class_balanced_indices, subset_indices
@@ -245,27 +251,67 @@ class RobustSubsetSelector(BaseEstimator):
         if (target_X is None) != (target_y is None):
             raise ValueError("target_X and target_y go together.")
 
-    def fit_resample(self, X, y, **params):
+    def fit_resample(self, X, y, *, target_robustness=None, target_X=None, target_y=None):
         """Fit, then return the kept rows of ``X`` and ``y`` (pandas stays pandas).
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
-        **params : dict
-            ``target_robustness`` or ``target_X`` and ``target_y`` for "align".
+        target_robustness, target_X, target_y : array-like, default=None
+            The distribution to align with (strategy="align"), as in :meth:`fit`. In an
+            imbalanced-learn Pipeline with metadata routing enabled, request them with
+            ``set_fit_resample_request(target_robustness=True)`` and pass them to the
+            pipeline's ``fit``.
 
         Returns
         -------
         X_resampled : array-like of shape (n_selected, n_features)
         y_resampled : array-like of shape (n_selected,) or (n_selected, n_outputs)
         """
-        self.fit(X, y, **params)
+        self.fit(X, y, target_robustness=target_robustness, target_X=target_X, target_y=target_y)
         return _safe_indexing(X, self.sample_indices_), _safe_indexing(y, self.sample_indices_)
 
+    # imbalanced-learn (>= 0.13) routes metadata to a sampler's fit_resample; scikit-learn
+    # makes set_<method>_request only for its own methods, so this one is declared here.
+    set_fit_resample_request = RequestMethod(
+        "fit_resample", ["target_X", "target_robustness", "target_y"]
+    )
+
+    def _get_metadata_request(self):
+        # imbalanced-learn's Pipeline routes its fit to both fit and fit_resample of a
+        # sampler; what fit_resample requests, fit need not (it would be an unset-request
+        # error there): fit_resample's requests stand for both.
+        requests = super()._get_metadata_request()
+        resample = getattr(requests, "fit_resample", None)
+        if resample is not None:
+            for key, value in resample.requests.items():
+                if value is not None and requests.fit.requests.get(key) is None:
+                    requests.fit.add_request(param=key, alias=False)
+        return requests
+
+    def get_feature_names_out(self, input_features=None):
+        """The input's feature names: a sampler keeps the columns."""
+        check_is_fitted(self, "sample_indices_")
+        return _check_feature_names_in(self, input_features)
+
     def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.target_tags.required = True
+        try:  # imbalanced-learn's sampler tags, so that its sampler checks run
+            from imblearn.utils._tags import InputTags, SamplerTags, Tags
+            from sklearn.utils import TargetTags
+        except ImportError:  # pragma: no cover - without imbalanced-learn
+            tags = super().__sklearn_tags__()
+            tags.target_tags.required = True
+        else:
+            tags = Tags(
+                estimator_type="sampler",
+                target_tags=TargetTags(required=True),
+                transformer_tags=None,
+                regressor_tags=None,
+                classifier_tags=None,
+                sampler_tags=SamplerTags(sample_indices=True),
+            )
+            tags.input_tags = InputTags(two_d_array=True, dataframe=True)
         tags.input_tags.allow_nan = False
         tags.input_tags.sparse = True
         return tags
