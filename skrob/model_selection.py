@@ -11,6 +11,7 @@ from numbers import Integral, Real
 import numpy as np
 from sklearn.base import clone
 from sklearn.metrics import get_scorer
+from sklearn.metrics._scorer import _BaseScorer
 from sklearn.model_selection import BaseCrossValidator, check_cv
 from sklearn.utils import _safe_indexing, check_random_state, indexable
 from sklearn.utils._param_validation import (
@@ -153,20 +154,67 @@ class RobustnessSubsetSplit(BaseCrossValidator):
             yield train, test[subset_indices(R, self.subset, self.fraction)]
 
 
-class _SubsetScorer:
-    """Score only the least or most robust part of the data a scorer is given."""
+class _SubsetScoreFunc:
+    """``score_func(y_true, y_pred, robustness=, **kw)`` on the chosen part: what scorers
+    built from a scorer's score function (TunedThresholdClassifierCV's) call, with the
+    robustness routed in, since they see predictions, not X."""
+
+    def __init__(self, score_func, subset, fraction):
+        self.score_func, self.subset, self.fraction = score_func, subset, fraction
+
+    def __call__(self, y_true, y_pred, robustness=None, **kwargs):
+        if self.score_func is None:
+            raise ValueError(
+                "subset_scorer(scoring=None) wraps estimator.score, which has no score "
+                "function: pass a metric name, e.g. subset_scorer('accuracy')."
+            )
+        if robustness is None:
+            raise ValueError(
+                "This scorer was called from predictions alone (as TunedThresholdClassifierCV "
+                "does), so it cannot compute the robustness of X: route it instead, "
+                "sklearn.set_config(enable_metadata_routing=True), "
+                "scorer.set_score_request(robustness=True), and pass robustness= to fit."
+            )
+        robustness = np.asarray(robustness, dtype=np.float64)
+        kept = subset_indices(robustness, self.subset, self.fraction)
+        y_true, y_pred = _safe_indexing(y_true, kept), _safe_indexing(y_pred, kept)
+        return self.score_func(y_true, y_pred, **kwargs)
+
+
+class _SubsetScorer(_BaseScorer):
+    """Score only the least or most robust part of the data a scorer is given.
+
+    A scikit-learn scorer object: its score function, sign and response method are the
+    inner scorer's, applied to the chosen part (so curve scorers, as in
+    TunedThresholdClassifierCV, work with the robustness routed in).
+    """
 
     def __init__(self, scorer, subset, fraction, robustness):
+        inner = scorer if isinstance(scorer, _BaseScorer) else None
+        super().__init__(
+            score_func=_SubsetScoreFunc(
+                None if inner is None else inner._score_func, subset, fraction
+            ),
+            sign=1 if inner is None else inner._sign,
+            kwargs={} if inner is None else inner._kwargs,
+            response_method="predict" if inner is None else inner._response_method,
+        )
         self._scorer = scorer
         self._subset = subset
         self._fraction = fraction
         self._robustness = robustness
         self._request = MetadataRequest(owner=self)
+        self._metadata_request = self._request
 
     def __repr__(self):
         return (
             f"subset_scorer({self._scorer!r}, subset={self._subset!r}, fraction={self._fraction!r})"
         )
+
+    def _score(self, method_caller, estimator, X, y_true, **kwargs):
+        """The scorer-protocol entry (``_MultimetricScorer`` calls it): as ``__call__``."""
+        robustness = kwargs.pop("robustness", None)
+        return self._subset_score(estimator, X, y_true, robustness, kwargs)
 
     def __call__(self, estimator, X, y, robustness=None, **kwargs):
         """Score ``estimator`` on the chosen part of ``(X, y)``.
@@ -176,6 +224,9 @@ class _SubsetScorer:
         """
         if _routing_enabled():
             kwargs = process_routing(self, "score", **kwargs).scorer.score
+        return self._subset_score(estimator, X, y, robustness, kwargs)
+
+    def _subset_score(self, estimator, X, y, robustness, kwargs):
         if robustness is None:
             robustness = _fold_robustness(robustness_source(self._robustness), X, y, "scored set")
         robustness = np.asarray(robustness, dtype=np.float64)

@@ -332,3 +332,31 @@ def test_groups_are_routed_to_the_base_splitter():
         assert not set(groups[train]) & set(groups[test])
     with pytest.raises(ValueError, match="partitions"):
         cross_val_predict(KNeighborsClassifier(), X, y, cv=cv, groups=groups)
+
+
+def test_subset_scorer_is_a_scikit_learn_scorer_for_tuned_thresholds():
+    """TunedThresholdClassifierCV scores thresholds from predictions: routed robustness."""
+    import sklearn
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import balanced_accuracy_score
+    from sklearn.model_selection import TunedThresholdClassifierCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = load_breast_cancer(return_X_y=True)
+    R = sample_robustness(StandardScaler().fit_transform(X), y)
+    model = make_pipeline(StandardScaler(), LogisticRegression())
+    with pytest.raises(ValueError, match="route it instead"):
+        TunedThresholdClassifierCV(model, scoring=subset_scorer("balanced_accuracy")).fit(X, y)
+    with sklearn.config_context(enable_metadata_routing=True):
+        scorer = subset_scorer("balanced_accuracy", subset="least", fraction=0.5)
+        scorer.set_score_request(robustness=True)
+        tuned = TunedThresholdClassifierCV(model, scoring=scorer, cv=3).fit(X, y, robustness=R)
+    # the score of its best threshold is that on the least robust half of each fold
+    assert 0 < tuned.best_score_ <= 1
+    fitted = tuned.estimator_
+    proba = fitted.predict_proba(X)[:, 1]
+    kept = np.argsort(R, kind="stable")[: len(R) // 2]
+    pred = (proba >= tuned.best_threshold_).astype(int)
+    assert balanced_accuracy_score(y[kept], pred[kept]) > 0.5
