@@ -89,3 +89,34 @@ def sorted_positions(order, exclude):
     position[order] = np.arange(order.size)
     position[-1] = -1
     return position[exclude]
+
+
+def pair_tolerance(na, nb, c):
+    """``c (|a| + |b|)² + 2**-1000``: each pair's bound on the rounding of a GEMM value
+    ``|a|² + |b|² - 2 a·b`` (the last term covers underflow; norms at most 1)."""
+    tol = na[:, None] + nb[None, :]
+    tol *= tol
+    tol *= c
+    tol += 2.0**-1000
+    return tol
+
+
+def bounded_candidates(block, blocks, n_rows, n_groups):
+    """The pairs that can be a (row, group)'s nearest, from values known up to a bound.
+
+    ``blocks`` are ``(r0, r1, group, c0, c1)`` and ``block(r0, r1, c0, c1)`` returns the
+    values and their bounds ``(D, tol)``, ``inf`` for a masked pair. A first pass takes
+    each (row, group)'s smallest upper bound; the second keeps every pair whose lower
+    bound is below it. Returns the rows and the (block) columns of the kept pairs.
+    """
+    upper = np.full((n_rows, n_groups), np.inf)
+    for r0, r1, grp, c0, c1 in blocks:
+        D, tol = block(r0, r1, c0, c1)
+        np.minimum(upper[r0:r1, grp], (D + tol).min(axis=1), out=upper[r0:r1, grp])
+    rows, cols = [np.empty(0, np.intp)], [np.empty(0, np.intp)]
+    for r0, r1, grp, c0, c1 in blocks:
+        D, tol = block(r0, r1, c0, c1)
+        ii, jj = np.nonzero((D - tol <= upper[r0:r1, grp, None]) & np.isfinite(D))
+        rows.append(r0 + ii)
+        cols.append(c0 + jj)
+    return np.concatenate(rows), np.concatenate(cols)

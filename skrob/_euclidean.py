@@ -20,7 +20,14 @@ pairs by a float64 GEMM with each pair's own bound.
 
 import numpy as np
 
-from skrob._blocks import class_ranges, mask_self, reduce_min, sorted_positions
+from skrob._blocks import (
+    bounded_candidates,
+    class_ranges,
+    mask_self,
+    pair_tolerance,
+    reduce_min,
+    sorted_positions,
+)
 from skrob._exact import exact_dist, max_abs, pow2_scale, scaled_mean, scaled_norms
 
 _U32 = float(np.finfo(np.float32).eps) / 2
@@ -274,22 +281,9 @@ def exact_groups(A, B, groups, n_groups, *, exclude=None, row_block=256, col_blo
         D += sqa[r0:r1, None]
         D += sqb[None, c0:c1]
         mask_self(D, None if self_col is None else self_col[r0:r1], c0, np.inf)
-        tol = na[r0:r1, None] + nb[None, c0:c1]
-        tol *= tol
-        tol *= c
-        tol += 2.0**-1000  # float64 underflow, norms <= 1
-        return D, tol
+        return D, pair_tolerance(na[r0:r1], nb[c0:c1], c)
 
-    upper = np.full((n_a, n_groups), np.inf)
-    for r0, r1, grp, c0, c1 in blocks:
-        D, tol = block(r0, r1, c0, c1)
-        np.minimum(upper[r0:r1, grp], (D + tol).min(axis=1), out=upper[r0:r1, grp])
-    pairs = []
-    for r0, r1, grp, c0, c1 in blocks:
-        D, tol = block(r0, r1, c0, c1)
-        ii, jj = np.nonzero((D - tol <= upper[r0:r1, grp, None]) & np.isfinite(D))
-        pairs.append((r0 + ii, c0 + jj))
-    i = np.concatenate([p[0] for p in pairs])
-    j = order[np.concatenate([p[1] for p in pairs])]
+    i, j = bounded_candidates(block, blocks, n_a, n_groups)
+    j = order[j]
     best, partner = reduce_min(i * n_groups + groups[j], exact_dist(A, B, i, j), n_a * n_groups, j)
     return best.reshape(n_a, n_groups), partner.reshape(n_a, n_groups)

@@ -14,7 +14,13 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.metrics.pairwise import manhattan_distances
 
-from skrob._blocks import class_ranges, reduce_min, sorted_positions
+from skrob._blocks import (
+    bounded_candidates,
+    class_ranges,
+    pair_tolerance,
+    reduce_min,
+    sorted_positions,
+)
 from skrob._exact import pow2_scale
 
 SPARSE_METRICS = {"euclidean", "cosine", "cityblock", "manhattan", "l1"}
@@ -121,23 +127,9 @@ def _bounded(A, B, blocks, shape, self_col, order, groups_sorted, name, g):
         D *= -2.0
         D += sqa[r0:r1, None]
         D += sqb[None, c0:c1]
-        tol = na[r0:r1, None] + nb[None, c0:c1]
-        tol *= tol
-        tol *= c
-        tol += 2.0**-1000
-        return _masked(D, self_col, r0, c0), tol
+        return _masked(D, self_col, r0, c0), pair_tolerance(na[r0:r1], nb[c0:c1], c)
 
-    upper = np.full((n_a, n_groups), np.inf)
-    for r0, r1, grp, c0, c1 in blocks:
-        D, tol = block(r0, r1, c0, c1)
-        np.minimum(upper[r0:r1, grp], (D + tol).min(axis=1), out=upper[r0:r1, grp])
-    pairs = []
-    for r0, r1, grp, c0, c1 in blocks:
-        D, tol = block(r0, r1, c0, c1)
-        ii, jj = np.nonzero((D - tol <= upper[r0:r1, grp, None]) & np.isfinite(D))
-        pairs.append((r0 + ii, c0 + jj))
-    i = np.concatenate([p[0] for p in pairs]) if pairs else np.empty(0, np.intp)
-    j = np.concatenate([p[1] for p in pairs]) if pairs else np.empty(0, np.intp)
+    i, j = bounded_candidates(block, blocks, n_a, n_groups)
     d = _exact_sparse_dist(A, B, i, j)
     if name == "cosine":
         d = d * d / 2.0  # |â - b̂|² / 2 = 1 - cos
