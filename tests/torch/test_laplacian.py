@@ -211,7 +211,7 @@ def test_input_shape_scorer_and_errors():
         laplacian(net, X, input_shape=(1, 8, 8), target=9)
     with pytest.raises(ValueError, match="method"):
         laplacian(net, X, method="full")
-    with pytest.raises(TypeError, match="skorch NeuralNet or a torch.nn.Module"):
+    with pytest.raises(TypeError, match="skorch NeuralNet, a torch.nn.Module"):
         laplacian(object(), X)
     with pytest.raises(ValueError, match="radius"):
         expected_probability_change(net, X, -1.0, input_shape=(1, 8, 8))
