@@ -8,6 +8,7 @@ the choice (the imbalanced-learn sampler protocol, ``fit_resample``), and
 :class:`sklearn.pipeline.Pipeline`.
 """
 
+import sys
 import warnings
 from dataclasses import dataclass, replace
 from numbers import Integral, Real
@@ -18,9 +19,11 @@ from sklearn.utils import _safe_indexing, check_random_state, get_tags, indexabl
 from sklearn.utils._metadata_requests import RequestMethod
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metadata_routing import (
+    MetadataRequest,
     MetadataRouter,
     MethodMapping,
     _routing_enabled,
+    get_routing_for_object,
     process_routing,
 )
 from sklearn.utils.metaestimators import available_if
@@ -296,13 +299,16 @@ class RobustSubsetSelector(BaseEstimator):
         return _check_feature_names_in(self, input_features)
 
     def __sklearn_tags__(self):
-        try:  # imbalanced-learn's sampler tags, so that its sampler checks run
-            from imblearn.utils._tags import InputTags, SamplerTags, Tags
-            from sklearn.utils import TargetTags
-        except ImportError:  # pragma: no cover - without imbalanced-learn
+        # imbalanced-learn's sampler tags, so that its sampler checks run; only when it is
+        # imported already: importing it adds "fit_resample" to scikit-learn's routing
+        # methods, which breaks the metadata requests made before.
+        if "imblearn" not in sys.modules:
             tags = super().__sklearn_tags__()
             tags.target_tags.required = True
         else:
+            from imblearn.utils._tags import InputTags, SamplerTags, Tags
+            from sklearn.utils import TargetTags
+
             tags = Tags(
                 estimator_type="sampler",
                 target_tags=TargetTags(required=True),
@@ -459,8 +465,29 @@ class RobustSubsetEstimator(MetaEstimatorMixin, BaseEstimator):
         """The fitted estimator's ``score`` on all of ``(X, y)``."""
         check_is_fitted(self)
         if _routing_enabled():
-            params = process_routing(self, "score", **params).estimator.score
+            process_routing(self, "score", **params)  # validates, as in get_metadata_routing
+            inner = get_routing_for_object(self.estimator_)
+            if isinstance(inner, MetadataRequest):
+                params = inner.score._route_params(
+                    params=params, parent=type(self).__name__, caller="score"
+                )
+            else:
+                params = process_routing(self, "score", **params).inner_score.score
         return self.estimator_.score(X, y, **params)
+
+    def set_score_request(self, **requests):
+        """Request metadata for ``score``, which is the inner estimator's ``score``.
+
+        The requests go to ``estimator`` (they are its score's), so that a search
+        validates them up front; returns ``self``.
+        """
+        if not _routing_enabled():
+            raise RuntimeError(
+                "set_score_request is only available when metadata routing is enabled: "
+                "sklearn.set_config(enable_metadata_routing=True)."
+            )
+        self.estimator.set_score_request(**requests)
+        return self
 
     @property
     def classes_(self):
@@ -479,9 +506,22 @@ class RobustSubsetEstimator(MetaEstimatorMixin, BaseEstimator):
             .add(caller="predict_proba", callee="predict_proba")
             .add(caller="predict_log_proba", callee="predict_log_proba")
             .add(caller="decision_function", callee="decision_function")
-            .add(caller="transform", callee="transform")
-            .add(caller="score", callee="score"),
+            .add(caller="transform", callee="transform"),
         )
+        inner = get_routing_for_object(self.estimator)
+        if isinstance(inner, MetadataRequest):
+            # score is the inner estimator's: its requests are this one's own, so that a
+            # search validates them up front (an unset request is an error before any
+            # fit, as for the estimator alone), not inside every split (NaN scores).
+            own = MetadataRequest(owner=self)
+            for param, alias in inner.score.requests.items():
+                own.score.add_request(param=param, alias=alias)
+            router.add_self_request(own)
+        else:  # a router itself (a Pipeline): route to it
+            router.add(
+                inner_score=self.estimator,
+                method_mapping=MethodMapping().add(caller="score", callee="score"),
+            )
         return router.add(
             selector=selector, method_mapping=MethodMapping().add(caller="fit", callee="fit")
         )

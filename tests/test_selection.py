@@ -384,3 +384,21 @@ def test_messages_name_labels_as_python_values():
         RobustSubsetSelector(class_balanced=20).fit(X, labels)
     _, y_res = RobustSubsetSelector(class_balanced=True).fit_resample(X, labels)
     assert set(y_res) == set(labels)
+
+
+def test_unset_score_request_is_an_up_front_error():
+    """As for the estimator alone: not NaN in every split of the search."""
+    import sklearn
+    from sklearn.exceptions import UnsetMetadataPassedError
+    from sklearn.model_selection import GridSearchCV
+
+    X, y = load_iris(return_X_y=True)
+    w = np.ones(len(y))
+    with sklearn.config_context(enable_metadata_routing=True):
+        inner = LogisticRegression(max_iter=300).set_fit_request(sample_weight=True)
+        search = GridSearchCV(RobustSubsetEstimator(inner), {"selector": [None]}, cv=3)
+        with pytest.raises(UnsetMetadataPassedError, match="RobustSubsetEstimator.score"):
+            search.fit(X, y, sample_weight=w)
+        search.estimator.set_score_request(sample_weight=True)  # goes to the inner score
+        search.fit(X, y, sample_weight=w)
+        assert np.isfinite(search.cv_results_["mean_test_score"]).all()
