@@ -81,8 +81,25 @@ def resolve_metric(metric, metric_params, X):
             params["V"] = X.var(axis=0, ddof=1)
         if name == "mahalanobis" and "VI" not in params:
             params["VI"] = np.linalg.pinv(np.atleast_2d(np.cov(X.T)))
-        return CdistMetric(name, params)
+        if name == "seuclidean" and not np.all(np.asarray(params["V"]) > 0):
+            raise ValueError(
+                "metric='seuclidean' divides by each feature's variance V; some are 0 "
+                "(constant features): drop them or pass metric_params={'V': ...}."
+            )
+        return _checked(CdistMetric(name, params), X)
     return CdistMetric(metric, params)
+
+
+def _checked(metric, X):
+    """Try the metric on one row, so that bad metric_params get an error naming them."""
+    row = np.asarray(X[:1], dtype=np.float64)
+    try:
+        metric(row, row)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(
+            f"metric={metric.metric!r} does not take metric_params={metric.params!r}: {exc}"
+        ) from None
+    return metric
 
 
 def as_metric(metric):

@@ -542,3 +542,12 @@ def test_scikit_learn_metric_names_and_params():
     assert_allclose(cubic, r / (r + 1), rtol=1e-9)
     with pytest.raises(ValueError, match="Unknown metric 'nope'"):
         sample_robustness(X, y, metric="nope")
+
+
+def test_metric_params_errors_name_them():
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(40, 3)), np.arange(40) % 3
+    with pytest.raises(ValueError, match=r"does not take metric_params=\{'q': 3\}"):
+        sample_robustness(X, y, metric="minkowski", metric_params={"q": 3})
+    with pytest.raises(ValueError, match="constant features"):
+        sample_robustness(np.c_[np.ones(40), X[:, 0]], y, metric="seuclidean")
