@@ -173,3 +173,16 @@ def check_clip(clip, owner, *, open_sides=False, error=ValueError):
     if low is not None and high is not None and not low < high:
         raise error(f"The 'clip' parameter of {owner} must have low < high; got {clip!r}.")
     return low, high
+
+
+def frame_like(X):
+    """A function giving arrays back the dataframe type of ``X`` (pandas or polars), with
+    its columns: a model fitted on a DataFrame is then called with one (no warning per
+    call); the identity for arrays."""
+    columns = getattr(X, "columns", None)
+    if columns is None:
+        return lambda block: block
+    frame = type(X)
+    if frame.__module__.split(".")[0] == "polars":
+        return lambda block: frame(block, schema=list(columns), orient="row")
+    return lambda block: frame(block, columns=columns)

@@ -6,6 +6,8 @@ import numpy as np
 from sklearn.utils._param_validation import HasMethods, Interval, validate_params
 from sklearn.utils.validation import check_array, check_consistent_length, column_or_1d
 
+from skrob._validation import frame_like
+
 _MAX = float(np.finfo(np.float64).max)  # finite parameters: Interval(..., None) admits inf
 
 
@@ -61,13 +63,12 @@ def relative_error_distortion(
     >>> relative_error_distortion(model, X, y, tolerance=0.1).round(4).tolist()
     [0.1, 0.2, 0.3]
     """
-    columns = getattr(X, "columns", None)
-    X_in = X
+    wrap = frame_like(X)
     X = check_array(X, dtype=np.float64, input_name="X")
     y = column_or_1d(check_array(y, ensure_2d=False, dtype=np.float64, input_name="y"), warn=True)
     check_consistent_length(X, y)
 
-    rel_error = _RelativeError(estimator, None if columns is None else type(X_in), columns)
+    rel_error = _RelativeError(estimator, wrap)
     out = np.full(len(y), np.nan)
     correct = np.flatnonzero(rel_error(X, y) <= tolerance)
     if not correct.size:
@@ -96,11 +97,11 @@ class _RelativeError:
     """``|predict(Z) - y| / |y|``; a model fitted on a DataFrame gets one, with its columns
     (no warning per call)."""
 
-    def __init__(self, estimator, frame, columns):
-        self.estimator, self.frame, self.columns = estimator, frame, columns
+    def __init__(self, estimator, wrap):
+        self.estimator, self.wrap = estimator, wrap
 
     def __call__(self, Z, targets):
-        Z = Z if self.frame is None else self.frame(Z, columns=self.columns)
+        Z = self.wrap(Z)
         pred = np.asarray(self.estimator.predict(Z), dtype=np.float64)
         if pred.shape != targets.shape:
             raise ValueError(

@@ -22,7 +22,7 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions, va
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from skrob._validation import entropy as seed_entropy
-from skrob._validation import reject_metadata
+from skrob._validation import frame_like, reject_metadata
 from skrob.perturbations import GaussianNoise, Perturbation, _float_dtype
 
 _GROUP = 16  # samples per random stream
@@ -50,20 +50,12 @@ class _Data:
     """Rows of X as an array (any number of dimensions); blocks go back as X's type."""
 
     def __init__(self, X):
-        self.columns = getattr(X, "columns", None)
-        if self.columns is not None:
-            self.index_type = type(X)
+        self.wrap = frame_like(X)
+        if hasattr(X, "columns"):
             X = X.to_numpy()
         self.X = check_array(
             X, allow_nd=True, dtype="numeric", ensure_all_finite=True, input_name="X"
         )
-
-    def wrap(self, block):
-        if self.columns is None:
-            return block
-        if self.index_type.__module__.split(".")[0] == "polars":
-            return self.index_type(block, schema=list(self.columns), orient="row")
-        return self.index_type(block, columns=self.columns)
 
 
 def _predict(estimator, data, rows, batch_size):

@@ -122,3 +122,23 @@ def test_dataframe_model_and_invalid_targets():
             relative_error_distortion(model, df, y_bad)
     with pytest.raises(ValueError, match="max_distortion"):
         relative_error_distortion(model, df, y, max_distortion=np.inf)
+
+
+def test_polars_model_gets_polars_frames():
+    """The sibling of RPR's polars seam: blocks go back as polars DataFrames."""
+    pl = pytest.importorskip("polars")
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(20, 2))
+    y = X[:, 0] + 4
+    frame = pl.DataFrame(X, schema=["a", "b"], orient="row")
+
+    class PolarsOnly(LinearRegression):
+        def predict(self, Z):
+            assert isinstance(Z, pl.DataFrame) and Z.columns == ["a", "b"]
+            return super().predict(Z.to_numpy())
+
+    model = PolarsOnly().fit(X, y)
+    got = relative_error_distortion(model, frame, y, n_grid=21, n_bisect=5)
+    expected = relative_error_distortion(LinearRegression().fit(X, y), X, y, n_grid=21, n_bisect=5)
+    assert_array_equal(got, expected)
