@@ -25,7 +25,7 @@ _METRIC_DEGREE = {
 
 
 # scikit-learn's pairwise_distances names for scipy's metrics.
-_ALIASES = {"manhattan": "cityblock", "l1": "cityblock", "l2": "euclidean"}
+ALIASES = {"manhattan": "cityblock", "l1": "cityblock", "l2": "euclidean"}
 # scipy's names that cdist accepts.
 _SCIPY_METRICS = {
     "braycurtis", "canberra", "chebyshev", "cityblock", "correlation", "cosine", "dice",
@@ -66,10 +66,10 @@ def resolve_metric(metric, metric_params, X):
     """
     params = dict(metric_params or {})
     if isinstance(metric, str):
-        name = _ALIASES.get(metric, metric)
+        name = ALIASES.get(metric, metric)
         if name not in _SCIPY_METRICS:
             raise ValueError(
-                f"Unknown metric {metric!r}; use one of {sorted(_SCIPY_METRICS | set(_ALIASES))}"
+                f"Unknown metric {metric!r}; use one of {sorted(_SCIPY_METRICS | set(ALIASES))}"
                 " or a callable."
             )
         if name == "euclidean" and not params:

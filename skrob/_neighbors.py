@@ -23,7 +23,7 @@ from skrob._blocks import (
 )
 from skrob._cdist import cdist_scaling, cdist_task
 from skrob._euclidean import EuclideanData, euclidean_task, exact_groups, outlier_split, refine
-from skrob._sparse import sparse_groups, sparse_metric
+from skrob._sparse import sparse_groups
 
 
 class _CdistBackend:
@@ -106,9 +106,7 @@ def nearest_other_label(X, codes, *, metric="euclidean", batch_size=None, n_jobs
     """
     if sp.issparse(X):
         n_groups = int(codes.max()) + 1
-        dist, arg = sparse_groups(
-            X, X, codes, n_groups, sparse_metric(metric), exclude=np.arange(X.shape[0])
-        )
+        dist, arg = sparse_groups(X, X, codes, n_groups, metric, exclude=np.arange(X.shape[0]))
         dist[np.arange(X.shape[0]), codes] = np.inf  # own class
         k = dist.argmin(axis=1)
         rows = np.arange(X.shape[0])
@@ -193,7 +191,7 @@ def nearest_in_groups(
     arg : ndarray of shape (n_queries, n_groups), index into ``X`` (-1 for an empty group).
     """
     if sp.issparse(X) or sp.issparse(Q):
-        return sparse_groups(Q, X, codes, n_groups, sparse_metric(metric), exclude=exclude)
+        return sparse_groups(Q, X, codes, n_groups, metric, exclude=exclude)
     kw = dict(metric=metric, batch_size=batch_size, n_jobs=n_jobs, verbose=verbose)
     data = None
     if metric == "euclidean":

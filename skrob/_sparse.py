@@ -21,9 +21,9 @@ from skrob._blocks import (
     reduce_min,
     sorted_positions,
 )
+from skrob._cdist import ALIASES, CdistMetric
 from skrob._exact import pow2_scale
 
-SPARSE_METRICS = {"euclidean", "cosine", "cityblock", "manhattan", "l1"}
 _U64 = float(np.finfo(np.float64).eps) / 2
 
 
@@ -68,7 +68,7 @@ def sparse_groups(A, B, groups, n_groups, metric, *, exclude=None, row_block=256
     Returns ``(dist, arg)`` of shape (n_A, n_groups), inf and -1 for an empty group;
     ``exclude[r]`` is a row of B that row r is never paired with (-1: none).
     """
-    name = {"manhattan": "cityblock", "l1": "cityblock"}.get(metric, metric)
+    name = sparse_metric(metric)
     A, B = _csr(A), _csr(B)
     n_a = A.shape[0]
     order = np.argsort(groups, kind="stable")
@@ -144,10 +144,8 @@ def _bounded(A, B, blocks, shape, self_col, order, groups_sorted, name, g):
 
 def sparse_metric(metric):
     """The metric's name for the sparse path; an error for the ones it cannot compute."""
-    from skrob._cdist import CdistMetric
-
     name = metric.name if isinstance(metric, CdistMetric) and not metric.params else metric
-    name = {"manhattan": "cityblock", "l1": "cityblock", "l2": "euclidean"}.get(name, name)
+    name = ALIASES.get(name, name) if isinstance(name, str) else name
     if name not in ("euclidean", "cosine", "cityblock"):
         raise ValueError(
             f"Sparse X supports metric='euclidean', 'cosine' and 'cityblock' (or "
