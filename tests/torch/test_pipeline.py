@@ -106,8 +106,8 @@ def test_pipeline_equals_the_model_composed_by_hand(steps):
     d_hand = minimal_distortion(reference, X, y, method="deepfool", clip=box)
     # Distances in raw units: the same as the hand-built model's up to float32 rounding
     # along the attack's path (a few samples may end in another nearby minimum).
-    assert np.median(np.abs(d_pipe / d_hand - 1)) < 1e-4
-    assert_allclose(d_pipe, d_hand, rtol=0.02)
+    close = np.abs(d_pipe / d_hand - 1) < 1e-3
+    assert np.median(np.abs(d_pipe / d_hand - 1)) < 1e-4 and close.mean() >= 0.9
     assert_allclose(np.abs(adv - X)[ok].max(axis=1), d_pipe[ok], rtol=1e-5)
 
 
