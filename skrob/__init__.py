@@ -1,6 +1,11 @@
 """skrob: robustness of data and models, the scikit-learn way."""
 
-from skrob.distortion import relative_error_distortion
+from skrob.distortion import (
+    DecisionDistortionScorer,
+    decision_based_distortion,
+    exact_distortion,
+    relative_error_distortion,
+)
 from skrob.label_uncertainty import (
     IntrinsicRobustnessEstimator,
     knn_soft_labels,
@@ -20,6 +25,7 @@ from skrob.selection import RobustSubsetEstimator, RobustSubsetSelector
 __version__ = "0.1.0"
 
 __all__ = [
+    "DecisionDistortionScorer",
     "GaussianNoise",
     "IntrinsicRobustnessEstimator",
     "PixelNoise",
@@ -32,6 +38,8 @@ __all__ = [
     "UniformNoise",
     "__version__",
     "balanced_nested_subsets",
+    "decision_based_distortion",
+    "exact_distortion",
     "knn_soft_labels",
     "label_flip_rate",
     "label_uncertainty",

@@ -110,7 +110,22 @@ VALID = {
         {"estimator": REG, "X": X[:10], "y": Y_REG[:10], "n_grid": 11, "n_bisect": 3},
         {"X": "X", "y": "y"},
     ),
+    "decision_based_distortion": lambda: (
+        skrob.decision_based_distortion,
+        {"estimator": CLF, "X": X[:10], "y": Y[:10], "max_queries": 200, "random_state": 0},
+        {"X": "X", "y": "y"},
+    ),
+    "exact_distortion": lambda: (
+        skrob.exact_distortion,
+        {"estimator": CLF, "X": X[:10], "y": Y[:10]},
+        {"X": "X", "y": "y"},
+    ),
     # Classes: called through the method that validates (fit, split, __call__).
+    "DecisionDistortionScorer": lambda: (
+        lambda **p: skrob.DecisionDistortionScorer(**p)(CLF, X[:10], Y[:10]),
+        {"max_queries": 200},
+        {},
+    ),
     "SampleRobustnessTransformer": lambda: (
         lambda **p: skrob.SampleRobustnessTransformer(**p).fit(X, Y),
         {},
