@@ -171,3 +171,25 @@ def test_report_bad_files(tmp_path, capsys):
     existing.write_text("")
     assert main(["report", "-o", str(existing)]) == 2
     assert "not a folder" in capsys.readouterr().err
+
+
+def test_distortion_section_matches_a_direct_computation(tmp_path):
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import train_test_split
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from skrob import exact_distortion
+    from skrob._report import ReportContext, distortion_section
+
+    X, y = load_iris(return_X_y=True)
+    section = distortion_section(ReportContext(X, y, "iris", tmp_path, random_state=3))
+    X_x, X_t, y_x, y_t = train_test_split(X, y, test_size=0.25, stratify=y, random_state=3)
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(X_x, y_x)
+    exact = exact_distortion(model, X_t, y_t, clip=(X.min(axis=0), X.max(axis=0)))
+    expected = round(float(np.mean(exact[np.isfinite(exact)])), 4)
+    assert section.summary["mean exact L∞ distortion (default model)"] == expected
+    assert "Minimal adversarial distortion" in section.title and "<table" in section.html
+    regression = distortion_section(ReportContext(X, X[:, 0] * 1.5, "r", tmp_path))
+    assert "not defined for regression" in regression.html
