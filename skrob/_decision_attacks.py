@@ -60,6 +60,38 @@ def distance(a, b, norm):
     return np.sqrt(np.einsum("...i,...i->...", diff, diff))
 
 
+# Points tried per sample in each predict call of a line search: the bracket shrinks
+# (POINTS + 1)-fold per call. A model's predict has a fixed cost per call (a forest's is
+# about a millisecond), so fewer, larger calls win over queries spent.
+POINTS = 4
+
+
+def line_search(oracle, point, idx, lo, hi, tol, points=POINTS):
+    """Smallest ``s`` in ``(lo, hi]`` with ``point(rows, s)`` adversarial, per row.
+
+    ``point(rows, s)`` builds the candidates of rows ``rows`` at values ``s``; the value
+    ``hi`` is adversarial (the bracket's adversarial end is kept), ``lo`` is not. Each call
+    tries ``points`` evenly spaced values per row, until ``hi - lo <= tol * hi``.
+    """
+    lo, hi = lo.astype(float).copy(), hi.astype(float).copy()
+    frac = np.arange(1, points + 1) / (points + 1)
+    for _ in range(64):
+        todo = np.flatnonzero(hi - lo > tol * hi)
+        todo = todo[oracle.left(idx[todo]) >= points]
+        if not todo.size:
+            break
+        vals = lo[todo, None] + (hi[todo] - lo[todo])[:, None] * frac  # (m, points)
+        rows = np.repeat(todo, points)
+        adv = oracle(point(rows, vals.ravel()), idx[rows]).reshape(todo.size, points)
+        any_adv = adv.any(axis=1)
+        first = np.argmax(adv, axis=1)  # the smallest adversarial value
+        new_hi = np.where(any_adv, vals[np.arange(todo.size), first], hi[todo])
+        below = np.where(any_adv, first - 1, points - 1)  # the value just under it
+        new_lo = np.where(below >= 0, vals[np.arange(todo.size), np.maximum(below, 0)], lo[todo])
+        hi[todo], lo[todo] = new_hi, new_lo
+    return hi
+
+
 def bisect(oracle, x0, xa, idx, norm, tol):
     """Boundary points between benign rows x0 and adversarial rows xa (kept adversarial).
 
@@ -67,28 +99,19 @@ def bisect(oracle, x0, xa, idx, norm, tol):
     (HopSkipJump's L∞ bisection), which from a point inside an axis-aligned region reaches
     the region's point nearest to x0 exactly.
     """
-    xa = xa.copy()
     if norm == np.inf:
-        lo = np.zeros(len(x0))
-        hi = np.abs(xa - x0).max(axis=1)
-    else:
-        lo, hi = np.zeros(len(x0)), np.ones(len(x0))
-    for _ in range(64):
-        todo = np.flatnonzero(hi - lo > tol * hi)  # relative to the distance in both norms
-        todo = todo[oracle.left(idx[todo]) > 0]
-        if not todo.size:
-            break
-        mid = 0.5 * (lo[todo] + hi[todo])
-        if norm == np.inf:
-            cand = np.clip(xa[todo], x0[todo] - mid[:, None], x0[todo] + mid[:, None])
-        else:
-            cand = x0[todo] + mid[:, None] * (xa[todo] - x0[todo])
-        adv = oracle(cand, idx[todo])
-        hi[todo[adv]] = mid[adv]
-        lo[todo[~adv]] = mid[~adv]
-    if norm == np.inf:
-        return np.clip(xa, x0 - hi[:, None], x0 + hi[:, None])
-    return x0 + hi[:, None] * (xa - x0)
+
+        def point(rows, r):
+            return np.clip(xa[rows], x0[rows] - r[:, None], x0[rows] + r[:, None])
+
+        r = line_search(oracle, point, idx, np.zeros(len(x0)), np.abs(xa - x0).max(axis=1), tol)
+        return np.clip(xa, x0 - r[:, None], x0 + r[:, None])
+
+    def point(rows, t):
+        return x0[rows] + t[:, None] * (xa[rows] - x0[rows])
+
+    t = line_search(oracle, point, idx, np.zeros(len(x0)), np.ones(len(x0)), tol)
+    return x0 + t[:, None] * (xa - x0)
 
 
 def hop_skip_jump(oracle, x0, xb, idx, lo, hi, norm, rng, tol, init_eval=100, max_eval=1000):
@@ -109,8 +132,8 @@ def hop_skip_jump(oracle, x0, xb, idx, lo, hi, norm, rng, tol, init_eval=100, ma
     alive = np.isfinite(best)
     while True:
         n_eval = int(min(max_eval, init_eval * np.sqrt(t + 1)))
-        # an iteration costs n_eval probes, up to 12 step halvings and two bisections
-        alive &= oracle.left(idx) >= n_eval + 12 + 2 * 20
+        # an iteration costs n_eval probes, up to 12 step halvings and two line searches
+        alive &= oracle.left(idx) >= n_eval + 12 + 2 * 8 * POINTS
         act = np.flatnonzero(alive)
         if not act.size:
             break
@@ -137,19 +160,25 @@ def hop_skip_jump(oracle, x0, xb, idx, lo, hi, norm, rng, tol, init_eval=100, ma
         unit = np.divide(grad, norms, out=np.zeros_like(grad), where=norms > 0)
         avg[act] = 0.8 * avg[act] + unit
         v = unit if norm == 2 else np.sign(grad)
-        # (1) geometric step search: from xb along v, halving until adversarial again
+        # (1) geometric step search: from xb along v, halving until adversarial again;
+        # POINTS halvings per predict call, the largest step that fools the model kept
         xi = best[act] / np.sqrt(t + 1)
         cand = xb[act].copy()
         found = np.zeros(act.size, dtype=bool)
-        for _ in range(12):
+        halve = 0.5 ** np.arange(POINTS)
+        for _ in range(-(-12 // POINTS)):
             todo = np.flatnonzero(~found)
             if not todo.size:
                 break
-            c = np.clip(xb[act[todo]] + xi[todo, None] * v[todo], lo, hi)
-            adv = oracle(c, idx[act[todo]])
-            cand[todo[adv]] = c[adv]
-            found[todo[adv]] = True
-            xi[todo[~adv]] /= 2.0
+            steps = xi[todo, None] * halve  # (m, POINTS), largest first
+            c = np.clip(xb[act[todo], None, :] + steps[:, :, None] * v[todo, None, :], lo, hi)
+            adv = oracle(c.reshape(-1, d), np.repeat(idx[act[todo]], POINTS))
+            adv = adv.reshape(todo.size, POINTS)
+            hit = adv.any(axis=1)
+            k = np.argmax(adv, axis=1)
+            cand[todo[hit]] = c[np.flatnonzero(hit), k[hit]]
+            found[todo[hit]] = True
+            xi[todo[~hit]] *= 0.5**POINTS
         ok = act[found]
         if ok.size:
             new = bisect(oracle, x0[ok], cand[found], idx[ok], norm, tol)
@@ -196,18 +225,20 @@ def coordinate_shrink(oracle, x0, xb, idx, norm, tol, steps=8):
         c[np.arange(act.size), ia] = x0[act, ia]
         adv = oracle(c, idx[act])
         xb[act[adv]] = c[adv]
-        rest = act[~adv]  # bisect this coordinate's move: t·δ_i, t in (0, 1]
+        rest = act[~adv]  # this coordinate's move t·δ_i, t in (0, 1]: the smallest that fools
         ir = i[rest]
-        t_lo, t_hi = np.zeros(rest.size), np.ones(rest.size)
         full = xb[rest, ir] - x0[rest, ir]
-        for _ in range(steps):
-            mid = 0.5 * (t_lo + t_hi)
-            c = xb[rest].copy()
-            c[np.arange(rest.size), ir] = x0[rest, ir] + mid * full
-            adv = oracle(c, idx[rest])
-            t_hi = np.where(adv, mid, t_hi)
-            t_lo = np.where(adv, t_lo, mid)
-        xb[rest, ir] = x0[rest, ir] + t_hi * full
+        base = xb[rest]
+
+        def point(rows, t, base=base, ir=ir, full=full, rest=rest):
+            c = base[rows].copy()
+            c[np.arange(rows.size), ir[rows]] = x0[rest[rows], ir[rows]] + t * full[rows]
+            return c
+
+        t = line_search(
+            oracle, point, idx[rest], np.zeros(rest.size), np.ones(rest.size), 2.0**-steps
+        )
+        xb[rest, ir] = x0[rest, ir] + t * full
     return xb
 
 
@@ -238,42 +269,56 @@ def ray_search(oracle, x0, xstart, idx, lo, hi, rng, tol):
     f = np.flatnonzero(found)
     r_best[f] = _radius(oracle, x0[f], direction[f], idx[f], lo, hi, r_best[f], tol)
     perm = rng.permutation(d)
+    position = np.empty(d, dtype=np.intp)
+    position[perm] = np.arange(d)  # each feature's place in the shuffled order
     level = 0
     while True:
         n_blocks = min(2**level, d)
-        edges = np.linspace(0, d, n_blocks + 1).astype(int)
-        for b in range(n_blocks):
-            act = np.flatnonzero(np.isfinite(r_best) & (oracle.left(idx) > 22))
-            if not act.size:
+        block_of = position * n_blocks // d  # (d,): the block of each feature
+        act = np.flatnonzero(np.isfinite(r_best) & (oracle.left(idx) >= n_blocks + 8 * POINTS))
+        if not act.size:
+            if level == 0:
                 pts = np.clip(x0 + np.nan_to_num(r_best, posinf=0.0)[:, None] * direction, lo, hi)
                 pts[~np.isfinite(r_best)] = np.nan  # no adversarial point on any ray
                 return pts
-            block = perm[edges[b] : edges[b + 1]]
-            trial = direction[act].copy()
-            trial[:, block] *= -1.0
-            pts = np.clip(x0[act] + r_best[act, None] * trial, lo, hi)
-            adv = oracle(pts, idx[act])
-            win = act[adv]
-            if win.size:
-                direction[win] = trial[adv]
-                r_best[win] = _radius(
-                    oracle, x0[win], direction[win], idx[win], lo, hi, r_best[win], tol
+            level = 0
+            continue
+        # every block's flip at the current radius, many rows per predict call
+        wins = np.zeros((act.size, n_blocks), dtype=bool)
+        per = max(1, _BLOCK // max(1, act.size * d))
+        for b0 in range(0, n_blocks, per):
+            blocks = np.arange(b0, min(n_blocks, b0 + per))
+            flip = 1.0 - 2.0 * (block_of[None, :] == blocks[:, None])  # (nb, d)
+            trial = direction[act, None, :] * flip[None]
+            pts = np.clip(x0[act, None, :] + r_best[act, None, None] * trial, lo, hi)
+            wins[:, blocks] = oracle(pts.reshape(-1, d), np.repeat(idx[act], blocks.size)).reshape(
+                act.size, blocks.size
+            )
+        rows = np.flatnonzero(wins.any(axis=1))
+        if rows.size:
+            win = act[rows]
+            flipped = wins[rows][:, block_of]  # (w, d): features in a winning block
+            combined = np.where(flipped, -direction[win], direction[win])
+            several = np.flatnonzero(wins[rows].sum(axis=1) > 1)
+            ok = np.ones(rows.size, dtype=bool)
+            if several.size:  # every winning block flipped at once, if that fools it too
+                pts = np.clip(
+                    x0[win[several]] + r_best[win[several], None] * combined[several], lo, hi
                 )
+                ok[several] = oracle(pts, idx[win[several]])
+            first = np.argmax(wins[rows], axis=1)
+            single = np.where(block_of[None, :] == first[:, None], -direction[win], direction[win])
+            direction[win] = np.where(ok[:, None], combined, single)
+            r_best[win] = _radius(
+                oracle, x0[win], direction[win], idx[win], lo, hi, r_best[win], tol
+            )
         level = level + 1 if n_blocks < d else 0
 
 
 def _radius(oracle, x0, direction, idx, lo, hi, r_hi, tol):
-    """Smallest r in (0, r_hi] with clip(x0 + r·direction) adversarial, by bisection."""
-    r_lo = np.zeros(len(x0))
-    r_hi = r_hi.copy()
-    for _ in range(64):
-        todo = np.flatnonzero(r_hi - r_lo > tol * r_hi)
-        todo = todo[oracle.left(idx[todo]) > 0]
-        if not todo.size:
-            break
-        mid = 0.5 * (r_lo[todo] + r_hi[todo])
-        pts = np.clip(x0[todo] + mid[:, None] * direction[todo], lo, hi)
-        adv = oracle(pts, idx[todo])
-        r_hi[todo[adv]] = mid[adv]
-        r_lo[todo[~adv]] = mid[~adv]
-    return r_hi
+    """Smallest r in (0, r_hi] with clip(x0 + r·direction) adversarial."""
+
+    def point(rows, r):
+        return np.clip(x0[rows] + r[:, None] * direction[rows], lo, hi)
+
+    return line_search(oracle, point, idx, np.zeros(len(x0)), r_hi, tol)
