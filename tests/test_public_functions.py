@@ -198,6 +198,15 @@ if HAS_TORCH:
                 },
                 {"X": "X", "y": "y"},
             ),
+            "certified_radius": lambda: (
+                lambda **p: __import__("skrob.torch").torch.certified_radius(**p),
+                {
+                    "model": _torch_objects()[0],
+                    "X": _torch_objects()[1][:8],
+                    "y": _torch_objects()[2][:8],
+                },
+                {"X": "X", "y": "y"},
+            ),
             "common_correct_mask": lambda: (
                 lambda **p: __import__("skrob.torch").torch.common_correct_mask(**p),
                 {"estimators": [CLF], "X": X, "y": Y},

@@ -13,6 +13,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from skrob.torch.adversarial import (
     AdversarialDistortionScorer,
+    certified_radius,
     common_correct_mask,
     minimal_distortion,
 )
@@ -21,6 +22,7 @@ from skrob.torch.laplacian import LaplacianScorer, expected_probability_change, 
 __all__ = [
     "AdversarialDistortionScorer",
     "LaplacianScorer",
+    "certified_radius",
     "common_correct_mask",
     "expected_probability_change",
     "laplacian",

@@ -23,6 +23,8 @@ import torch
 
 def lp_norm(delta, p):
     flat = delta.flatten(1).double()
+    if p == 1:
+        return flat.abs().sum(dim=1)
     return flat.abs().amax(dim=1) if p == np.inf else flat.norm(dim=1)
 
 

@@ -1,0 +1,402 @@
+"""Exact minimal distortion and certified lower bounds for piecewise-linear ReLU networks.
+
+A network that is a chain of affine maps (Linear, convolutions, average pooling,
+batch-norm in eval mode, flatten/reshape, dropout in eval, a Pipeline's scalers) and ReLUs
+is turned into float64 matrices ``[(W_0, b_0), relu, (W_1, b_1), relu, ..., (W_L, b_L)]``
+on the flattened input (:func:`relu_layers`). On it:
+
+- :func:`interval_bounds` (IBP) and :func:`crown_bounds` (CROWN, Zhang et al. 2018: a
+  backward pass of linear relaxations of the ReLUs, intermediate layers bounded the same
+  way) bound the pre-activations and the class margins over a perturbation set, an L∞ or
+  L2 ball intersected with the box; :func:`certified_radius` bisects on the radius;
+- :func:`exact_distortion` solves the mixed-integer program of Tjeng et al. (2019): one
+  binary per unstable ReLU, big-M constants from the bounds over the ball whose radius is
+  the best attack's distortion (the minimum lies inside it), one program per other class,
+  by HiGHS (``scipy.optimize.milp``) with a time limit that leaves a bracket.
+"""
+
+import time
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from scipy.optimize import Bounds, LinearConstraint, milp
+from torch import nn
+
+from skrob.torch._ops import AFFINE_MODULES
+
+SUPPORTED = (
+    "chains of Linear, Conv, AvgPool, BatchNorm (eval), Flatten/Unflatten, Dropout (eval), "
+    "Identity, a Pipeline's scalers, and ReLU (a final Softmax/LogSoftmax is ignored)"
+)
+
+
+def _chain(module):
+    """The module's operations in order, as callables, from a ``torch.fx`` trace."""
+    if not list(module.children()):  # one layer (nn.Linear itself): no trace needed
+        return [_module_op(module)]
+    from skrob.torch._pipeline import Affine
+
+    class Tracer(torch.fx.Tracer):  # a Pipeline's composed scalers are one layer
+        def is_leaf_module(self, m, qualname):
+            return isinstance(m, Affine) or super().is_leaf_module(m, qualname)
+
+    try:
+        gm = torch.fx.GraphModule(module, Tracer().trace(module))
+    except Exception as exc:
+        raise ValueError(f"The network could not be traced by torch.fx ({exc}).") from None
+    modules = dict(gm.named_modules())
+    ops, prev = [], None
+    for node in gm.graph.nodes:
+        if node.op == "placeholder":
+            prev = node
+            continue
+        if node.op == "output":
+            if node.args[0] is not prev:
+                raise ValueError(f"Exact and certified bounds need {SUPPORTED}: not a chain.")
+            break
+        inputs = [a for a in (*node.args, *node.kwargs.values()) if isinstance(a, torch.fx.Node)]
+        if len(inputs) != 1 or inputs[0] is not prev:
+            raise ValueError(
+                f"Exact and certified bounds need {SUPPORTED}; {node.name} is not a link of "
+                "one chain (skip connections and branches are not supported)."
+            )
+        ops.append(_op(node, modules))
+        prev = node
+    return ops
+
+
+_RELU_FUNCTIONS = {torch.relu, nn.functional.relu}
+_SOFTMAX = (nn.Softmax, nn.LogSoftmax)
+
+
+def _op(node, modules):
+    """``(kind, callable)`` with kind "relu", "affine" or "softmax"."""
+    if node.op == "call_module":
+        return _module_op(modules[node.target])
+    return _function_op(node)
+
+
+def _module_op(m):
+    """``(kind, module)`` of one layer."""
+    from skrob.torch._pipeline import Affine
+
+    if isinstance(m, nn.ReLU):
+        return "relu", m
+    if isinstance(m, _SOFTMAX):
+        return "softmax", m
+    if isinstance(m, AFFINE_MODULES + (Affine,)):
+        return "affine", m
+    raise ValueError(f"Exact and certified bounds need {SUPPORTED}; got {type(m).__name__}.")
+
+
+def _function_op(node):
+    args = node.args[1:]
+    kwargs = dict(node.kwargs)
+    if node.op == "call_function":
+        if node.target in _RELU_FUNCTIONS:
+            return "relu", torch.relu
+        if node.target in (torch.flatten, torch.reshape):
+            return "affine", lambda x, f=node.target: f(x, *args, **kwargs)
+        if node.target in (
+            torch.softmax,
+            torch.log_softmax,
+            nn.functional.softmax,
+            nn.functional.log_softmax,
+        ):
+            return "softmax", None
+    if node.op == "call_method":
+        if node.target == "relu":
+            return "relu", torch.relu
+        if node.target in ("view", "reshape", "flatten", "contiguous"):
+            return "affine", lambda x, name=node.target: getattr(x, name)(*args, **kwargs)
+        if node.target in ("softmax", "log_softmax"):
+            return "softmax", None
+    raise ValueError(f"Exact and certified bounds need {SUPPORTED}; got {node.target}.")
+
+
+def relu_layers(module, input_shape):
+    """``[(W, b), ...]`` float64 numpy affine maps with a ReLU between consecutive ones."""
+    ops = _chain(module)
+    if ops and ops[-1][0] == "softmax":
+        ops = ops[:-1]  # monotone in each logit's lead: the argmax and the flip are the same
+    if any(kind == "softmax" for kind, _ in ops):
+        raise ValueError("A Softmax inside the network (not last) is not piecewise linear.")
+    dtype = next((p.dtype for p in module.parameters()), torch.float32)
+    segments = [[]]  # the affine operations between consecutive ReLUs
+    for kind, f in ops:
+        if kind == "affine":
+            segments[-1].append(f)
+        else:
+            segments.append([])
+    layers, shape = [], tuple(input_shape)
+    with torch.no_grad():
+        for seg in segments:  # an empty segment is the identity
+            W, b, shape = _probe(seg, shape, dtype)
+            layers.append((W, b))
+    return layers
+
+
+def _probe(fs, shape, dtype):
+    """The affine map of the callables ``fs`` on inputs of ``shape``: (W, b, out shape)."""
+    n = int(np.prod(shape))
+    E = torch.cat([torch.zeros((1, n), dtype=dtype), torch.eye(n, dtype=dtype)]).reshape(
+        (n + 1, *shape)
+    )
+    out = E
+    for f in fs:
+        out = f(out)
+    out_shape = tuple(out.shape[1:])
+    flat = out.reshape(n + 1, -1).double().numpy()
+    b = flat[0]
+    W = (flat[1:] - b).T
+    return W, b, out_shape
+
+
+# --------------------------------------------------------------------------- bounds
+def _input_box(x, eps, lo, hi, norm):
+    """Elementwise bounds of the perturbation set (the ball's box, cut by the input box)."""
+    e = eps[:, None]
+    return np.maximum(x - e, lo), np.minimum(x + e, hi)
+
+
+def interval_bounds(layers, x, eps, lo, hi, norm):
+    """IBP: per ReLU layer the (lower, upper) pre-activation bounds, and the logits'."""
+    low, u = _input_box(x, eps, lo, hi, norm)
+    out = []
+    for k, (W, b) in enumerate(layers):
+        mid, rad = (low + u) / 2, (u - low) / 2
+        c = mid @ W.T + b
+        r = rad @ np.abs(W).T
+        zl, zu = c - r, c + r
+        if norm == 2 and k == 0:  # the L2 ball itself: x·W ± ε‖W_i‖, also sound
+            c2 = x @ W.T + b
+            r2 = eps[:, None] * np.linalg.norm(W, axis=1)[None, :]
+            zl, zu = np.maximum(zl, c2 - r2), np.minimum(zu, c2 + r2)
+        out.append((zl, zu))
+        low, u = np.maximum(zl, 0), np.maximum(zu, 0)
+    return out
+
+
+def _linear_min(A, c, x, eps, lo, hi, norm):
+    """Lower bound of ``A·x' + c`` over the ball ∩ box: (n, m) from A (n, m, d), c (n, m).
+
+    The better of two sound bounds: over the ball's L∞ box cut by the input box (exact for
+    L∞), and for L2 over the ball alone (``A·x − ε‖A‖₂``).
+    """
+    low, u = _input_box(x, eps, lo, hi, norm)
+    box = (
+        c
+        + np.einsum("nmd,nd->nm", np.maximum(A, 0), low)
+        + np.einsum("nmd,nd->nm", np.minimum(A, 0), u)
+    )
+    if norm == np.inf:
+        return box
+    ball = c + np.einsum("nmd,nd->nm", A, x) - eps[:, None] * np.linalg.norm(A, axis=2)
+    return np.maximum(box, ball)
+
+
+def crown_bounds(layers, x, eps, lo, hi, norm, C=None):
+    """CROWN lower bounds of ``C·logits`` over the ball ∩ box, per sample: (n, m).
+
+    Every intermediate layer is bounded by CROWN too; the lower relaxation of an unstable
+    ReLU takes slope 1 when ``u >= -low`` and 0 otherwise (CROWN's adaptive choice).
+    ``C``: (n, m, n_logits) specifications (default: the identity).
+    """
+    n = len(x)
+    pre = []  # (low, u) of each ReLU layer's input
+    for k in range(len(layers) - 1):
+        Wk = layers[k][0]
+        eye = np.broadcast_to(np.eye(Wk.shape[0]), (n, Wk.shape[0], Wk.shape[0]))
+        lower = _backward(layers[: k + 1], pre, eye, x, eps, lo, hi, norm)
+        upper = -_backward(layers[: k + 1], pre, -eye, x, eps, lo, hi, norm)
+        ibp = interval_bounds(layers[: k + 1], x, eps, lo, hi, norm)[-1]
+        pre.append((np.maximum(lower, ibp[0]), np.minimum(upper, ibp[1])))
+    if C is None:
+        m = layers[-1][0].shape[0]
+        C = np.broadcast_to(np.eye(m), (n, m, m))
+    return _backward(layers, pre, C, x, eps, lo, hi, norm)
+
+
+def _backward(layers, pre, C, x, eps, lo, hi, norm):
+    """The lower bound of ``C · f(x')`` where f is ``layers`` with the ReLU bounds ``pre``."""
+    W, b = layers[-1]
+    A = C @ W  # (n, m, width)
+    c = C @ b
+    for k in range(len(layers) - 2, -1, -1):
+        low, u = pre[k]
+        unstable = (low < 0) & (u > 0)
+        active = low >= 0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            up_slope = np.where(unstable, u / (u - low), active.astype(float))
+            up_icpt = np.where(unstable, -u * low / (u - low), 0.0)
+        low_slope = np.where(unstable, (u >= -low).astype(float), active.astype(float))
+        # A⁺ takes the lower line, A⁻ the upper one
+        Ap, An = np.maximum(A, 0), np.minimum(A, 0)
+        c = c + np.einsum("nmw,nw->nm", An, up_icpt)
+        A = Ap * low_slope[:, None, :] + An * up_slope[:, None, :]
+        Wk, bk = layers[k]
+        c = c + A @ bk
+        A = A @ Wk
+    return _linear_min(A, c, x, eps, lo, hi, norm)
+
+
+def margins_lower(layers, x, y, eps, lo, hi, norm, method):
+    """Lower bound of ``min_{j≠y} z_y − z_j`` over the ball ∩ box: (n,)."""
+    m = layers[-1][0].shape[0]
+    n = len(x)
+    others = np.array([[j for j in range(m) if j != t] for t in y])  # (n, m-1)
+    C = np.zeros((n, m - 1, m))
+    C[np.arange(n)[:, None], np.arange(m - 1)[None, :], y[:, None]] = 1.0
+    C[np.arange(n)[:, None], np.arange(m - 1)[None, :], others] -= 1.0
+    if method == "ibp":
+        zl, zu = interval_bounds(layers, x, eps, lo, hi, norm)[-1]
+        return (zl[np.arange(n), y][:, None] - np.take_along_axis(zu, others, 1)).min(axis=1)
+    return crown_bounds(layers, x, eps, lo, hi, norm, C).min(axis=1)
+
+
+def certified_radius(layers, x, y, lo, hi, norm, method, upper, steps=30):
+    """Per sample the largest radius (bisected) whose margin lower bound stays positive."""
+    n = len(x)
+    r_lo, r_hi = np.zeros(n), upper.astype(float).copy()
+    ok0 = margins_lower(layers, x, y, np.zeros(n), lo, hi, norm, method) > 0
+    for _ in range(steps):
+        mid = (r_lo + r_hi) / 2
+        safe = margins_lower(layers, x, y, mid, lo, hi, norm, method) > 0
+        r_lo = np.where(safe, mid, r_lo)
+        r_hi = np.where(safe, r_hi, mid)
+    return np.where(ok0, r_lo, 0.0)
+
+
+# --------------------------------------------------------------------------- exact
+def exact_distortion(layers, x, y, lo, hi, norm, upper, time_limit):
+    """Exact minimal L∞ or L1 distortion by MILP: (lower, upper, points) per sample.
+
+    ``upper``: a known adversarial distortion per sample (the best attack's); the minimum
+    lies in that ball, so the ReLU bounds over it give valid big-M constants.
+    """
+    n, d = x.shape
+    lower_out, upper_out = np.zeros(n), upper.astype(float).copy()
+    points = np.full((n, d), np.nan)
+    radius = upper * (1 + 1e-6)  # the minimum is within the attack's distance
+    # the ReLU bounds over the L∞ box of radius `upper` (it contains the L1 ball too)
+    pre = []
+    for k in range(len(layers) - 1):
+        Wk = layers[k][0]
+        eye = np.broadcast_to(np.eye(Wk.shape[0]), (n, Wk.shape[0], Wk.shape[0]))
+        lo_k = _backward(layers[: k + 1], pre, eye, x, radius, lo, hi, np.inf)
+        up_k = -_backward(layers[: k + 1], pre, -eye, x, radius, lo, hi, np.inf)
+        ibp = interval_bounds(layers[: k + 1], x, radius, lo, hi, np.inf)[-1]
+        pre.append((np.maximum(lo_k, ibp[0]), np.minimum(up_k, ibp[1])))
+    for i in range(n):
+        deadline = time.monotonic() + time_limit
+        best, best_pt, lows = upper_out[i], None, []
+        for j in range(layers[-1][0].shape[0]):
+            if j == y[i]:
+                continue
+            res = _solve_one(layers, pre, i, x[i], y[i], j, lo, hi, norm, radius[i], best, deadline)
+            if res is None:
+                continue
+            low, val, pt = res
+            lows.append(low)
+            if pt is not None and val < best:
+                best, best_pt = val, pt
+        upper_out[i] = best
+        lower_out[i] = min(min(lows, default=best), best)
+        if best_pt is not None:
+            points[i] = best_pt
+    return lower_out, upper_out, points
+
+
+def _solve_one(layers, pre, i, x, y, j, lo, hi, norm, radius, best, deadline):
+    """One class's program: (lower, value, point) or None when no closer point exists."""
+    d = x.size
+    # variables: x' (d) | per ReLU layer: z (w), h (w), a (w binaries) | t or (p, q)
+    var_lo, var_hi, integrality = [], [], []
+
+    def add_vars(lo_, hi_, integer=False):
+        start = sum(len(v) for v in var_lo)
+        var_lo.append(np.asarray(lo_, float))
+        var_hi.append(np.asarray(hi_, float))
+        integrality.append(np.full(len(lo_), 1 if integer else 0))
+        return start
+
+    xl = np.maximum(x - radius, lo)
+    xh = np.minimum(x + radius, hi)
+    xs = add_vars(xl, xh)
+    prev = xs
+    rows = []  # (dict col -> coef, lb, ub)
+    relu_vars = []
+    for k in range(len(layers) - 1):
+        W, b = layers[k]
+        low, u = pre[k][0][i], pre[k][1][i]
+        w = W.shape[0]
+        zs = add_vars(low, u)
+        hs = add_vars(np.maximum(low, 0), np.maximum(u, 0))
+        As = add_vars(np.zeros(w), np.ones(w), integer=True)
+        for r in range(w):
+            # z_r = W_r h_prev + b_r
+            cols = {prev + c: W[r, c] for c in np.flatnonzero(W[r])}
+            cols[zs + r] = cols.get(zs + r, 0.0) - 1.0
+            rows.append((cols, -b[r], -b[r]))
+            if low[r] >= 0:  # active: h = z
+                rows.append(({hs + r: 1.0, zs + r: -1.0}, 0.0, 0.0))
+                var_hi[-1][r] = 0.0  # the binary is unused: fix it at 0
+            elif u[r] <= 0:  # inactive: h = 0 (bounds already 0)
+                var_hi[-1][r] = 0.0
+            else:  # h >= z, h <= z - low (1 - a), h <= u a
+                rows.append(({hs + r: 1.0, zs + r: -1.0}, 0.0, np.inf))
+                rows.append(({hs + r: 1.0, zs + r: -1.0, As + r: -low[r]}, -np.inf, -low[r]))
+                rows.append(({hs + r: 1.0, As + r: -u[r]}, -np.inf, 0.0))
+        relu_vars.append((zs, hs, As))
+        prev = hs
+    W, b = layers[-1]
+    # class j at least as high as y: (W_j − W_y)·h + b_j − b_y >= 0
+    diff = W[j] - W[y]
+    cols = {prev + c: diff[c] for c in np.flatnonzero(diff)}
+    rows.append((cols, b[y] - b[j], np.inf))
+    # objective
+    if norm == np.inf:
+        ts = add_vars([0.0], [radius])
+        for c in range(d):
+            rows.append(({xs + c: 1.0, ts: -1.0}, -np.inf, x[c]))
+            rows.append(({xs + c: -1.0, ts: -1.0}, -np.inf, -x[c]))
+        n_var = sum(len(v) for v in var_lo)
+        cost = np.zeros(n_var)
+        cost[ts] = 1.0
+    else:  # L1: x' − x = p − q
+        ps = add_vars(np.zeros(d), np.full(d, radius))
+        qs = add_vars(np.zeros(d), np.full(d, radius))
+        for c in range(d):
+            rows.append(({xs + c: 1.0, ps + c: -1.0, qs + c: 1.0}, x[c], x[c]))
+        n_var = sum(len(v) for v in var_lo)
+        cost = np.zeros(n_var)
+        cost[ps : ps + d] = 1.0
+        cost[qs : qs + d] = 1.0
+    rows.append(({k: v for k, v in enumerate(cost) if v}, -np.inf, best * (1 + 1e-9)))
+    r_idx, c_idx, vals = [], [], []
+    for r, (cols, _, _) in enumerate(rows):
+        for c, v in cols.items():
+            r_idx.append(r)
+            c_idx.append(c)
+            vals.append(v)
+    A = sp.csr_array((vals, (r_idx, c_idx)), shape=(len(rows), n_var))
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        return 0.0, np.inf, None
+    res = milp(
+        cost,
+        integrality=np.concatenate(integrality),
+        bounds=Bounds(np.concatenate(var_lo), np.concatenate(var_hi)),
+        constraints=LinearConstraint(A, [r[1] for r in rows], [r[2] for r in rows]),
+        options={"time_limit": remaining, "mip_rel_gap": 1e-9},
+    )
+    if res.status == 2:
+        return None
+    bound = getattr(res, "mip_dual_bound", None)
+    bound = 0.0 if bound is None or not np.isfinite(bound) else max(float(bound), 0.0)
+    if res.x is None:
+        return bound, np.inf, None
+    pt = res.x[xs : xs + d]
+    val = float(np.abs(pt - x).max() if norm == np.inf else np.abs(pt - x).sum())
+    return (val if res.status == 0 else min(bound, val)), val, pt
