@@ -407,16 +407,32 @@ def _integer_sizes(sizes):
         "train_sizes": ["array-like"],
         "scoring": [dict],
         "random_state": ["random_state"],
+        "robustness_set": [StrOptions({"common", "per_model"})],
     },
     prefer_skip_nested_validation=False,
 )
 def robustness_learning_curve(
-    estimator, X, y, X_test, y_test, *, train_sizes, scoring, random_state=None
+    estimator,
+    X,
+    y,
+    X_test,
+    y_test,
+    *,
+    train_sizes,
+    scoring,
+    random_state=None,
+    robustness_set="common",
 ):
     """Accuracy and robustness scores of clones trained on nested class-balanced sets.
 
     Paper 002's curves: for every size in ``train_sizes`` a clone of ``estimator`` is fit
     on a set from :func:`balanced_nested_subsets` and scored on ``(X_test, y_test)``.
+    skrob's robustness scorers (:class:`~skrob.DecisionDistortionScorer`,
+    :class:`~skrob.RPRScorer`, ``skrob.torch``'s ``AdversarialDistortionScorer`` and
+    ``LaplacianScorer``) are, by default, scored on the test samples that *every* fitted
+    model classifies correctly (paper 002, Eq. 4: its set X), so that each model's
+    robustness is averaged over the same samples; other scorers (accuracy) see the whole
+    test set.
 
     Parameters
     ----------
@@ -428,11 +444,16 @@ def robustness_learning_curve(
         ``scorer(fitted, X_test, y_test) -> float``, e.g. ``"accuracy"`` scorers or
         ``AdversarialDistortionScorer()``.
     random_state : int, RandomState instance or None, default=None
+    robustness_set : {"common", "per_model"}, default="common"
+        "common": the robustness scorers see the commonly-correct test samples (paper 002);
+        "per_model": the whole test set (each distortion scorer then averages over its own
+        model's correct samples).
 
     Returns
     -------
     curve : pandas.DataFrame
-        One row per size: ``train_size``, then one column per scorer.
+        One row per size: ``train_size``, then one column per scorer, and
+        ``n_common`` (the size of the commonly-correct set) with ``robustness_set="common"``.
     """
     import pandas as pd
     from sklearn.metrics import get_scorer
@@ -447,10 +468,48 @@ def robustness_learning_curve(
         scorers[name] = get_scorer(s) if isinstance(s, str) else s
     check_consistent_length(X, y)
     check_consistent_length(X_test, y_test)
+    fitted = [
+        clone(estimator).fit(_safe_indexing(X, subset), _safe_indexing(y, subset))
+        for subset in balanced_nested_subsets(y, train_sizes, random_state=random_state)
+    ]
+    sizes = [len(s) for s in balanced_nested_subsets(y, train_sizes, random_state=random_state)]
+    common = None
+    if robustness_set == "common":
+        truth = np.asarray(y_test)
+        common = np.ones(len(truth), dtype=bool)
+        for model in fitted:
+            common &= np.asarray(model.predict(X_test)) == truth
     rows = []
-    for subset in balanced_nested_subsets(y, train_sizes, random_state=random_state):
-        fitted = clone(estimator).fit(_safe_indexing(X, subset), _safe_indexing(y, subset))
-        row = {"train_size": len(subset)}
-        row.update({name: s(fitted, X_test, y_test) for name, s in scorers.items()})
+    for size, model in zip(sizes, fitted, strict=True):
+        row = {"train_size": size}
+        for name, s in scorers.items():
+            if common is not None and _is_robustness_scorer(s):
+                row[name] = (
+                    s(
+                        model,
+                        _safe_indexing(X_test, np.flatnonzero(common)),
+                        _safe_indexing(y_test, np.flatnonzero(common)),
+                    )
+                    if common.any()
+                    else float("nan")
+                )
+            else:
+                row[name] = s(model, X_test, y_test)
+        if common is not None:
+            row["n_common"] = int(common.sum())
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+_ROBUSTNESS_SCORERS = {
+    "DecisionDistortionScorer",
+    "RPRScorer",
+    "AdversarialDistortionScorer",
+    "LaplacianScorer",
+}
+
+
+def _is_robustness_scorer(scorer):
+    """One of skrob's robustness scorers (by class, without importing skrob.torch)."""
+    cls = type(scorer)
+    return cls.__name__ in _ROBUSTNESS_SCORERS and cls.__module__.startswith("skrob.")

@@ -360,3 +360,33 @@ def test_subset_scorer_is_a_scikit_learn_scorer_for_tuned_thresholds():
     kept = np.argsort(R, kind="stable")[: len(R) // 2]
     pred = (proba >= tuned.best_threshold_).astype(int)
     assert balanced_accuracy_score(y[kept], pred[kept]) > 0.5
+
+
+def test_robustness_learning_curve_scores_robustness_on_the_common_set(digits):
+    from skrob import DecisionDistortionScorer, decision_based_distortion
+    from skrob.model_selection import balanced_nested_subsets, robustness_learning_curve
+
+    X, y = digits
+    X_train, y_train, X_test, y_test = X[:400], y[:400], X[400:480], y[400:480]
+    sizes = [60, 200]
+    scorer = DecisionDistortionScorer(max_queries=200, random_state=0)
+    kw = dict(train_sizes=sizes, random_state=0, scoring={"acc": "accuracy", "dist": scorer})
+    common = robustness_learning_curve(
+        LogisticRegression(max_iter=300), X_train, y_train, X_test, y_test, **kw
+    )
+    per_model = robustness_learning_curve(
+        LogisticRegression(max_iter=300), X_train, y_train, X_test, y_test,
+        robustness_set="per_model", **kw,
+    )
+    models = [
+        LogisticRegression(max_iter=300).fit(X_train[s], y_train[s])
+        for s in balanced_nested_subsets(y_train, sizes, random_state=0)
+    ]
+    mask = np.logical_and.reduce([m.predict(X_test) == y_test for m in models])
+    assert common["n_common"].tolist() == [int(mask.sum())] * 2
+    for k, m in enumerate(models):
+        d = decision_based_distortion(m, X_test[mask], y_test[mask], max_queries=200,
+                                      random_state=0)
+        assert common["dist"][k] == pytest.approx(d[np.isfinite(d)].mean())
+        assert common["acc"][k] == per_model["acc"][k] == m.score(X_test, y_test)
+    assert "n_common" not in per_model

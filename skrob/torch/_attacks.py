@@ -195,16 +195,37 @@ def _bim(f, x, y, eps, lo, hi, n_steps=20):
     return best, found
 
 
-def _bim_bisection(f, x, y, lo, hi, tol):
+def _ifgsm(f, x, y, eps, lo, hi, n_steps=10):
+    """Paper 002's I-FGSM as written (Kurakin et al.): ``n_steps`` signed-gradient steps of
+    ε/T on the cross-entropy, projected on the per-sample L∞ ball of radius eps and the
+    box; the first flipping iterate is kept."""
+    e = _rows(eps, x).to(x.dtype)
+    alpha = e / n_steps
+    x_adv = x.clone()
+    best = x.clone()
+    found = torch.zeros(len(x), dtype=torch.bool, device=x.device)
+    for _ in range(n_steps):
+        xa = x_adv.clone().requires_grad_(True)
+        loss = torch.nn.functional.cross_entropy(f(xa), y, reduction="sum")
+        (g,) = torch.autograd.grad(loss, xa)
+        x_adv = torch.min(torch.max(xa.detach() + alpha * g.sign(), x - e), x + e).clamp(lo, hi)
+        with torch.no_grad():
+            flipped = f(x_adv).argmax(1) != y
+        best[flipped & ~found] = x_adv[flipped & ~found]
+        found |= flipped
+    return best, found
+
+
+def _bim_bisection(f, x, y, lo, hi, tol, attack=_bim):
     """Per-sample bisection of ε in [0, hi − lo], to ``tol`` relative to hi − lo."""
     low = torch.zeros(len(x), dtype=torch.float64, device=x.device)
     high = torch.full((len(x),), hi - lo, dtype=torch.float64, device=x.device)
-    best, found = _bim(f, x, y, high, lo, hi)
+    best, found = attack(f, x, y, high, lo, hi)
     x_best = best.clone()
     ok = found.clone()
     while ((high - low) > tol * (hi - lo)).any():
         mid = (low + high) / 2
-        adv, hit = _bim(f, x, y, mid, lo, hi)
+        adv, hit = attack(f, x, y, mid, lo, hi)
         x_best[hit] = adv[hit]
         ok |= hit
         high = torch.where(hit, mid, high)
@@ -323,6 +344,10 @@ def _bim_attack(f, x, y, p, lo, hi, tol, **params):
     return _bim_bisection(f, x, y, lo, hi, tol, **params)
 
 
+def _ifgsm_attack(f, x, y, p, lo, hi, tol, **params):
+    return _bim_bisection(f, x, y, lo, hi, tol, attack=lambda *a: _ifgsm(*a, **params))
+
+
 def _ddn_attack(f, x, y, p, lo, hi, tol, **params):
     return _ddn(f, x, y, lo, hi, **params)
 
@@ -336,11 +361,19 @@ ATTACKS = {
     "fab": _fab_attack,
     "deepfool": _deepfool_attack,
     "bim": _bim_attack,
+    "ifgsm": _ifgsm_attack,
     "ddn": _ddn_attack,
     "cw": _cw_attack,
 }
 # The norms each attack supports.
-NORMS = {"fab": (np.inf, 2), "deepfool": (np.inf, 2), "bim": (np.inf,), "ddn": (2,), "cw": (2,)}
+NORMS = {
+    "fab": (np.inf, 2),
+    "deepfool": (np.inf, 2),
+    "bim": (np.inf,),
+    "ifgsm": (np.inf,),
+    "ddn": (2,),
+    "cw": (2,),
+}
 # method="auto": (attack, params) pairs run in turn, each sample keeping its minimum.
 AUTO = {np.inf: (("fab", {}),), 2: (("fab", {"steps": 7}), ("ddn", {"steps": 30}))}
 

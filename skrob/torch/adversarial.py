@@ -8,9 +8,11 @@ final point is checked: inside the box, and really predicted differently; its no
 computed in float64.
 
 The attacks (all untargeted, vectorised over a batch, per-sample state) are
-``skrob.torch._attacks.ATTACKS``: "fab", "deepfool", "bim" (L∞, paper 002's method),
-"ddn" and "cw" (L2); "auto" runs FAB, 15 steps (L∞), or FAB, 7 steps, then DDN, 30
-steps, keeping each sample's minimum (L2).
+``skrob.torch._attacks.ATTACKS``: "fab", "deepfool", "ifgsm" (L∞, paper 002's I-FGSM
+as written: the cross-entropy, 10 steps of ε/10, ε bisected per sample), "bim" (L∞, a
+stronger iterative FGSM: the margin loss, steps of 2.5ε/T, ε bisected), "ddn" and "cw"
+(L2); "auto" runs FAB, 15 steps (L∞), or FAB, 7 steps, then DDN, 30 steps, keeping each
+sample's minimum (L2). "exact" (L∞, L1) is the minimum itself for ReLU networks.
 """
 
 from numbers import Integral, Real
@@ -83,8 +85,8 @@ def minimal_distortion(
     y : array-like of shape (n_samples,)
         True labels (class indices of the module's outputs).
     norm : np.inf or 2 (or 1 with method="exact"), default=np.inf
-    method : {"auto", "exact", "fab", "deepfool", "bim", "ddn", "cw"}, default="auto"
-        See the module docstring; "bim" is L∞ only, "ddn" and "cw" L2 only. "exact"
+    method : {"auto", "exact", "fab", "deepfool", "ifgsm", "bim", "ddn", "cw"}, default="auto"
+        See the module docstring; "ifgsm" and "bim" are L∞ only, "ddn" and "cw" L2 only. "exact"
         (L∞ and L1, ReLU networks made of affine layers): the exact minimum by mixed-integer
         programming (:mod:`skrob.torch._verify`), started from "auto"'s result; its point
         lies on the decision boundary (a tie), so it is not required to flip the label.
