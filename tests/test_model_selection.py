@@ -375,8 +375,13 @@ def test_robustness_learning_curve_scores_robustness_on_the_common_set(digits):
         LogisticRegression(max_iter=300), X_train, y_train, X_test, y_test, **kw
     )
     per_model = robustness_learning_curve(
-        LogisticRegression(max_iter=300), X_train, y_train, X_test, y_test,
-        robustness_set="per_model", **kw,
+        LogisticRegression(max_iter=300),
+        X_train,
+        y_train,
+        X_test,
+        y_test,
+        robustness_set="per_model",
+        **kw,
     )
     models = [
         LogisticRegression(max_iter=300).fit(X_train[s], y_train[s])
@@ -385,8 +390,9 @@ def test_robustness_learning_curve_scores_robustness_on_the_common_set(digits):
     mask = np.logical_and.reduce([m.predict(X_test) == y_test for m in models])
     assert common["n_common"].tolist() == [int(mask.sum())] * 2
     for k, m in enumerate(models):
-        d = decision_based_distortion(m, X_test[mask], y_test[mask], max_queries=200,
-                                      random_state=0)
+        d = decision_based_distortion(
+            m, X_test[mask], y_test[mask], max_queries=200, random_state=0
+        )
         assert common["dist"][k] == pytest.approx(d[np.isfinite(d)].mean())
         assert common["acc"][k] == per_model["acc"][k] == m.score(X_test, y_test)
     assert "n_common" not in per_model

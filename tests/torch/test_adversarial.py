@@ -12,7 +12,10 @@ from skrob.torch import (  # noqa: E402
 )
 
 nn = torch.nn
-METHODS = {np.inf: ["fab", "deepfool", "bim", "ifgsm", "auto"], 2: ["fab", "deepfool", "ddn", "cw", "auto"]}
+METHODS = {
+    np.inf: ["fab", "deepfool", "bim", "ifgsm", "auto"],
+    2: ["fab", "deepfool", "ddn", "cw", "auto"],
+}
 EXACT = ("auto", "fab", "deepfool")  # exact on linear models
 
 
