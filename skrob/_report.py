@@ -329,7 +329,7 @@ def rpr_section(ctx):
     if ctx.task != "classification":
         return Section(
             "Randomized perturbation robustness (paper 001)",
-            "<p>RPR counts the perturbations a classifier survives: not defined for "
+            "<p>RPR counts the perturbations until a classifier is fooled: not defined for "
             "regression targets.</p>",
         )
     X_x, X_t, y_x, y_t = _split(ctx, classification=True)
@@ -374,8 +374,9 @@ def rpr_section(ctx):
         f"<p>A 75/25 split; {model_name} trained on the 75 %. Each "
         f"test sample is perturbed again and again ({html.escape(described)}), always from "
         f"the original, until the model stops predicting its label, at most {max_steps} "
-        "times; the robust fraction is the share that survives all steps (misclassified "
-        "samples count as not robust).</p>",
+        "times; a sample's RPR is the step that first fools the model (paper 001), and the "
+        "robust fraction is the share whose RPR reaches the cap (misclassified samples "
+        "count as not robust).</p>",
         "<h3>Fraction still robust after each step (paper 001, Fig. 3)</h3>"
         + _fig_to_png(disp.figure_, ctx, "rpr_curve.png"),
         "<h3>Per class (paper 001, Fig. 4)</h3>" + _table(per_class),

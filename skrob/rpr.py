@@ -1,13 +1,15 @@
 """RPR: randomized perturbation robustness of a fitted model (paper 001).
 
-Perturb a sample again and again (always the original), and count the perturbations the
-model still classifies as the true label before the first it does not, capped at
-``max_steps``. Samples that survive every step are RPR-robust; the robust fraction of a
-test set measures the model.
+Perturb a sample again and again (always the original), and count the steps up to and
+including the first perturbation the model does not classify as the true label, capped at
+``max_steps``: paper 001's convention (its Figure 2: "RPR 47" when the 47th perturbation
+fools the model and the 46 before did not). A sample whose RPR reaches ``max_steps`` is
+RPR-robust, as in the paper (so one fooled at exactly the last step counts as robust);
+the robust fraction of a test set measures the model.
 
 The loop is vectorised: every ``predict`` call takes many perturbed copies of many samples,
 samples leave as soon as one copy is misclassified, and rounds of 1, 2, 4, ... 64 steps keep
-the extra copies predicted after a failure below the number of steps survived. Randomness is
+the extra copies predicted after a failure below the sample's RPR. Randomness is
 keyed by (block of ``_GROUP`` consecutive samples, round), never by how rows are batched,
 so the same ``random_state`` gives the same steps for every ``batch_size``.
 """
@@ -156,7 +158,7 @@ _STEPS_PARAMS = {
 
 @validate_params(_STEPS_PARAMS, prefer_skip_nested_validation=True)
 def rpr_steps(estimator, X, y, *, perturbation, max_steps=250, batch_size=None, random_state=None):
-    """Perturbation steps each sample survives, capped at ``max_steps`` (paper 001).
+    """Each sample's RPR: the step that first fools the model, capped at ``max_steps``.
 
     Parameters
     ----------
@@ -178,9 +180,10 @@ def rpr_steps(estimator, X, y, *, perturbation, max_steps=250, batch_size=None, 
     Returns
     -------
     steps : ndarray of shape (n_samples,), int
-        The number of consecutive independent perturbations predicted as ``y`` before the
-        first that is not; ``max_steps`` for samples that survive all (RPR-robust), 0 for
-        samples misclassified without perturbation.
+        Paper 001's RPR: the (1-based) index of the first of consecutive independent
+        perturbations not predicted as ``y``, capped at ``max_steps`` (``max_steps``: the
+        sample is RPR-robust, including one first fooled at exactly the last step, as in
+        the paper); 0 for samples misclassified without perturbation.
 
     Examples
     --------
@@ -211,7 +214,8 @@ def rpr_steps(estimator, X, y, *, perturbation, max_steps=250, batch_size=None, 
             pred = _predict(estimator, data, rows, per_call).reshape(owners.size, size)
             correct = pred == y[owners][:, None]
             failed = ~correct.all(axis=1)
-            steps[owners[failed]] = done + np.argmin(correct[failed], axis=1)
+            # paper 001 counts the step that fools the model: the k-th perturbation -> k
+            steps[owners[failed]] = done + np.argmin(correct[failed], axis=1) + 1
             alive[owners[failed]] = False
         done += size
     steps[alive] = max_steps
@@ -223,7 +227,7 @@ def rpr_steps(estimator, X, y, *, perturbation, max_steps=250, batch_size=None, 
     prefer_skip_nested_validation=True,
 )
 def rpr_curve(steps, max_steps):
-    """Fraction of samples still robust after ``s`` steps, for ``s = 1 .. max_steps``.
+    """Fraction of samples robust with ``MAX_STEPS = s``, for ``s = 1 .. max_steps``.
 
     Parameters
     ----------
@@ -234,8 +238,9 @@ def rpr_curve(steps, max_steps):
     Returns
     -------
     curve : ndarray of shape (max_steps,)
-        ``curve[s - 1]`` is the fraction of samples with ``steps >= s``; the last value is
-        the RPR-robust fraction.
+        ``curve[s - 1]`` is the fraction of samples with ``steps >= s`` (those paper 001
+        would deem robust with ``MAX_STEPS = s``: its Figure 3); the last value is the
+        RPR-robust fraction.
 
     Examples
     --------
@@ -338,7 +343,7 @@ class RPRScorer(BaseEstimator):
         ``GaussianNoise(0.1)``, for features of unit scale.
     max_steps : int, default=250
     statistic : {"robust_fraction", "mean_steps"}, default="robust_fraction"
-        The fraction of samples that survive all ``max_steps`` (misclassified samples
+        The fraction of samples whose RPR reaches ``max_steps`` (misclassified samples
         count as not robust), or the mean number of steps.
     batch_size : int, default=None
         Samples per batch, as in :func:`rpr_steps`.

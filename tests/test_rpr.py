@@ -44,10 +44,11 @@ class Linear(ClassifierMixin, BaseEstimator):
 
 
 def _geometric_pmf(p, max_steps):
-    """P(steps = k), k = 0..max_steps, for steps = min(Geometric(p) failures-free runs, M)."""
-    k = np.arange(max_steps)
-    pmf = (1 - p) ** k * p
-    return np.append(pmf, (1 - p) ** max_steps)
+    """P(steps = k), k = 0..max_steps, for paper 001's RPR = min(G, M): G ~ Geometric(p) on
+    {1, 2, ...} is the step that first fools the model; P(0) = 0 (correct samples)."""
+    k = np.arange(1, max_steps)
+    pmf = (1 - p) ** (k - 1) * p
+    return np.concatenate(([0.0], pmf, [(1 - p) ** (max_steps - 1)]))
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +87,7 @@ def test_steps_follow_the_capped_geometric_law(global_random_seed, p):
     mean = (np.arange(max_steps + 1) * pmf).sum()
     sd = np.sqrt((np.arange(max_steps + 1) ** 2 * pmf).sum() - mean**2)
     assert abs(steps.mean() - mean) < 4.5 * sd / np.sqrt(n)
-    q = (1 - p) ** max_steps
+    q = (1 - p) ** (max_steps - 1)  # robust: not fooled before the last step
     assert abs(np.mean(steps == max_steps) - q) < 4.5 * np.sqrt(q * (1 - q) / n) + 1e-12
     # The whole distribution: chi-square over bins with enough expected counts.
     counts = np.bincount(steps, minlength=max_steps + 1)
@@ -106,7 +107,8 @@ def test_mixed_margins_mean_steps(global_random_seed):
     X = rng.normal(size=(n, d))
     y = (X @ w > 0).astype(int)
     p = stats.norm.cdf(-np.abs(X @ w) / (sigma * np.linalg.norm(w)))
-    expected = (1 - p) * (1 - (1 - p) ** max_steps) / np.maximum(p, 1e-300)
+    # E[min(G, M)] = sum_{k=1..M} P(G >= k), G the step that first fools the model
+    expected = (1 - (1 - p) ** max_steps) / np.maximum(p, 1e-300)
     model = Linear(w).fit(X)
     scorer = RPRScorer(
         GaussianNoise(sigma), max_steps=max_steps, statistic="mean_steps", random_state=1
@@ -117,7 +119,7 @@ def test_mixed_margins_mean_steps(global_random_seed):
     ) * (n / 200)
     assert abs(scorer(model, X, y) - expected.mean()) < 4.5 * np.sqrt(var) / n
     robust = RPRScorer(GaussianNoise(sigma), max_steps=max_steps, random_state=1)
-    q = (1 - p) ** max_steps
+    q = (1 - p) ** (max_steps - 1)  # robust: not fooled before the last step
     assert abs(robust(model, X, y) - q.mean()) < 4.5 * np.sqrt((q * (1 - q)).sum()) / n
 
 
@@ -152,7 +154,9 @@ def test_samples_leave_as_soon_as_they_fail():
     def flip(X, rng):  # every perturbation crosses the boundary
         return -X
 
-    assert_array_equal(rpr_steps(model, X, y, perturbation=flip, max_steps=250), 0)
+    # the first perturbation fools every correct sample: RPR 1; misclassified: 0
+    steps = rpr_steps(model, X, y, perturbation=flip, max_steps=250)
+    assert_array_equal(steps, (X[:, 0] > 0).astype(int))
     correct = np.sum(X[:, 0] > 0)
     assert 250 < correct < 300
     assert model.rows_ == 300 + correct  # the originals, then one copy of each correct one
@@ -160,8 +164,8 @@ def test_samples_leave_as_soon_as_they_fail():
     model.fit(X)
     steps = rpr_steps(model, X, y, perturbation=GaussianNoise(2.0), max_steps=250, random_state=0)
     failed = steps < 250
-    # Rounds of 1, 2, 4, ... steps: at most 2 s + 1 copies for a sample failing at step s.
-    assert model.rows_ <= 300 + (2 * steps[failed] + 1).sum() + 250 * (~failed).sum()
+    # Rounds of 1, 2, 4, ... steps: at most 2 s - 1 copies for a sample fooled at step s.
+    assert model.rows_ <= 300 + (2 * steps[failed] - 1).sum() + 250 * (~failed).sum()
     assert failed.any() and (~failed).any()
 
 
