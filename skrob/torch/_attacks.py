@@ -273,9 +273,10 @@ def _cw(f, x, y, lo, hi, steps=500, search_steps=9, c_init=1e-2, lr=0.01, target
     ``(z_y − z_j) / ‖∇(z_y − z_j)‖``, the targeted objective
     ``‖δ‖² + c·max(z_y − z_j, 0)`` is minimised in tanh space by Adam (``lr`` decaying by
     0.5 % a step, up to ``steps`` steps, stopped when the loss has not improved by 1e-4
-    relative over a tenth of them), with a binary search over c (``search_steps``, from ``c_init``, ×10 until the
-    first success). Untargeted CW follows the runner-up logit, which can settle on a
-    boundary farther than the nearest; the nearest classes' minimum is kept per sample.
+    relative over a tenth of them), with a binary search over c (``search_steps``, from
+    ``c_init``, ×10 until the first success). Untargeted CW follows the runner-up logit,
+    which can settle on a boundary farther than the nearest; the nearest classes' minimum
+    is kept per sample.
     """
     xg = x.clone().requires_grad_(True)
     z = f(xg)
