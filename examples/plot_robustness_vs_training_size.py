@@ -101,10 +101,11 @@ for (arch, size), net in models.items():
         d = minimal_distortion(net, X_test[attack_rows], y_test[attack_rows], method="ifgsm")
         row["mean L-inf distortion (ifgsm)"] = np.nanmean(d)
         few = attack_rows[: extra_args.cw_images]
-        d = minimal_distortion(net, X_test[few], y_test[few], norm=2, method="cw")
-        d_auto = minimal_distortion(net, X_test[few], y_test[few], norm=2, method=method)
-        row[f"mean L2 distortion (cw, {few.size} images)"] = np.nanmean(d)
-        row[f"mean L2 distortion (auto, same {few.size})"] = np.nanmean(d_auto)
+        if few.size:
+            d = minimal_distortion(net, X_test[few], y_test[few], norm=2, method="cw")
+            d_auto = minimal_distortion(net, X_test[few], y_test[few], norm=2, method=method)
+            row[f"mean L2 distortion (cw, {few.size} images)"] = np.nanmean(d)
+            row[f"mean L2 distortion (auto, same {few.size})"] = np.nanmean(d_auto)
     rows.append(row)
 print(f"attacks: {time.perf_counter() - t0:.0f} s")
 table = pd.DataFrame(rows)
