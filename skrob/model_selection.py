@@ -468,11 +468,12 @@ def robustness_learning_curve(
         scorers[name] = get_scorer(s) if isinstance(s, str) else s
     check_consistent_length(X, y)
     check_consistent_length(X_test, y_test)
+    subsets = balanced_nested_subsets(y, train_sizes, random_state=random_state)
     fitted = [
         clone(estimator).fit(_safe_indexing(X, subset), _safe_indexing(y, subset))
-        for subset in balanced_nested_subsets(y, train_sizes, random_state=random_state)
+        for subset in subsets
     ]
-    sizes = [len(s) for s in balanced_nested_subsets(y, train_sizes, random_state=random_state)]
+    sizes = [len(s) for s in subsets]
     common = None
     if robustness_set == "common":
         truth = np.asarray(y_test)

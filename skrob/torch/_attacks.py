@@ -200,44 +200,46 @@ def _fab(
     return best, torch.isfinite(best_norm)
 
 
-def _bim(f, x, y, eps, lo, hi, n_steps=20):
-    """Iterative FGSM in the per-sample L∞ ball of radius eps (shape (B,))."""
+def _iterative_fgsm(f, x, y, eps, lo, hi, n_steps, step, loss):
+    """Iterative FGSM in the per-sample L∞ ball of radius eps (shape (B,)): ``n_steps``
+    signed-gradient ascents of ``loss(z, y)`` of ``step · eps / n_steps``, projected on
+    the ball and the box; the first flipping iterate is kept."""
     e = _rows(eps, x).to(x.dtype)
-    alpha = 2.5 * e / n_steps
+    alpha = step * e / n_steps
     x_adv = x.clone()
     best = x.clone()
     found = torch.zeros(len(x), dtype=torch.bool, device=x.device)
     for _ in range(n_steps):
         xa = x_adv.clone().requires_grad_(True)
-        loss = -margin_loss(f(xa), y).sum()
-        (g,) = torch.autograd.grad(loss, xa)
+        (g,) = torch.autograd.grad(loss(f(xa), y), xa)
         x_adv = torch.min(torch.max(xa.detach() + alpha * g.sign(), x - e), x + e).clamp(lo, hi)
         with torch.no_grad():
             flipped = f(x_adv).argmax(1) != y
         best[flipped & ~found] = x_adv[flipped & ~found]
         found |= flipped
     return best, found
+
+
+def _bim(f, x, y, eps, lo, hi, n_steps=20):
+    """A strong iterative FGSM: the margin loss, steps of 2.5 ε / T."""
+    return _iterative_fgsm(
+        f, x, y, eps, lo, hi, n_steps, 2.5, lambda z, t: -margin_loss(z, t).sum()
+    )
 
 
 def _ifgsm(f, x, y, eps, lo, hi, n_steps=10):
-    """Paper 002's I-FGSM as written (Kurakin et al.): ``n_steps`` signed-gradient steps of
-    ε/T on the cross-entropy, projected on the per-sample L∞ ball of radius eps and the
-    box; the first flipping iterate is kept."""
-    e = _rows(eps, x).to(x.dtype)
-    alpha = e / n_steps
-    x_adv = x.clone()
-    best = x.clone()
-    found = torch.zeros(len(x), dtype=torch.bool, device=x.device)
-    for _ in range(n_steps):
-        xa = x_adv.clone().requires_grad_(True)
-        loss = torch.nn.functional.cross_entropy(f(xa), y, reduction="sum")
-        (g,) = torch.autograd.grad(loss, xa)
-        x_adv = torch.min(torch.max(xa.detach() + alpha * g.sign(), x - e), x + e).clamp(lo, hi)
-        with torch.no_grad():
-            flipped = f(x_adv).argmax(1) != y
-        best[flipped & ~found] = x_adv[flipped & ~found]
-        found |= flipped
-    return best, found
+    """Paper 002's I-FGSM as written (Kurakin et al.): the cross-entropy, steps of ε / T."""
+    return _iterative_fgsm(
+        f,
+        x,
+        y,
+        eps,
+        lo,
+        hi,
+        n_steps,
+        1.0,
+        lambda z, t: torch.nn.functional.cross_entropy(z, t, reduction="sum"),
+    )
 
 
 def _bim_bisection(f, x, y, lo, hi, tol, attack=_bim):

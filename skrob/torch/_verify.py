@@ -204,7 +204,18 @@ def crown_bounds(layers, x, eps, lo, hi, norm, C=None):
     ``C``: (n, m, n_logits) specifications (default: the identity).
     """
     n = len(x)
-    pre = []  # (low, u) of each ReLU layer's input
+    pre = relu_bounds(layers, x, eps, lo, hi, norm)
+    if C is None:
+        m = layers[-1][0].shape[0]
+        C = np.broadcast_to(np.eye(m), (n, m, m))
+    return _backward(layers, pre, C, x, eps, lo, hi, norm)
+
+
+def relu_bounds(layers, x, eps, lo, hi, norm):
+    """(lower, upper) of each ReLU layer's input over the ball ∩ box: CROWN layer by layer
+    (each bounded by its own backward pass over the earlier ones), cut by IBP."""
+    n = len(x)
+    pre = []
     for k in range(len(layers) - 1):
         Wk = layers[k][0]
         eye = np.broadcast_to(np.eye(Wk.shape[0]), (n, Wk.shape[0], Wk.shape[0]))
@@ -212,10 +223,7 @@ def crown_bounds(layers, x, eps, lo, hi, norm, C=None):
         upper = -_backward(layers[: k + 1], pre, -eye, x, eps, lo, hi, norm)
         ibp = interval_bounds(layers[: k + 1], x, eps, lo, hi, norm)[-1]
         pre.append((np.maximum(lower, ibp[0]), np.minimum(upper, ibp[1])))
-    if C is None:
-        m = layers[-1][0].shape[0]
-        C = np.broadcast_to(np.eye(m), (n, m, m))
-    return _backward(layers, pre, C, x, eps, lo, hi, norm)
+    return pre
 
 
 def _backward(layers, pre, C, x, eps, lo, hi, norm):
@@ -280,14 +288,7 @@ def exact_distortion(layers, x, y, lo, hi, norm, upper, time_limit):
     points = np.full((n, d), np.nan)
     radius = upper * (1 + 1e-6)  # the minimum is within the attack's distance
     # the ReLU bounds over the L∞ box of radius `upper` (it contains the L1 ball too)
-    pre = []
-    for k in range(len(layers) - 1):
-        Wk = layers[k][0]
-        eye = np.broadcast_to(np.eye(Wk.shape[0]), (n, Wk.shape[0], Wk.shape[0]))
-        lo_k = _backward(layers[: k + 1], pre, eye, x, radius, lo, hi, np.inf)
-        up_k = -_backward(layers[: k + 1], pre, -eye, x, radius, lo, hi, np.inf)
-        ibp = interval_bounds(layers[: k + 1], x, radius, lo, hi, np.inf)[-1]
-        pre.append((np.maximum(lo_k, ibp[0]), np.minimum(up_k, ibp[1])))
+    pre = relu_bounds(layers, x, radius, lo, hi, np.inf)
     for i in range(n):
         deadline = time.monotonic() + time_limit
         best, best_pt, lows = upper_out[i], None, []
