@@ -81,7 +81,7 @@ def build_parser():
     rep.add_argument(
         "--algorithm",
         default="auto",
-        choices=["auto", "exact", "approximate"],
+        choices=["auto", "exact", "approximate", "nndescent"],
         help="nearest-neighbour backend",
     )
     rep.add_argument(

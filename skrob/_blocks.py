@@ -1,17 +1,40 @@
 """Block tasks and their runner (joblib, BLAS thread limits, tqdm), and block reductions."""
 
 from contextlib import nullcontext
+from numbers import Integral
 
 import numpy as np
 from joblib import Parallel, delayed
+from joblib.parallel import get_active_backend
 from threadpoolctl import threadpool_limits
 
 DEFAULT_BATCH_SIZE = 2048  # samples per block of the exact kernels
 
+# A task scans at most this many batches of columns: enough tasks for every worker of a
+# cluster (n = 80,000 gives ~90), each seconds of GEMM at d = 784.
+TASK_SPAN = 8
 
-def run_tasks(func, tasks, *, n_jobs=None, verbose=0, desc=""):
-    """Run ``func(*task)`` for every task, through joblib when ``n_jobs`` asks for it."""
-    sequential = n_jobs in (None, 1) or len(tasks) <= 1
+
+def resolve_n_jobs(n_jobs):
+    """``n_jobs``, with None resolved: the active ``joblib.parallel_config``'s ``n_jobs``
+    when one sets it, else -1 (every core, or every worker of a Dask cluster)."""
+    if n_jobs is not None:
+        return n_jobs
+    _, context_n_jobs = get_active_backend()
+    return context_n_jobs if isinstance(context_n_jobs, Integral) else -1
+
+
+def run_tasks(func, tasks, *, shared=(), n_jobs=None, verbose=0, desc=""):
+    """Run ``func(*shared, *task)`` for every task, through joblib unless ``n_jobs`` is 1.
+
+    ``func`` is a module-level function and ``shared`` the arrays every task reads, passed
+    as arguments, not inside a closure: a process backend (loky) memory-maps them and
+    Dask's joblib backend scatters them once per call (each worker fetches them once),
+    instead of pickling them with every task. ``n_jobs=None`` uses every core
+    (:func:`resolve_n_jobs`); threads run with one BLAS thread each.
+    """
+    n_jobs = resolve_n_jobs(n_jobs)
+    sequential = n_jobs == 1 or len(tasks) <= 1
     # With joblib, one BLAS thread per job, so that jobs do not oversubscribe the cores;
     # a process-based or distributed backend limits its own workers.
     blas = nullcontext() if sequential else threadpool_limits(limits=1, user_api="blas")
@@ -23,12 +46,12 @@ def run_tasks(func, tasks, *, n_jobs=None, verbose=0, desc=""):
     try:
         with blas:
             if sequential:
-                outputs = (func(*task) for task in tasks)
+                outputs = (func(*shared, *task) for task in tasks)
             else:
                 parallel = Parallel(
                     n_jobs=n_jobs, prefer="threads", return_as="generator_unordered"
                 )
-                outputs = parallel(delayed(func)(*task) for task in tasks)
+                outputs = parallel(delayed(func)(*shared, *task) for task in tasks)
             results = []
             for result in outputs:
                 results.append(result)
@@ -40,10 +63,15 @@ def run_tasks(func, tasks, *, n_jobs=None, verbose=0, desc=""):
             progress.close()
 
 
-def run_candidates(func, tasks, *, n_jobs, verbose, desc):
+def run_candidates(func, tasks, *, shared=(), n_jobs, verbose, desc):
     """Run the block tasks; concatenate their candidate pairs ``(i, j, value)``."""
-    results = run_tasks(func, tasks, n_jobs=n_jobs, verbose=verbose, desc=desc)
+    results = run_tasks(func, tasks, shared=shared, n_jobs=n_jobs, verbose=verbose, desc=desc)
     return tuple(concat(results, k) for k in range(3))
+
+
+def split_span(c0, c1, span):
+    """``[c0, c1)`` cut into consecutive pieces of at most ``span`` (none when empty)."""
+    return [(s, min(s + span, c1)) for s in range(c0, c1, span)]
 
 
 def concat(results, k):

@@ -132,7 +132,7 @@ def cdist_scaling(metric, *arrays):
     return tuple(A * g for A in arrays), unscale
 
 
-def cdist_task(XA, XB, r0, r1, c0, c1, both, col_block, metric, self_col=None):
+def cdist_task(XA, XB, both, col_block, metric, self_col, r0, r1, c0, c1):
     """Exact float64 ``cdist`` blocks; row (and column) minima with their partners."""
     out = []
     a = XA[r0:r1]

@@ -9,8 +9,14 @@ estimator does that, so the estimate is unit-free).
 import math
 from dataclasses import dataclass, field
 
+import joblib
 import numpy as np
 from scipy.spatial.distance import cdist
+
+from skrob._blocks import pair_tolerance
+from skrob._exact import exact_dist
+
+_U64 = float(np.finfo(np.float64).eps) / 2
 
 # A region's radius is "just below" the distance to the first sample it leaves out: that
 # distance times (1 - RADIUS_MARGIN), so that the estimate does not depend on X's units.
@@ -23,39 +29,155 @@ def distances(A, B, norm):
     return cdist(A, B, "chebyshev")
 
 
-def best_region(D_sorted, order, uncovered, unreached, lu, n_lower, n_upper, eps, gamma):
+def _row(X, i, norm):
+    """Exact distances from sample ``i`` to every sample."""
+    if norm == 2:
+        return exact_dist(X, X, np.full(X.shape[0], i), np.arange(X.shape[0]))
+    return cdist(X[i : i + 1], X, "chebyshev")[0]
+
+
+@dataclass
+class NeighbourLists:
+    """Each sample's ``k`` nearest samples (itself included) in (distance, index) order.
+
+    ``dist[i]`` are exact distances, ascending; ``index[i]`` the samples. The list is a
+    prefix of the full sorted row, so any count up to a radius below ``dist[i, -1]`` is
+    read off it; beyond, :func:`best_region` computes the row (rarely: see there).
+    """
+
+    dist: np.ndarray
+    index: np.ndarray
+
+
+def neighbour_lists(X, k, norm, block=256):
+    """:class:`NeighbourLists` in O(n k) memory, by blocks of rows.
+
+    L2: a float64 GEMM bounds every squared distance within ``c (|a| + |b|)^2``
+    (``skrob._blocks.pair_tolerance``); the pairs whose lower bound is below a row's
+    k-th smallest upper bound include its k nearest, and are re-scored exactly
+    (difference, then norm). L∞: exact Chebyshev blocks.
+    """
+    n, d = X.shape
+    k = min(k, n)
+    dist = np.empty((n, k))
+    index = np.empty((n, k), dtype=np.int32 if n < 2**31 else np.intp)
+    if norm == 2:
+        sq = np.einsum("ij,ij->i", X, X)
+        norms = np.sqrt(sq)
+        c = (d + 8) * _U64 * 1.01
+    for r0 in range(0, n, block):
+        r1 = min(r0 + block, n)
+        if norm == 2:
+            D = X[r0:r1] @ X.T
+            D *= -2.0
+            D += sq[r0:r1, None]
+            D += sq[None, :]
+            tol = pair_tolerance(norms[r0:r1], norms, c)
+            upper = np.partition(D + tol, k - 1, axis=1)[:, k - 1]
+            rows, cols = np.nonzero(D - tol <= upper[:, None])
+            rows += r0
+            vals = exact_dist(X, X, rows, cols)
+        else:
+            D = cdist(X[r0:r1], X, "chebyshev")
+            kth = np.partition(D, k - 1, axis=1)[:, k - 1]
+            rows, cols = np.nonzero(D <= kth[:, None])
+            vals = D[rows, cols]
+            rows += r0
+        order = np.lexsort((cols, vals, rows))  # by row, then distance, then index
+        rows, cols, vals = rows[order], cols[order], vals[order]
+        start = np.searchsorted(rows, np.arange(r0, r1))
+        rank = np.arange(rows.size) - start[rows - r0]
+        keep = rank < k
+        dist[rows[keep], rank[keep]] = vals[keep]
+        index[rows[keep], rank[keep]] = cols[keep]
+    return NeighbourLists(dist, index)
+
+
+# The last neighbour lists computed, keyed by the data's hash: an epsilon or gamma grid
+# on the same half reuses them.
+_CACHE = {}
+
+
+def cached_neighbour_lists(X, k, norm):
+    key = (joblib.hash(X), norm)
+    hit = _CACHE.get("lists")
+    if hit is not None and hit[0] == key and hit[1].dist.shape[1] >= min(k, X.shape[0]):
+        return hit[1]
+    lists = neighbour_lists(X, k, norm)
+    _CACHE["lists"] = (key, lists)
+    return lists
+
+
+def _centre(d, o, complete, uncovered, unreached, lu, sizes, eps, gamma):
+    """Every size's (size indices, radius, cost, exact) for one centre, from its sorted
+    distances ``d`` to samples ``o`` (a prefix of the sorted row unless ``complete``);
+    None when no size meets gamma. Where ``exact`` is False the cost is a lower bound."""
+    u = uncovered[o]
+    du = d[u]
+    valid = sizes < du.size  # the (s+1)-th nearest uncovered sample must be listed
+    if not valid.any():
+        return None
+    s = sizes[valid]
+    radius = du[s] * (1.0 - RADIUS_MARGIN)
+    covered = np.searchsorted(du, radius, side="right")
+    cum_lu = np.concatenate(([0.0], np.cumsum(lu[o[u]])))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_lu = cum_lu[covered] / covered
+    ok = (covered > 0) & (mean_lu >= gamma)
+    if not ok.any():
+        return None
+    reached = np.searchsorted(d[unreached[o]], radius + eps, side="right")
+    # Listed: every sample within radius + eps (else the count is a lower bound).
+    exact = np.ones(s.size, dtype=bool) if complete else radius + eps < d[-1]
+    index = np.flatnonzero(valid)[ok]
+    return index, radius[ok], (reached - covered)[ok], exact[ok]
+
+
+def best_region(lists, X, norm, uncovered, unreached, lu, n_lower, n_upper, eps, gamma):
     """The (centre, size) of least expansion among all centres; None if none meets gamma.
 
-    ``D_sorted[i]`` holds centre i's distances to every sample in ascending order and
-    ``order[i]`` the samples in that order, both computed once. For one centre the
-    uncovered and unreached samples keep that order, so every candidate size is a
-    ``searchsorted`` on them, and the mean LU of the newly covered samples a cumulative sum.
+    For one centre, the uncovered samples of its neighbour list keep their order, so the
+    (s+1)-th nearest uncovered sample, the covered count and the covered samples' mean
+    LU are read off the list (it is long enough: ``k > n_upper + covered so far``), for
+    every size s at once. The newly reached count is too, when ``radius + eps`` stays
+    below the list's last distance. Beyond it only a lower bound is known (the unreached
+    samples of the whole list); a centre with such a pair whose bound does not exceed
+    the best exact cost is settled on its full distance row. Ties: the lowest centre
+    index, then the smallest size, as a search over every centre chooses.
     """
+    n = X.shape[0]
     sizes = np.arange(n_lower, n_upper + 1)
-    best = None
-    for i in range(D_sorted.shape[0]):
-        d, o = D_sorted[i], order[i]
-        u = uncovered[o]
-        du = d[u]
-        dv = d[unreached[o]]
-        valid = sizes < du.size  # the (s+1)-th nearest uncovered sample must exist
-        if not valid.any():
+    best = None  # (cost, centre, size index, radius)
+    pending = []  # (lower bound, centre)
+    full = lists.dist.shape[1] == n
+    for i in range(lists.dist.shape[0]):
+        d, o = lists.dist[i], lists.index[i]
+        if not full and d[-1] == 0:  # more duplicates than listed: radius 0 is not listed
+            pending.append((-np.inf, i))
             continue
-        s = sizes[valid]
-        radius = du[s] * (1.0 - RADIUS_MARGIN)
-        covered = np.searchsorted(du, radius, side="right")
-        reached = np.searchsorted(dv, radius + eps, side="right")
-        cum_lu = np.concatenate(([0.0], np.cumsum(lu[o][u])))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean_lu = cum_lu[covered] / covered
-        ok = (covered > 0) & (mean_lu >= gamma)
-        if not ok.any():
+        found = _centre(d, o, full, uncovered, unreached, lu, sizes, eps, gamma)
+        if found is None:
             continue
-        cost = np.where(ok, reached - covered, np.iinfo(np.int64).max)
+        index, radius, cost, exact = found
+        if exact.any():
+            j = int(np.argmin(np.where(exact, cost, np.iinfo(np.int64).max)))
+            if best is None or cost[j] < best[0]:
+                best = (int(cost[j]), i, int(index[j]), float(radius[j]))
+        if not exact.all():
+            pending.append((int(cost[~exact].min()), i))
+    for low, i in pending:
+        if best is not None and (low > best[0] or (low == best[0] and i > best[1])):
+            continue  # can neither beat the best nor tie it from an earlier centre
+        row = _row(X, i, norm)
+        order = np.argsort(row, kind="stable")
+        found = _centre(row[order], order, True, uncovered, unreached, lu, sizes, eps, gamma)
+        if found is None:
+            continue
+        index, radius, cost, _ = found
         j = int(np.argmin(cost))
-        if best is None or cost[j] < best[0]:
-            best = (int(cost[j]), i, float(radius[j]))
-    return best
+        if best is None or (cost[j], i, index[j]) < (best[0], best[1], best[2]):
+            best = (int(cost[j]), i, int(index[j]), float(radius[j]))
+    return None if best is None else (best[0], best[1], best[3])
 
 
 @dataclass
@@ -78,11 +200,10 @@ def place_regions(Xa, lua, *, norm, epsilon, alpha, gamma, n_regions, delta):
     subset of the same candidates (``Placement.infeasible_round``).
     """
     n = Xa.shape[0]
-    D = distances(Xa, Xa, norm)
-    order = np.argsort(D, axis=1, kind="stable")
-    D_sorted = np.take_along_axis(D, order, axis=1)
-    del D
     target = math.ceil(n * alpha * (1 + delta))
+    # Every size read off a list is below target + 1 - (covered so far): target + 1
+    # neighbours always suffice.
+    lists = cached_neighbour_lists(Xa, target + 1, norm)
     out = Placement(covered=np.zeros(n, dtype=bool), reached=np.zeros(n, dtype=bool))
     for t in range(n_regions):
         remaining = target - int(out.covered.sum())
@@ -90,7 +211,7 @@ def place_regions(Xa, lua, *, norm, epsilon, alpha, gamma, n_regions, delta):
             break
         n_lower = math.ceil(remaining / (n_regions - t))
         best = best_region(
-            D_sorted, order, ~out.covered, ~out.reached, lua, n_lower, remaining, epsilon, gamma
+            lists, Xa, norm, ~out.covered, ~out.reached, lua, n_lower, remaining, epsilon, gamma
         )
         record = {"round": t, "sizes": (n_lower, remaining)}
         if best is None:
@@ -99,7 +220,7 @@ def place_regions(Xa, lua, *, norm, epsilon, alpha, gamma, n_regions, delta):
             out.infeasible_round = (t, n_lower, remaining)
             break
         _, i, radius = best
-        dist = D_sorted[i, np.argsort(order[i])]  # back to sample order
+        dist = _row(Xa, i, norm)
         new_cover = ~out.covered & (dist <= radius)
         new_reach = ~out.reached & (dist <= radius + epsilon)
         out.region_lu.append(float(lua[new_cover].mean()))

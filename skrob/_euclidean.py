@@ -92,8 +92,7 @@ class EuclideanData:
                 break
             h = pow2_scale(spread)
         if XB is None:
-            self.A = self.B * np.float32(-2.0)  # exact: a power of two
-            self.A[:, -2:] = self.B[:, -1:-3:-1]
+            self.A = None  # the rows are the columns: each task derives its block (row_block)
         # Per-sample bound on the error of any pair involving it: the pair's bound is
         # c * (|a| + |b|)^2 <= c * (|a| + max|b|)^2. The absolute term covers float32
         # underflow (at most 2**-149 per product, norms <= 2 sqrt(d)).
@@ -190,15 +189,26 @@ def _col_candidates(D, run, tol, offset_r, offset_c, out):
     out.append((offset_r + i, offset_c + cols, vc))
 
 
-def euclidean_task(data, r0, r1, c0, c1, both, col_block, col_run, self_col=None):
+def row_block(B, r0, r1):
+    """Rows ``[r0, r1)`` in the row layout ``[-2b, |b|^2, 1]`` from the column layout
+    ``[b, 1, |b|^2]`` (exact: a power of two and a swap), for a self-search."""
+    a = B[r0:r1] * np.float32(-2.0)
+    a[:, -2:] = B[r0:r1, -1:-3:-1]
+    return a
+
+
+def euclidean_task(A, B, tolA, tolB, col_run, both, col_block, self_col, r0, r1, c0, c1):
     """Scan rows ``[r0, r1)`` against columns ``[c0, c1)``; return candidate pairs.
 
-    ``self_col[r]`` (optional) is a column that row ``r`` must not be paired with.
+    ``A`` and ``B`` are :class:`EuclideanData`'s augmented rows and columns (``A`` None in
+    a self-search), ``tolA``/``tolB`` their bounds, ``col_run`` the running column minima
+    (self-search). ``self_col[r]`` (optional) is a column that row ``r`` must not be
+    paired with. Arrays come as arguments, so that joblib ships them once per worker.
     """
     self_col = None if self_col is None else self_col[r0:r1]
-    a = data.A[r0:r1]
+    a = row_block(B, r0, r1) if A is None else A[r0:r1]
     run = np.full(r1 - r0, np.inf, dtype=np.float32)
-    tol_r = data.tolA[r0:r1]
+    tol_r = tolA[r0:r1]
     if both and not col_run.flags.writeable:  # a process backend sent a read-only copy
         col_run = col_run.copy()
     out = []
@@ -206,11 +216,11 @@ def euclidean_task(data, r0, r1, c0, c1, both, col_block, col_run, self_col=None
     for cs in range(c0, c1, col_block):
         ce = min(cs + col_block, c1)
         Db = D if ce - cs == D.shape[1] else np.empty((r1 - r0, ce - cs), dtype=np.float32)
-        np.dot(a, data.B[cs:ce].T, out=Db)
+        np.dot(a, B[cs:ce].T, out=Db)
         mask_self(Db, self_col, cs, np.inf)
         _row_candidates(Db, run, tol_r, r0, cs, out)
         if both:
-            _col_candidates(Db, col_run[cs:ce], data.tolB[cs:ce], r0, cs, out)
+            _col_candidates(Db, col_run[cs:ce], tolB[cs:ce], r0, cs, out)
     if not out:
         return np.empty(0, np.intp), np.empty(0, np.intp), np.empty(0, np.float32)
     return tuple(np.concatenate([o[k] for o in out]) for k in range(3))

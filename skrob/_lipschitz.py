@@ -6,7 +6,7 @@ another target of ||y(z) - y(z')|| / d(z, z')``, ``R = 1 / (1 + Q / ||y||_inf)``
 
 import numpy as np
 
-from skrob._blocks import DEFAULT_BATCH_SIZE, mask_self, run_tasks
+from skrob._blocks import DEFAULT_BATCH_SIZE, TASK_SPAN, mask_self, run_tasks, split_span
 from skrob._cdist import cdist_scaling, paired_cdist, pairwise
 from skrob._exact import exact_dist, max_abs, pow2_scale, scaled_mean
 
@@ -69,38 +69,13 @@ class _LipschitzData:
                 return np.where(q > 0, 1.0 / self.unscale(1.0 / q), 0.0)
             return q * self.unit[0] * self.unit[1]
 
-    def block(self, r0, r1, c0, c1):
-        """Squared scaled ratios of a block (0 for delicate pairs) and its delicate pairs."""
-        L2 = _sq_label_diff(self.YA[r0:r1], self.YB[c0:c1])
+    def shared(self, both, col_block):
+        """The arrays and settings every block task reads (see ``run_tasks``)."""
         if self.metric != "euclidean":
-            with np.errstate(over="ignore", invalid="ignore"):
-                D2 = pairwise(self.A[r0:r1], self.B[c0:c1], self.metric)
-            if not np.isfinite(D2).all():
-                raise ValueError(
-                    f"metric={self.metric!r} gives non-finite distances for finite X; "
-                    "rescale X or choose another metric."
-                )
-            D2 *= D2
-            ii, jj = np.nonzero(D2 <= _TINY)
-        else:
-            D2 = self.A[r0:r1] @ self.B[c0:c1].T
-            D2 *= -2.0
-            D2 += self.sqA[r0:r1, None]
-            D2 += self.sqB[None, c0:c1]
-            ii, jj = np.nonzero(D2 <= self.tolA[r0:r1, None])
-            if ii.size:  # the row bound is loose with an outlier: check each pair's own
-                tol = self.nA[r0 + ii] + self.nB[c0 + jj]
-                keep = D2[ii, jj] <= self.c * tol * tol + _TINY
-                ii, jj = ii[keep], jj[keep]
-        D2[ii, jj] = 1.0
-        L2[ii, jj] = 0.0
-        np.divide(L2, D2, out=L2)
-        if self.exclude is not None:  # leave-one-out: no pair with the excluded column
-            ex = self.exclude[r0:r1]
-            mask_self(L2, ex, c0, 0.0)
-            keep = ex[ii] != c0 + jj
-            ii, jj = ii[keep], jj[keep]
-        return L2, ii, jj
+            return (self.A, self.B, None, None, None, None, None, self.YA, self.YB,
+                    self.exclude, self.metric, 0.0, both, col_block)  # fmt: skip
+        return (self.A, self.B, self.sqA, self.sqB, self.nA, self.nB, self.tolA, self.YA,
+                self.YB, self.exclude, self.metric, self.c, both, col_block)  # fmt: skip
 
     def delicate(self, i, j):
         """Q / ||y||_inf of the pairs ``(i, j)``, from exact distances in X's units."""
@@ -130,23 +105,76 @@ def _sq_label_diff(YA, YB):
     return out
 
 
-def _lipschitz_task(data, r0, r1, c0, c1, both, col_block):
-    """Row (and column) maxima of a block row: squared scaled ratios and delicate Q's."""
-    row_max, row_del = np.zeros(r1 - r0), np.zeros(r1 - r0)
+def _lipschitz_block(A, B, sqA, sqB, nA, nB, tolA, YA, YB, exclude, metric, c, r0, r1, c0, c1):
+    """Squared scaled ratios of a block (0 for delicate pairs) and its delicate pairs.
+
+    Delicate pairs (a distance that is not 1e8 times its error bound, or may have lost
+    its value to underflow) with different targets are returned, to be re-scored exactly.
+    """
+    L2 = _sq_label_diff(YA[r0:r1], YB[c0:c1])
+    if metric != "euclidean":
+        with np.errstate(over="ignore", invalid="ignore"):
+            D2 = pairwise(A[r0:r1], B[c0:c1], metric)
+        if not np.isfinite(D2).all():
+            raise ValueError(
+                f"metric={metric!r} gives non-finite distances for finite X; "
+                "rescale X or choose another metric."
+            )
+        D2 *= D2
+        ii, jj = np.nonzero(D2 <= _TINY)
+    else:
+        D2 = A[r0:r1] @ B[c0:c1].T
+        D2 *= -2.0
+        D2 += sqA[r0:r1, None]
+        D2 += sqB[None, c0:c1]
+        ii, jj = np.nonzero(D2 <= tolA[r0:r1, None])
+        if ii.size:  # the row bound is loose with an outlier: check each pair's own
+            tol = nA[r0 + ii] + nB[c0 + jj]
+            keep = D2[ii, jj] <= c * tol * tol + _TINY
+            ii, jj = ii[keep], jj[keep]
+    conflicting = L2[ii, jj] > 0  # equal targets: no pair of Gamma, Q = 0
+    D2[ii, jj] = 1.0
+    L2[ii, jj] = 0.0
+    ii, jj = ii[conflicting], jj[conflicting]
+    np.divide(L2, D2, out=L2)
+    if exclude is not None:  # leave-one-out: no pair with the excluded column
+        ex = exclude[r0:r1]
+        mask_self(L2, ex, c0, 0.0)
+        keep = ex[ii] != c0 + jj
+        ii, jj = ii[keep], jj[keep]
+    return L2, ii, jj
+
+
+def _lipschitz_task(*args):
+    """Row (and column) maxima of squared scaled ratios over a block row, and its
+    delicate pairs ``(i, j)``; ``args`` are ``_LipschitzData.shared()`` then the block."""
+    *arrays, both, col_block, r0, r1, c0, c1 = args
+    row_max = np.zeros(r1 - r0)
     col_max = np.zeros(c1 - c0) if both else None
-    col_del = np.zeros(c1 - c0) if both else None
+    pairs_i, pairs_j = [np.empty(0, np.intp)], [np.empty(0, np.intp)]
     for cs in range(c0, c1, col_block):
         ce = min(cs + col_block, c1)
-        L2, ii, jj = data.block(r0, r1, cs, ce)
+        L2, ii, jj = _lipschitz_block(*arrays, r0, r1, cs, ce)
         np.maximum(row_max, L2.max(axis=1), out=row_max)
         if both:
             np.maximum(col_max[cs - c0 : ce - c0], L2.max(axis=0), out=col_max[cs - c0 : ce - c0])
-        if ii.size:
-            q = data.delicate(r0 + ii, cs + jj)
-            np.maximum.at(row_del, ii, q)
-            if both:
-                np.maximum.at(col_del, cs - c0 + jj, q)
-    return r0, (row_max, row_del), c0, (col_max, col_del)
+        pairs_i.append(r0 + ii)
+        pairs_j.append(cs + jj)
+    return r0, row_max, c0, col_max, (np.concatenate(pairs_i), np.concatenate(pairs_j))
+
+
+def _delicate_max(data, results, n_rows, n_cols):
+    """Row (and, without ``n_cols`` None, column) maxima of the delicate pairs' exact Q."""
+    i = np.concatenate([r[4][0] for r in results])
+    j = np.concatenate([r[4][1] for r in results])
+    row_del = np.zeros(n_rows)
+    col_del = None if n_cols is None else np.zeros(n_cols)
+    if i.size:
+        q = data.delicate(i, j)
+        np.maximum.at(row_del, i, q)
+        if col_del is not None:
+            np.maximum.at(col_del, j, q)
+    return row_del, col_del
 
 
 def lipschitz_max(X, Y, *, metric="euclidean", batch_size=None, n_jobs=None, verbose=0):
@@ -158,22 +186,27 @@ def lipschitz_max(X, Y, *, metric="euclidean", batch_size=None, n_jobs=None, ver
     n = X.shape[0]
     batch_size = batch_size or DEFAULT_BATCH_SIZE
     data = _LipschitzData(X, Y, None, None, metric)
-    tasks = [(r0, min(r0 + batch_size, n), r0, n) for r0 in range(0, n, batch_size)]
+    tasks = [
+        (r0, min(r0 + batch_size, n), c0, c1)
+        for r0 in range(0, n, batch_size)
+        for c0, c1 in split_span(r0, n, TASK_SPAN * batch_size)
+    ]
+    tasks.sort(key=lambda t: -(t[1] - t[0]) * (t[3] - t[2]))  # big tasks first
     results = run_tasks(
-        lambda r0, r1, c0, c1: _lipschitz_task(data, r0, r1, c0, c1, True, batch_size),
+        _lipschitz_task,
         tasks,
+        shared=data.shared(True, batch_size),
         n_jobs=n_jobs,
         verbose=verbose,
         desc="Lipschitz maximum",
     )
-    q2, q_del = np.zeros(n), np.zeros(n)
-    for r0, (row_max, row_del), c0, (col_max, col_del) in results:
+    q2 = np.zeros(n)
+    for r0, row_max, c0, col_max, _ in results:
         rows = slice(r0, r0 + row_max.shape[0])
         np.maximum(q2[rows], row_max, out=q2[rows])
-        np.maximum(q_del[rows], row_del, out=q_del[rows])
-        np.maximum(q2[c0:], col_max, out=q2[c0:])
-        np.maximum(q_del[c0:], col_del, out=q_del[c0:])
-    return np.maximum(data.to_relative(np.sqrt(q2)), q_del)
+        np.maximum(q2[c0 : c0 + col_max.shape[0]], col_max, out=q2[c0 : c0 + col_max.shape[0]])
+    row_del, col_del = _delicate_max(data, results, n, n)
+    return np.maximum(data.to_relative(np.sqrt(q2)), np.maximum(row_del, col_del))
 
 
 def lipschitz_max_query(
@@ -187,19 +220,25 @@ def lipschitz_max_query(
     n_q = Q.shape[0]
     batch_size = batch_size or DEFAULT_BATCH_SIZE
     data = _LipschitzData(Q, YQ, X, Y, metric, exclude)
-    tasks = [(r0, min(r0 + batch_size, n_q), 0, X.shape[0]) for r0 in range(0, n_q, batch_size)]
+    tasks = [
+        (r0, min(r0 + batch_size, n_q), c0, c1)
+        for r0 in range(0, n_q, batch_size)
+        for c0, c1 in split_span(0, X.shape[0], TASK_SPAN * 2 * batch_size)
+    ]
     results = run_tasks(
-        lambda r0, r1, c0, c1: _lipschitz_task(data, r0, r1, c0, c1, False, 2 * batch_size),
+        _lipschitz_task,
         tasks,
+        shared=data.shared(False, 2 * batch_size),
         n_jobs=n_jobs,
         verbose=verbose,
         desc="Lipschitz maximum",
     )
-    q2, q_del = np.zeros(n_q), np.zeros(n_q)
-    for r0, (row_max, row_del), _, _ in results:
-        q2[r0 : r0 + row_max.shape[0]] = row_max
-        q_del[r0 : r0 + row_max.shape[0]] = row_del
-    return np.maximum(data.to_relative(np.sqrt(q2)), q_del)
+    q2 = np.zeros(n_q)
+    for r0, row_max, _, _, _ in results:
+        rows = slice(r0, r0 + row_max.shape[0])
+        np.maximum(q2[rows], row_max, out=q2[rows])
+    row_del, _ = _delicate_max(data, results, n_q, None)
+    return np.maximum(data.to_relative(np.sqrt(q2)), row_del)
 
 
 def regression_targets(y):

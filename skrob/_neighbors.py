@@ -16,12 +16,15 @@ import scipy.sparse as sp
 
 from skrob._blocks import (
     DEFAULT_BATCH_SIZE,
+    TASK_SPAN,
     class_ranges,
     reduce_min,
     run_candidates,
     sorted_positions,
+    split_span,
 )
 from skrob._cdist import cdist_scaling, cdist_task
+from skrob._device import device_candidates
 from skrob._euclidean import EuclideanData, euclidean_task, exact_groups, outlier_split, refine
 from skrob._sparse import sparse_groups
 
@@ -41,8 +44,9 @@ class _CdistBackend:
             )
         self.metric = metric
 
-    def task(self, r0, r1, c0, c1, both, col_block, self_col):
-        return cdist_task(self.A, self.B, r0, r1, c0, c1, both, col_block, self.metric, self_col)
+    def task_spec(self, both, col_block, self_col):
+        """The block function and the arguments every block shares (see ``run_tasks``)."""
+        return cdist_task, (self.A, self.B, both, col_block, self.metric, self_col)
 
     def self_minima(self, i, j, v, n):
         dist, arg = reduce_min(
@@ -63,10 +67,11 @@ class _EuclideanBackend:
         n_cols = self.data.B.shape[0]
         self.col_run = np.full(n_cols, np.inf, dtype=np.float32)
 
-    def task(self, r0, r1, c0, c1, both, col_block, self_col):
-        return euclidean_task(
-            self.data, r0, r1, c0, c1, both, col_block, self.col_run if both else None, self_col
-        )
+    def task_spec(self, both, col_block, self_col):
+        """The block function and the arguments every block shares (see ``run_tasks``)."""
+        d = self.data
+        col_run = self.col_run if both else None
+        return euclidean_task, (d.A, d.B, d.tolA, d.tolB, col_run, both, col_block, self_col)
 
     def self_minima(self, i, j, v, n):
         # A pair is a candidate for both of its samples.
@@ -88,7 +93,9 @@ def _backend(XA, XB, order_a, order_b, metric, data=None):
     return cls(XA, XB, order_a, order_b, metric)
 
 
-def nearest_other_label(X, codes, *, metric="euclidean", batch_size=None, n_jobs=None, verbose=0):
+def nearest_other_label(
+    X, codes, *, metric="euclidean", batch_size=None, n_jobs=None, verbose=0, device=None
+):
     """Distance from every sample to its nearest differently labelled sample.
 
     Parameters
@@ -97,6 +104,8 @@ def nearest_other_label(X, codes, *, metric="euclidean", batch_size=None, n_jobs
     codes : ndarray of shape (n_samples,), int class codes 0..K-1, at least two present.
     metric : "euclidean" (float32 GEMM kernel, exact to float64 rounding) or any metric
         accepted by :func:`scipy.spatial.distance.cdist` (blocked float64 ``cdist``).
+    device : torch.device or None
+        Run the Euclidean kernel's GEMMs on this device (:mod:`skrob._device`).
 
     Returns
     -------
@@ -111,7 +120,7 @@ def nearest_other_label(X, codes, *, metric="euclidean", batch_size=None, n_jobs
         k = dist.argmin(axis=1)
         rows = np.arange(X.shape[0])
         return dist[rows, k], arg[rows, k]
-    kw = dict(metric=metric, batch_size=batch_size, n_jobs=n_jobs, verbose=verbose)
+    kw = dict(metric=metric, batch_size=batch_size, n_jobs=n_jobs, verbose=verbose, device=device)
     data = None
     if metric == "euclidean":
         data = EuclideanData(X, None, np.argsort(codes, kind="stable"), None)
@@ -136,7 +145,7 @@ def nearest_other_label(X, codes, *, metric="euclidean", batch_size=None, n_jobs
     return reach, partner
 
 
-def _nearest_other_label(X, codes, *, metric, batch_size, n_jobs, verbose, data=None):
+def _nearest_other_label(X, codes, *, metric, batch_size, n_jobs, verbose, device, data=None):
     n = X.shape[0]
     batch_size = batch_size or DEFAULT_BATCH_SIZE
     col_block = 2 * batch_size
@@ -148,17 +157,21 @@ def _nearest_other_label(X, codes, *, metric, batch_size, n_jobs, verbose, data=
         if hi == lo or hi == n:
             continue
         for r0 in range(lo, hi, batch_size):
-            tasks.append((r0, min(r0 + batch_size, hi), hi, n))
+            for c0, c1 in split_span(hi, n, TASK_SPAN * col_block):
+                tasks.append((r0, min(r0 + batch_size, hi), c0, c1))
     # Big tasks first: better load balance under joblib.
     tasks.sort(key=lambda t: -(t[1] - t[0]) * (t[3] - t[2]))
     backend = _backend(X, None, order, None, metric, data)
-    i, j, v = run_candidates(
-        lambda r0, r1, c0, c1: backend.task(r0, r1, c0, c1, True, col_block, None),
-        tasks,
-        n_jobs=n_jobs,
-        verbose=verbose,
-        desc="nearest differently labelled",
-    )
+    desc = "nearest differently labelled"
+    if device is not None:
+        i, j, v = device_candidates(
+            backend.data, tasks, True, col_block, None, device, verbose, desc
+        )
+    else:
+        func, shared = backend.task_spec(True, col_block, None)
+        i, j, v = run_candidates(
+            func, tasks, shared=shared, n_jobs=n_jobs, verbose=verbose, desc=desc
+        )
     dist, arg = backend.self_minima(i, j, v, n)
     reach = np.empty(n)
     partner = np.empty(n, dtype=np.intp)
@@ -178,6 +191,7 @@ def nearest_in_groups(
     n_jobs=None,
     verbose=0,
     exclude=None,
+    device=None,
 ):
     """Distance from every query to the nearest reference sample of each group.
 
@@ -192,7 +206,7 @@ def nearest_in_groups(
     """
     if sp.issparse(X) or sp.issparse(Q):
         return sparse_groups(Q, X, codes, n_groups, metric, exclude=exclude)
-    kw = dict(metric=metric, batch_size=batch_size, n_jobs=n_jobs, verbose=verbose)
+    kw = dict(metric=metric, batch_size=batch_size, n_jobs=n_jobs, verbose=verbose, device=device)
     data = None
     if metric == "euclidean":
         data = EuclideanData(Q, X, None, np.argsort(codes, kind="stable"))
@@ -224,7 +238,7 @@ def nearest_in_groups(
 
 
 def _nearest_in_groups(
-    Q, X, codes, n_groups, *, metric, batch_size, n_jobs, verbose, data=None, exclude=None
+    Q, X, codes, n_groups, *, metric, batch_size, n_jobs, verbose, device, data=None, exclude=None
 ):
     n_q = Q.shape[0]
     batch_size = batch_size or DEFAULT_BATCH_SIZE
@@ -234,19 +248,22 @@ def _nearest_in_groups(
     self_col = sorted_positions(order, exclude)
     bounds = class_ranges(codes_sorted, n_groups)
     tasks = [
-        (r0, min(r0 + batch_size, n_q), bounds[g], bounds[g + 1])
+        (r0, min(r0 + batch_size, n_q), c0, c1)
         for g in range(n_groups)
-        if bounds[g + 1] > bounds[g]
+        for c0, c1 in split_span(bounds[g], bounds[g + 1], TASK_SPAN * col_block)
         for r0 in range(0, n_q, batch_size)
     ]
     backend = _backend(Q, X, None, order, metric, data)
-    i, j, v = run_candidates(
-        lambda r0, r1, c0, c1: backend.task(r0, r1, c0, c1, False, col_block, self_col),
-        tasks,
-        n_jobs=n_jobs,
-        verbose=verbose,
-        desc="nearest reference",
-    )
+    desc = "nearest reference"
+    if device is not None:
+        i, j, v = device_candidates(
+            backend.data, tasks, False, col_block, self_col, device, verbose, desc
+        )
+    else:
+        func, shared = backend.task_spec(False, col_block, self_col)
+        i, j, v = run_candidates(
+            func, tasks, shared=shared, n_jobs=n_jobs, verbose=verbose, desc=desc
+        )
     dist, arg = backend.group_minima(i, j, v, i * n_groups + codes_sorted[j], n_groups, n_q)
     arg = np.where((arg >= 0) & np.isfinite(dist), order[np.maximum(arg, 0)], -1)
     return dist.reshape(n_q, n_groups), arg.reshape(n_q, n_groups)

@@ -11,6 +11,8 @@ from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, v
 
 from skrob._approximate import approximate_nearest_other_label
 from skrob._cdist import resolve_metric
+from skrob._device import resolve_device
+from skrob._ivf import ivf_nearest_other_label
 from skrob._lipschitz import (
     lipschitz_max,
     lipschitz_max_query,
@@ -24,8 +26,10 @@ _COMMON_CONSTRAINTS = {
     "task": [StrOptions({"auto", "classification", "regression"})],
     "metric": [str, callable],
     "metric_params": [dict, None],
-    "algorithm": [StrOptions({"auto", "exact", "approximate"})],
+    "algorithm": [StrOptions({"auto", "exact", "approximate", "nndescent"})],
     "n_neighbors": [Interval(Integral, 1, None, closed="left")],
+    "nprobe": [Interval(Integral, 1, None, closed="left")],
+    "device": "no_validation",
     "batch_size": [Interval(Integral, 1, None, closed="left"), None],
     "n_jobs": [Integral, None],
     "random_state": ["random_state"],
@@ -33,16 +37,33 @@ _COMMON_CONSTRAINTS = {
 }
 
 
-def _resolve_algorithm(algorithm, task):
-    """ "auto" is exact: the exact kernel measured faster than pynndescent at every size
-    tried (docs/benchmarks.md: 17x at n = 20,000, 9x at 200,000, d = 784)."""
-    if algorithm == "approximate" and task != "classification":
+# At and above this many samples, algorithm="auto" takes the inverted lists for Euclidean
+# classification: measured faster than exact there with recall@1 >= 0.99
+# (benchmarks/bench_sample_robustness.py --approximate, docs/benchmarks.md).
+AUTO_APPROXIMATE_MIN_SAMPLES = 200_000
+
+
+def _resolve_algorithm(algorithm, task, metric="euclidean", X=None):
+    """The backend behind ``algorithm``: "exact", "ivf" or "nndescent".
+
+    "approximate" is the inverted lists for the Euclidean metric and pynndescent for
+    any other; "auto" is exact below ``AUTO_APPROXIMATE_MIN_SAMPLES`` samples.
+    """
+    if algorithm in ("approximate", "nndescent") and task != "classification":
         raise ValueError(
-            "algorithm='approximate' supports classification only; regression needs the "
+            f"algorithm={algorithm!r} supports classification only; regression needs the "
             "maximum of |y - y'| / d(x, x') over all pairs, which a neighbour index cannot "
             "bound. Use algorithm='exact'."
         )
-    return "exact" if algorithm == "auto" else algorithm
+    if algorithm == "auto":
+        dense_and_large = (
+            X is not None and not sp.issparse(X) and X.shape[0] >= AUTO_APPROXIMATE_MIN_SAMPLES
+        )
+        euclidean = isinstance(metric, str) and metric == "euclidean"
+        return "ivf" if dense_and_large and euclidean and task == "classification" else "exact"
+    if algorithm == "approximate":
+        return "ivf" if isinstance(metric, str) and metric == "euclidean" else "nndescent"
+    return algorithm
 
 
 def _check_sparse(X, task, algorithm):
@@ -54,8 +75,11 @@ def _check_sparse(X, task, algorithm):
             "Sparse X is supported for classification; regression needs every pair's "
             "|y - y'| / d(x, x'): pass X.toarray()."
         )
-    if algorithm == "approximate":
-        raise ValueError("algorithm='approximate' does not take sparse X; use 'exact'.")
+    if algorithm != "exact":
+        raise ValueError(
+            "algorithm='approximate' does not take sparse X; use 'exact' (the default below "
+            f"{AUTO_APPROXIMATE_MIN_SAMPLES:,} samples)."
+        )
 
 
 def _check_targets(y, task, n_samples):
@@ -75,13 +99,34 @@ def _check_targets(y, task, n_samples):
     return task, Y, norm_inf
 
 
-def _exact(X, codes, *, metric, batch_size, n_jobs, verbose, **_):
+def _exact(X, codes, *, metric, batch_size, n_jobs, verbose, device=None, **_):
     return nearest_other_label(
-        X, codes, metric=metric, batch_size=batch_size, n_jobs=n_jobs, verbose=verbose
+        X,
+        codes,
+        metric=metric,
+        batch_size=batch_size,
+        n_jobs=n_jobs,
+        verbose=verbose,
+        device=device,
     )
 
 
-def _approximate(X, codes, *, metric, n_neighbors, random_state, n_jobs, verbose, **_):
+def _check_device(device, X, task, metric, algorithm):
+    """``torch.device`` for ``device`` (None stays None) where the GPU kernel applies."""
+    if device is None:
+        return None
+    if task != "classification" or sp.issparse(X) or metric != "euclidean":
+        raise ValueError(
+            f"device={device!r} runs the exact Euclidean kernel for class labels on dense X; "
+            f"here task={task!r}, metric={metric!r}, sparse X: {sp.issparse(X)}. "
+            "Use device=None."
+        )
+    if algorithm != "exact":
+        raise ValueError(f"device={device!r} takes algorithm='exact', not {algorithm!r}.")
+    return resolve_device(device)
+
+
+def _nndescent(X, codes, *, metric, n_neighbors, random_state, n_jobs, verbose, **_):
     return approximate_nearest_other_label(
         X,
         codes,
@@ -93,9 +138,15 @@ def _approximate(X, codes, *, metric, n_neighbors, random_state, n_jobs, verbose
     )
 
 
+def _ivf(X, codes, *, nprobe, random_state, n_jobs, verbose, **_):
+    return ivf_nearest_other_label(
+        X, codes, nprobe=nprobe, random_state=random_state, n_jobs=n_jobs, verbose=verbose
+    )
+
+
 # The neighbour searches behind algorithm=: one signature, (X, codes, **params) -> (reach,
 # partner); the metric's backend is chosen inside (skrob._neighbors.BACKENDS).
-ALGORITHMS = {"exact": _exact, "approximate": _approximate}
+ALGORITHMS = {"exact": _exact, "ivf": _ivf, "nndescent": _nndescent}
 
 
 def _compute(X, target, task, *, algorithm, **params):
@@ -121,11 +172,13 @@ def sample_robustness(
     metric="euclidean",
     algorithm="auto",
     n_neighbors=30,
+    nprobe=32,
     batch_size=None,
     n_jobs=None,
     random_state=None,
     verbose=0,
     metric_params=None,
+    device=None,
 ):
     """Sample robustness of every sample of ``(X, y)`` with respect to ``(X, y)`` itself.
 
@@ -148,24 +201,44 @@ def sample_robustness(
         ("manhattan", "l1", "l2" too) or a callable a blocked float64 ``cdist`` path.
         "seuclidean" and "mahalanobis" take their ``V``/``VI`` from ``X`` when
         ``metric_params`` does not give them.
-    algorithm : {"auto", "exact", "approximate"}, default="auto"
-        "approximate" uses pynndescent, one index per class (classification only; the
-        first call in a process compiles with numba, 1-3 minutes). "auto" is exact: the
-        exact kernel measured faster than pynndescent here (docs/benchmarks.md).
+    algorithm : {"auto", "exact", "approximate", "nndescent"}, default="auto"
+        Classification only, for the last three. "approximate": for the Euclidean metric,
+        class-pure inverted lists (k-means lists of each class, probed by the other
+        classes' samples; ``nprobe`` trades time for recall); for another metric,
+        pynndescent. "nndescent": pynndescent, one index per class (the first call in a
+        process compiles with numba, 1-3 minutes). Approximate reaches are distances to
+        real differently labelled samples, re-scored in float64: never below the exact
+        reach, so a sample's robustness may be overstated where its nearest differently
+        labelled sample is missed (recall@1 measured >= 0.99 at the default ``nprobe``),
+        never understated. "auto" is exact below 200,000 samples, and the inverted lists
+        (Euclidean classification) from there, where they measured >= 3x faster
+        (docs/benchmarks.md); pass "exact" for exact results at any size.
     n_neighbors : int, default=30
-        Graph degree of the pynndescent indexes (approximate only).
+        Graph degree of the pynndescent indexes ("nndescent", or "approximate" with a
+        non-Euclidean metric).
+    nprobe : int, default=32
+        Inverted lists of the other classes that each sample scans ("approximate" with
+        the Euclidean metric): more is slower and closer to exact.
     batch_size : int, default=None
         Rows per block of the exact kernels (2048 when None); columns per block are twice
         that. Memory is O(batch_size^2), never O(n_samples^2).
     n_jobs : int, default=None
-        Blocks run through :class:`joblib.Parallel` when set (threads by default, or the
-        active joblib backend, e.g. Dask). None uses the BLAS threads of one process.
+        Blocks run through :class:`joblib.Parallel`: threads with one BLAS thread each, or
+        the active joblib backend (e.g. ``joblib.parallel_config(backend="dask")``; the
+        data travel to each worker once). None uses every core (or, inside
+        ``joblib.parallel_config(n_jobs=...)``, that number); 1 runs the blocks one after
+        another with a multi-threaded BLAS.
     random_state : int, RandomState instance or None, default=None
         Seeds the approximate backend.
     verbose : int, default=0
         Show a tqdm progress bar over blocks when positive.
     metric_params : dict, default=None
         Keyword arguments of the metric (e.g. ``{"p": 3}`` for "minkowski").
+    device : str or torch.device, default=None
+        Run the exact Euclidean kernel (class labels, dense X) through torch on this
+        device, e.g. "cuda": the float32 GEMMs and the choice of candidates there, the
+        float64 re-scoring on the host, so results equal the CPU kernel's. None: the
+        CPU kernel. Needs torch.
 
     Returns
     -------
@@ -188,19 +261,25 @@ def sample_robustness(
         input_name="X",
     )
     task, first, second = _check_targets(y, task, X.shape[0])
-    algorithm = _resolve_algorithm(algorithm, task)
+    metric = resolve_metric(metric, metric_params, X)
+    algorithm = _resolve_algorithm(
+        "exact" if device and algorithm == "auto" else algorithm, task, metric, X
+    )
     _check_sparse(X, task, algorithm)
+    device = _check_device(device, X, task, metric, algorithm)
     R, _ = _compute(
         X,
         (first, second),
         task,
-        metric=resolve_metric(metric, metric_params, X),
+        metric=metric,
         algorithm=algorithm,
         n_neighbors=n_neighbors,
+        nprobe=nprobe,
         batch_size=batch_size,
         n_jobs=n_jobs,
         random_state=random_state,
         verbose=verbose,
+        device=device,
     )
     return R
 
@@ -221,23 +300,30 @@ class SampleRobustnessTransformer(TransformerMixin, BaseEstimator):
         See :func:`sample_robustness`.
     metric : str or callable, default="euclidean"
         See :func:`sample_robustness`.
-    algorithm : {"auto", "exact", "approximate"}, default="auto"
-        Backend for ``fit``; ``transform`` and ``robustness`` always search exactly.
+    algorithm : {"auto", "exact", "approximate", "nndescent"}, default="auto"
+        Backend for ``fit`` (see :func:`sample_robustness`); ``transform`` and
+        ``robustness`` always search exactly.
     n_neighbors : int, default=30
-        Graph degree of the pynndescent indexes (approximate only).
+        Graph degree of the pynndescent indexes (see :func:`sample_robustness`).
+    nprobe : int, default=32
+        Inverted lists scanned per sample (see :func:`sample_robustness`).
     per_class : bool, default=False
         Classification only: ``transform`` returns one column per class,
         ``robustness_<class>``, the robustness a sample would have if labelled that class.
     batch_size : int, default=None
         Rows per block of the exact kernels (2048 when None).
     n_jobs : int, default=None
-        joblib parallelism over blocks.
+        joblib parallelism over blocks; None uses every core (see
+        :func:`sample_robustness`).
     random_state : int, RandomState instance or None, default=None
         Seeds the approximate backend.
     verbose : int, default=0
         Show a tqdm progress bar when positive.
     metric_params : dict, default=None
         Keyword arguments of the metric; see :func:`sample_robustness`.
+    device : str or torch.device, default=None
+        Run the exact Euclidean kernel of ``fit``, ``transform`` and ``robustness``
+        (class labels) on this torch device; see :func:`sample_robustness`.
 
     Attributes
     ----------
@@ -277,23 +363,27 @@ class SampleRobustnessTransformer(TransformerMixin, BaseEstimator):
         metric="euclidean",
         algorithm="auto",
         n_neighbors=30,
+        nprobe=32,
         per_class=False,
         batch_size=None,
         n_jobs=None,
         random_state=None,
         verbose=0,
         metric_params=None,
+        device=None,
     ):
         self.task = task
         self.metric = metric
         self.metric_params = metric_params
         self.algorithm = algorithm
         self.n_neighbors = n_neighbors
+        self.nprobe = nprobe
         self.per_class = per_class
         self.batch_size = batch_size
         self.n_jobs = n_jobs
         self.random_state = random_state
         self.verbose = verbose
+        self.device = device
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y):
@@ -320,9 +410,13 @@ class SampleRobustnessTransformer(TransformerMixin, BaseEstimator):
         task, first, second = _check_targets(y, self.task, X.shape[0])
         if self.per_class and task != "classification":
             raise ValueError("per_class=True is only defined for classification.")
-        algorithm = _resolve_algorithm(self.algorithm, task)
-        _check_sparse(X, task, algorithm)
         self._metric = resolve_metric(self.metric, self.metric_params, X)
+        algorithm = self.algorithm
+        if self.device is not None and algorithm == "auto":
+            algorithm = "exact"
+        algorithm = _resolve_algorithm(algorithm, task, self._metric, X)
+        _check_sparse(X, task, algorithm)
+        self._device = _check_device(self.device, X, task, self._metric, algorithm)
         self.robustness_, reach = _compute(
             X,
             (first, second),
@@ -330,10 +424,12 @@ class SampleRobustnessTransformer(TransformerMixin, BaseEstimator):
             metric=self._metric,
             algorithm=algorithm,
             n_neighbors=self.n_neighbors,
+            nprobe=self.nprobe,
             batch_size=self.batch_size,
             n_jobs=self.n_jobs,
             random_state=self.random_state,
             verbose=self.verbose,
+            device=self._device,
         )
         self.task_ = task
         self._fit_X = X
@@ -361,6 +457,7 @@ class SampleRobustnessTransformer(TransformerMixin, BaseEstimator):
             self._fit_codes,
             len(self.classes_),
             exclude=exclude,
+            device=self._device,
             **self._kernel_params(),
         )
         return dist

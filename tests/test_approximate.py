@@ -1,5 +1,6 @@
-"""The pynndescent backend. It compiles with numba on first use in a process (1-3
-minutes here), so its tests are few and share one module-scoped computation."""
+"""The pynndescent backend (algorithm="nndescent"). It compiles with numba on first use
+in a process (1-3 minutes here), so its tests are few and share one module-scoped
+computation."""
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ pytestmark = pytest.mark.slow
 def digits_both():
     X, y = load_digits(return_X_y=True)
     exact = sample_robustness(X, y, algorithm="exact")
-    approx = sample_robustness(X, y, algorithm="approximate", random_state=0)
+    approx = sample_robustness(X, y, algorithm="nndescent", random_state=0)
     return X, y, exact, approx
 
 
@@ -28,12 +29,12 @@ def test_approximate_is_an_upper_bound_with_high_recall(digits_both):
 
 def test_approximate_is_deterministic_and_reachable_from_the_transformer(digits_both):
     X, y, _, approx = digits_both
-    srt = SampleRobustnessTransformer(algorithm="approximate", random_state=0).fit(X, y)
+    srt = SampleRobustnessTransformer(algorithm="nndescent", random_state=0).fit(X, y)
     np.testing.assert_array_equal(srt.robustness_, approx)
 
 
 def test_approximate_accepts_a_random_state_instance(digits_both):
     X, y, _, approx = digits_both
-    R = sample_robustness(X, y, algorithm="approximate", random_state=np.random.RandomState(0))
+    R = sample_robustness(X, y, algorithm="nndescent", random_state=np.random.RandomState(0))
     assert R.shape == approx.shape
     assert np.all(R >= digits_both[2] - 1e-12)

@@ -231,3 +231,39 @@ def test_knn_soft_labels_then_label_uncertainty_with_string_labels():
     assert_allclose(lu, label_uncertainty(knn_soft_labels(X, codes, n_neighbors=5), codes))
     with pytest.raises(ValueError, match="2 distinct labels"):
         label_uncertainty(np.full((4, 3), 1 / 3), np.array(["a", "b", "a", "b"]))
+
+
+@pytest.mark.parametrize("norm", [2, np.inf])
+@pytest.mark.parametrize("epsilon", [0.05, 0.8, 3.0])
+def test_neighbour_lists_give_the_brute_force_regions_at_any_epsilon(norm, epsilon):
+    """The placement reads counts off each centre's target + 1 nearest neighbours; a
+    radius + epsilon beyond them takes the full row. Small to huge epsilon, duplicates."""
+    rng = np.random.default_rng(7)
+    X = np.vstack([rng.normal(size=(120, 3)), rng.normal(2.0, 0.6, size=(100, 3))])
+    X[200:215] = X[199]  # 16 copies of one point: more than its list holds
+    lu = np.clip(rng.normal(0.4, 0.3, 220) + 0.4 * (X[:, 0] > 1.2), 0, 2)
+    params = dict(epsilon=epsilon, alpha=0.05, gamma=0.3, norm=norm, n_regions=3, delta=0.05)
+    est = IntrinsicRobustnessEstimator(**params, train_size=0.9, random_state=1).fit(X, lu)
+    Xa, lua = X[est.train_indices_], lu[est.train_indices_]
+    regions, covered, reached = brute_force_regions(Xa, lua, **params)
+    placed = [r for r in regions if r is not None]
+    assert len(est.radii_) == len(placed) > 0
+    for k, (i, radius) in enumerate(placed):
+        assert_array_equal(est.centers_[k], Xa[i])
+        assert est.radii_[k] == pytest.approx(radius, rel=1e-12)
+    assert est.train_risk_ == covered.mean()
+    assert est.train_adversarial_risk_ == reached.mean()
+
+
+def test_neighbour_lists_are_the_sorted_rows_prefix():
+    from skrob._concentration import neighbour_lists
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(150, 5)) * 1e150
+    X[10] = X[11]  # a tie
+    for norm, metric in ((2, "euclidean"), (np.inf, "chebyshev")):
+        lists = neighbour_lists(X, 20, norm, block=64)
+        D = cdist(X, X, metric)
+        order = np.argsort(D, axis=1, kind="stable")[:, :20]
+        assert_array_equal(lists.index, order)
+        assert_allclose(lists.dist, np.take_along_axis(D, order, axis=1), rtol=1e-14)

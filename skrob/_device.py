@@ -1,0 +1,136 @@
+"""The exact Euclidean kernel on a torch device (a GPU): the float32 GEMM and the choice of
+candidates there, the float64 re-scoring on the host.
+
+The blocks are those of :func:`skrob._euclidean.euclidean_task`, with the same augmented
+float32 data and the same per-pair error bounds, so results are the float64 brute force
+to rounding, as on the CPU. The bound holds for any summation order, but not for
+TensorFloat-32 products: they are switched off while the kernel runs.
+"""
+
+from contextlib import contextmanager
+
+import numpy as np
+
+
+def resolve_device(device):
+    """``torch.device(device)``, with an error that says what to install or fix."""
+    try:
+        import torch
+    except ImportError as exc:  # pragma: no cover - torch is in the [torch] extra
+        raise ImportError(
+            f"device={device!r} runs the kernel through torch: pip install torch (or the "
+            "[torch] extra), or leave device=None for the CPU kernel."
+        ) from exc
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device={device!r} is not a torch device: {exc}") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r}: torch sees no CUDA device here.")
+    return dev
+
+
+@contextmanager
+def _full_float32():
+    """float32 matrix products in full float32 (no TF32), as the error bound assumes."""
+    import torch
+
+    precision = torch.get_float32_matmul_precision()
+    cuda_tf32 = torch.backends.cuda.matmul.allow_tf32
+    cudnn_tf32 = torch.backends.cudnn.allow_tf32
+    torch.set_float32_matmul_precision("highest")
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.set_float32_matmul_precision(precision)
+        torch.backends.cuda.matmul.allow_tf32 = cuda_tf32
+        torch.backends.cudnn.allow_tf32 = cudnn_tf32
+
+
+def _rows_from_columns(B):
+    """Row layout ``[-2b, |b|^2, 1]`` from the column layout ``[b, 1, |b|^2]``."""
+    a = B * -2.0
+    a[:, -2:] = B[:, [-1, -2]]
+    return a
+
+
+def _row_candidates(D, run, tol, r0, c0, out):
+    """Torch twin of :func:`skrob._euclidean._row_candidates`."""
+    import torch
+
+    v, j = D.min(dim=1)
+    competitive = v <= run + 2 * tol
+    torch.minimum(run, v, out=run)
+    thr = run + 2 * tol
+    ar = torch.arange(D.shape[0], device=D.device)
+    D[ar, j] = float("inf")
+    m2 = D.min(dim=1).values
+    ambiguous = competitive & (m2 <= thr)
+    if bool(ambiguous.any()):
+        rows = torch.nonzero(ambiguous).flatten()
+        ii, jj = torch.nonzero(D[rows] <= thr[rows, None], as_tuple=True)
+        out.append((r0 + rows[ii], c0 + jj, D[rows[ii], jj]))
+    D[ar, j] = v
+    rows = torch.nonzero(competitive).flatten()
+    out.append((r0 + rows, c0 + j[rows], v[rows]))
+
+
+def _col_candidates(D, run, tol, r0, c0, out):
+    """Torch twin of :func:`skrob._euclidean._col_candidates`."""
+    import torch
+
+    v, i = D.min(dim=0)
+    competitive = v <= run + 2 * tol
+    torch.minimum(run, v, out=run)
+    cols = torch.nonzero(competitive).flatten()
+    if cols.numel() == 0:
+        return
+    thr = run[cols] + 2 * tol[cols]
+    vc, ic = v[cols], i[cols]
+    D[ic, cols] = float("inf")
+    ambiguous = D[:, cols].min(dim=0).values <= thr
+    if bool(ambiguous.any()):
+        acols = cols[ambiguous]
+        ii, jj = torch.nonzero(D[:, acols] <= thr[ambiguous], as_tuple=True)
+        out.append((r0 + ii, c0 + acols[jj], D[ii, acols[jj]]))
+    D[ic, cols] = vc
+    out.append((r0 + ic, c0 + cols, vc))
+
+
+def device_candidates(data, tasks, both, col_block, self_col, device, verbose=0, desc=""):
+    """Run the blocks ``tasks`` of :class:`skrob._euclidean.EuclideanData` ``data`` on
+    ``device``; return the candidate pairs ``(i, j, value)`` as host arrays."""
+    import torch
+
+    progress = tasks
+    if verbose:
+        from tqdm.auto import tqdm
+
+        progress = tqdm(tasks, desc=desc, unit="block")
+    with torch.no_grad(), _full_float32():
+        B = torch.from_numpy(data.B).to(device)
+        A = None if data.A is None else torch.from_numpy(data.A).to(device)
+        # float64 bounds, as on the CPU: thresholds are not rounded down
+        tolA = torch.from_numpy(data.tolA).to(device)
+        tolB = torch.from_numpy(data.tolB).to(device)
+        col_run = torch.full((B.shape[0],), float("inf"), device=device) if both else None
+        excl = None if self_col is None else torch.from_numpy(self_col).to(device)
+        out = []
+        for r0, r1, c0, c1 in progress:
+            a = _rows_from_columns(B[r0:r1]) if A is None else A[r0:r1]
+            run = torch.full((r1 - r0,), float("inf"), device=device)
+            for cs in range(c0, c1, col_block):
+                ce = min(cs + col_block, c1)
+                D = a @ B[cs:ce].T
+                if excl is not None:
+                    e = excl[r0:r1]
+                    r = torch.nonzero((e >= cs) & (e < ce)).flatten()
+                    D[r, e[r] - cs] = float("inf")
+                _row_candidates(D, run, tolA[r0:r1], r0, cs, out)
+                if both:
+                    _col_candidates(D, col_run[cs:ce], tolB[cs:ce], r0, cs, out)
+        if not out:
+            return np.empty(0, np.intp), np.empty(0, np.intp), np.empty(0, np.float32)
+        return tuple(torch.cat([o[k] for o in out]).cpu().numpy() for k in range(3))

@@ -1,0 +1,146 @@
+"""The inverted-list backend: class-pure k-means lists, probed by the other classes.
+
+Every class is cut by k-means into lists of about ``list_size`` samples. Each sample
+probes the ``nprobe`` list centres nearest to it *among the other classes' lists*, so
+every list it scans holds only differently labelled samples. The samples probing a list
+are scored against its members by one float32 GEMM (the augmented, scaled layout of
+:class:`skrob._euclidean.EuclideanData`, with its error bounds), and the candidates
+within the bound of each sample's best are re-scored exactly in float64. Every returned
+distance is therefore that of a real differently labelled sample: an upper bound on the
+exact reach, equal to it whenever the nearest one lies in a probed list (recall@1 is
+measured in benchmarks/bench_sample_robustness.py).
+
+The cost is ``n * nprobe * list_size * d`` for the scans plus k-means, linear in n at a
+fixed list size, against the exact kernel's ``n^2 d / 2``.
+"""
+
+import math
+
+import numpy as np
+from sklearn.cluster import KMeans
+from sklearn.utils import check_random_state
+
+from skrob._blocks import run_tasks
+from skrob._euclidean import EuclideanData, _row_candidates, refine
+
+# Samples per list: the k-means of each class has ceil(n_class / LIST_SIZE) centres.
+LIST_SIZE = 128
+
+# Lloyd iterations of each class's k-means: lists need not be optimal, only compact.
+_KMEANS_ITER = 10
+
+# Rows per block of the probe (samples against every list centre).
+_PROBE_BLOCK = 4096
+
+# Lists per task of the scan.
+_LISTS_PER_TASK = 32
+
+
+def _rows(B, idx):
+    """Rows ``idx`` in the row layout ``[-2b, |b|^2, 1]`` from the column layout."""
+    a = B[idx]
+    a[:, :-2] *= np.float32(-2.0)
+    a[:, -2:] = a[:, -1:-3:-1].copy()
+    return a
+
+
+def _lists(body, codes, n_classes, list_size, rng):
+    """k-means lists of every class: (centres, class of each list, list of each sample)."""
+    centres, list_class = [], []
+    labels = np.empty(body.shape[0], dtype=np.intp)
+    for k in range(n_classes):
+        members = np.flatnonzero(codes == k)
+        n_lists = math.ceil(members.size / list_size)
+        if n_lists == 0:
+            continue
+        if n_lists == 1:
+            labels[members] = len(list_class)
+            centres.append(body[members].mean(axis=0, dtype=np.float64)[None])
+        else:
+            km = KMeans(
+                n_lists,
+                n_init=1,
+                max_iter=_KMEANS_ITER,
+                random_state=rng.randint(np.iinfo(np.int32).max),
+            ).fit(body[members])
+            # k-means may leave a centre without members: keep only the used ones.
+            used, local = np.unique(km.labels_, return_inverse=True)
+            labels[members] = len(list_class) + local
+            centres.append(km.cluster_centers_[used])
+            n_lists = used.size
+        list_class.extend([k] * n_lists)
+    return np.vstack(centres).astype(np.float32), np.asarray(list_class), labels
+
+
+def _probe(body, codes, centres, list_class, nprobe):
+    """The ``nprobe`` nearest other-class lists of every sample, as (sample, list) pairs."""
+    n = body.shape[0]
+    nprobe = min(nprobe, centres.shape[0])
+    c_sq = np.einsum("ij,ij->i", centres, centres)
+    qs, ls = [], []
+    for s in range(0, n, _PROBE_BLOCK):
+        e = min(s + _PROBE_BLOCK, n)
+        D = body[s:e] @ centres.T
+        D *= np.float32(-2.0)
+        D += c_sq
+        D[codes[s:e, None] == list_class[None, :]] = np.inf  # own class: never probed
+        near = np.argpartition(D, nprobe - 1, axis=1)[:, :nprobe]
+        ok = np.isfinite(np.take_along_axis(D, near, axis=1))
+        rows = np.broadcast_to(np.arange(s, e)[:, None], near.shape)
+        qs.append(rows[ok])
+        ls.append(near[ok])
+    return np.concatenate(qs), np.concatenate(ls)
+
+
+def _scan_task(B, tol, member_ptr, members, probe_ptr, probers, l0, l1):
+    """Candidates of lists ``[l0, l1)``: each prober's best member and any within bound."""
+    out = []
+    for lst in range(l0, l1):
+        q = probers[probe_ptr[lst] : probe_ptr[lst + 1]]
+        mem = members[member_ptr[lst] : member_ptr[lst + 1]]
+        if q.size == 0 or mem.size == 0:
+            continue
+        D = _rows(B, q) @ B[mem].T
+        local = []
+        _row_candidates(D, np.full(q.size, np.inf, np.float32), tol[q], 0, 0, local)
+        for i, j, v in local:
+            out.append((q[i], mem[j], v))
+    if not out:
+        return np.empty(0, np.intp), np.empty(0, np.intp), np.empty(0, np.float32)
+    return tuple(np.concatenate([o[k] for o in out]) for k in range(3))
+
+
+def ivf_nearest_other_label(
+    X, codes, *, nprobe=32, list_size=LIST_SIZE, random_state=None, n_jobs=None, verbose=0
+):
+    """Approximate :func:`skrob._neighbors.nearest_other_label` by class-pure inverted lists.
+
+    Returns ``(reach, partner)``: float64 distances, each exact for its partner (a
+    differently labelled sample), at least the exact reach.
+    """
+    rng = check_random_state(random_state)
+    n = X.shape[0]
+    n_classes = int(codes.max()) + 1
+    data = EuclideanData(X, None, None, None)
+    B = data.B
+    body = B[:, :-2]
+    centres, list_class, labels = _lists(body, codes, n_classes, list_size, rng)
+    n_lists = centres.shape[0]
+    members = np.argsort(labels, kind="stable")
+    member_ptr = np.searchsorted(labels[members], np.arange(n_lists + 1))
+    q, lst = _probe(body, codes, centres, list_class, nprobe)
+    by_list = np.argsort(lst, kind="stable")
+    probers = q[by_list]
+    probe_ptr = np.searchsorted(lst[by_list], np.arange(n_lists + 1))
+    del q, lst, by_list
+    tasks = [(l0, min(l0 + _LISTS_PER_TASK, n_lists)) for l0 in range(0, n_lists, _LISTS_PER_TASK)]
+    results = run_tasks(
+        _scan_task,
+        tasks,
+        shared=(B, data.tolA, member_ptr, members, probe_ptr, probers),
+        n_jobs=n_jobs,
+        verbose=verbose,
+        desc="inverted lists",
+    )
+    i, j, v = (np.concatenate([r[k] for r in results]) for k in range(3))
+    return refine(data, i, j, v, data.tolA, i, n)

@@ -1,0 +1,51 @@
+"""The exact kernel on a torch device: the same results as the CPU kernel, bit for bit
+(the device only chooses candidates; the float64 re-scoring is the same)."""
+
+import numpy as np
+import pytest
+import torch
+
+from skrob import SampleRobustnessTransformer, sample_robustness
+from tests.conftest import make_tricky_data
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("scale", [1.0, 1e-300, 1e300])
+def test_device_kernel_equals_the_cpu_kernel(device, scale, global_random_seed):
+    rng = np.random.default_rng(global_random_seed)
+    X, y = make_tricky_data(rng, n=2500, d=12, n_classes=4)
+    X = X * scale
+    ref = sample_robustness(X, y, n_jobs=1)
+    got = sample_robustness(X, y, device=device, batch_size=200)
+    np.testing.assert_array_equal(got, ref)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_device_kernel_with_an_outlier_and_the_transformer(device):
+    rng = np.random.default_rng(0)
+    X, y = make_tricky_data(rng, n=1500, d=8)
+    X[3] *= 1e6  # takes the float64 outlier path, the rest the device
+    ref = SampleRobustnessTransformer(n_jobs=1).fit(X, y)
+    est = SampleRobustnessTransformer(device=device, batch_size=128).fit(X, y)
+    np.testing.assert_array_equal(est.robustness_, ref.robustness_)
+    Q = X[:300] + 0.05
+    np.testing.assert_array_equal(est.transform(Q), ref.transform(Q))
+    np.testing.assert_array_equal(est.fit_transform(X, y), ref.fit_transform(X, y))
+
+
+def test_device_errors_name_the_argument():
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(50, 3)), rng.integers(0, 2, 50)
+    with pytest.raises(ValueError, match="device='tpu7' is not a torch device"):
+        sample_robustness(X, y, device="tpu7")
+    with pytest.raises(ValueError, match="exact Euclidean kernel for class labels"):
+        sample_robustness(X, X[:, 0], task="regression", device="cpu")
+    with pytest.raises(ValueError, match="exact Euclidean kernel for class labels"):
+        sample_robustness(X, y, metric="manhattan", device="cpu")
+    with pytest.raises(ValueError, match="takes algorithm='exact'"):
+        sample_robustness(X, y, algorithm="approximate", device="cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA device"):
+            sample_robustness(X, y, device="cuda")
