@@ -12,6 +12,13 @@ Data: a random subset of Fashion-MNIST (falls back to scikit-learn's digits), kN
 labels (k = 10), alpha = 0.05, gamma = 0.17, epsilon = 1.0 (L2), 5 regions.
 
     python benchmarks/bench_intrinsic_robustness.py [--n-samples 5000] [--n-large 10000]
+
+``--paper-size`` instead fits the estimator on all 60,000 Fashion-MNIST training images
+(30,000 per half) over the ε-grid and gammas of examples/plot_intrinsic_robustness.py,
+and prints the wall time and the process's peak memory (``ru_maxrss``), against the
+O(n^2) distance matrix the previous version held:
+
+    python benchmarks/bench_intrinsic_robustness.py --paper-size [--norms 2 inf]
 """
 
 import argparse
@@ -29,6 +36,9 @@ from tests._reference import brute_force_regions
 parser = argparse.ArgumentParser()
 parser.add_argument("--n-samples", type=int, default=5000, help="both methods")
 parser.add_argument("--n-large", type=int, default=10000, help="skrob alone")
+parser.add_argument("--paper-size", action="store_true", help="60,000 images, the example's grid")
+parser.add_argument("--norms", nargs="+", default=["2", "inf"], help="with --paper-size")
+parser.add_argument("--alpha", type=float, default=0.15, help="with --paper-size")
 args = parser.parse_args()
 EPS, ALPHA, GAMMA, N_REGIONS, DELTA = 1.0, 0.05, 0.17, 5, 0.05
 
@@ -44,6 +54,53 @@ except FileNotFoundError:
     X_all = X_all / 16.0
     name = "digits"
 rng = np.random.default_rng(0)
+
+
+def paper_size():
+    """All training images, the example's budgets and gammas; time and peak memory."""
+    import resource
+    import warnings
+
+    from skrob.datasets import load_fashion_mnist
+
+    X, y = load_fashion_mnist(subset="train", return_X_y=True)
+    X = X.astype(np.float64)
+    t0 = time.perf_counter()
+    lu = label_uncertainty(knn_soft_labels(X, y, 10), y)
+    print(f"Fashion-MNIST train, {len(y):,} images; kNN label uncertainty (k = 10): "
+          f"{time.perf_counter() - t0:.1f} s")  # fmt: skip
+    budgets = {
+        "2": (2, [0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0]),
+        "inf": (np.inf, [0.0, 0.02, 0.05, 0.1, 0.15, 0.2]),
+    }
+    total = time.perf_counter()
+    for key in args.norms:
+        norm, epsilons = budgets[key]
+        t_norm = time.perf_counter()
+        for eps in epsilons:
+            row = []
+            for gamma in (0.0, 0.17, 1.0):
+                est = IntrinsicRobustnessEstimator(
+                    eps, alpha=args.alpha, gamma=gamma, norm=norm, random_state=0
+                )
+                t = time.perf_counter()
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", UserWarning)
+                    est.fit(X, lu)
+                row.append(f"gamma={gamma}: IR {est.intrinsic_robustness_:.4f} "
+                           f"({time.perf_counter() - t:5.1f} s)")  # fmt: skip
+            print(f"  L{key} eps={eps:<5}", "; ".join(row))
+        print(f"  L{key}: {time.perf_counter() - t_norm:.1f} s for {3 * len(epsilons)} fits")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
+    n_half = len(y) // 2
+    matrix = n_half**2 * 8 / 2**30
+    print(f"total {time.perf_counter() - total:.1f} s; peak memory of the process {peak:.2f} "
+          f"GiB (an n_half x n_half float64 matrix alone: {matrix:.1f} GiB)")  # fmt: skip
+
+
+if args.paper_size:
+    paper_size()
+    sys.exit()
 
 
 def sample(n):

@@ -1,20 +1,28 @@
 """Sample robustness: skrob's exact and approximate kernels against their baselines.
 
-One run times, on the same 10-class float32 data:
+One run times, on the same 10-class data:
 
 * the scikit-learn baseline, ``NearestNeighbors(algorithm="brute")`` fitted per class on
   the other classes' points and queried with the class's points;
-* skrob's exact kernel (``sample_robustness(algorithm="exact")``);
-* skrob's approximate kernel (pynndescent; numba's one-time compile is timed apart)
-  with its recall@1 against the exact result;
-* a plain numpy float32 GEMM with the exact kernel's flop count,
+* skrob's exact kernel (``sample_robustness(algorithm="exact")``) at the default
+  ``n_jobs`` (every core) and at ``n_jobs=1``;
+* a plain numpy float32 GEMM with the exact kernel's flop count, timed right before
+  each run of the kernel (interleaved, ``--repeats`` pairs), so that both see the same
+  machine load;
+* with ``--approximate``: the inverted lists (``algorithm="approximate"``) and, with
+  ``--nndescent``, pynndescent, with recall@1 against the exact result.
 
-and prints the speed-up over the baseline and the fraction of the GEMM rate reached.
+``--data fashion`` uses Fashion-MNIST's 70,000 images (and, for a larger ``--n``,
+copies of them with Gaussian jitter of 0.02 per pixel); the default is synthetic
+clustered data. ``--scaling`` times the exact kernel and its peak traced memory at
+n = 10k ... 160k (d = 784) and d = 16 ... 3,072 (n = 20k), fits the exponents, projects
+the time of n = 1M and 10M, and with ``--plot PATH`` draws it.
 With ``--regression`` it times the exact regression kernel against a row-by-row numpy
 loop (n = 32,000, d = 58 by default).
 
     python benchmarks/bench_sample_robustness.py                 # n = 20,000, d = 784
-    python benchmarks/bench_sample_robustness.py --n 200000      # the larger size
+    python benchmarks/bench_sample_robustness.py --data fashion --n 200000 --approximate
+    python benchmarks/bench_sample_robustness.py --scaling --plot docs/_static/scaling.png
     python benchmarks/bench_sample_robustness.py --regression
 """
 
@@ -69,43 +77,147 @@ def timed(f, *args, **kwargs):
     return out, time.perf_counter() - t
 
 
+def load_data(args):
+    if args.data == "synthetic":
+        return make_data(args.n, args.d, 10)
+    from skrob.datasets import load_fashion_mnist
+
+    X, y = load_fashion_mnist(return_X_y=True)
+    rng = np.random.default_rng(0)
+    parts, labels = [X], [y]
+    while sum(len(p) for p in parts) < args.n:
+        parts.append(X + rng.normal(scale=0.02, size=X.shape).astype(np.float32))
+        labels.append(y)
+    return np.vstack(parts)[: args.n], np.concatenate(labels)[: args.n]
+
+
 def classification(args):
-    X, y = make_data(args.n, args.d, 10)
+    X, y = load_data(args)
     counts = np.bincount(y)
     n_pairs = (counts.sum() ** 2 - (counts**2).sum()) / 2  # each class pair once
-    print(f"classification: n={args.n}, d={args.d}, 10 classes, float32")
+    print(f"classification: {args.data} data, n={len(y)}, d={X.shape[1]}, 10 classes, float32")
 
     if not args.skip_baseline:
         ref, t_base = timed(sklearn_baseline, X, y)
         print(f"  sklearn NearestNeighbors(brute), per class : {t_base:8.2f} s")
-    R_exact, t_exact = timed(sample_robustness, X, y, algorithm="exact")
+    times, rates = [], []
+    for _ in range(args.repeats):  # the GEMM reference right before each kernel run
+        gflops, _ = gemm_rate(n_pairs, X.shape[1] + 2)
+        R_exact, t = timed(sample_robustness, X, y, algorithm="exact")
+        times.append(t)
+        rates.append(2.0 * (X.shape[1] + 2) * n_pairs / t / 1e9 / gflops)
+    t_exact = min(times)
     reach = R_exact / (1 - R_exact)
-    print(f"  skrob exact                                : {t_exact:8.2f} s")
+    spread = f"(runs: {', '.join(f'{t:.2f}' for t in times)})"
+    print(f"  skrob exact, n_jobs=None (every core)      : {t_exact:8.2f} s {spread}")
+    fractions = ", ".join(f"{100 * r:.0f} %" for r in rates)
+    print(f"    of the float32 GEMM rate, each run against the GEMM timed just before: {fractions}")
+    if not args.skip_one_job:
+        R1, t_one = timed(sample_robustness, X, y, algorithm="exact", n_jobs=1)
+        assert np.array_equal(R1, R_exact)
+        print(f"  skrob exact, n_jobs=1                      : {t_one:8.2f} s")
+        print(f"    every core / n_jobs=1                    : {t_one / t_exact:8.2f} x")
     if not args.skip_baseline:
         rel = np.abs(reach - ref) / np.maximum(ref, 1e-12)
         print(f"    speed-up over sklearn                    : {t_base / t_exact:8.2f} x")
         print(f"    max relative difference to sklearn (f32) : {rel.max():.2e}")
 
-    gflops, _ = gemm_rate(n_pairs, args.d + 2)
-    ours = 2.0 * (args.d + 2) * n_pairs / t_exact / 1e9
-    print(f"  numpy float32 GEMM, same flop count        : {gflops:8.1f} GFLOP/s")
-    print(
-        f"    skrob exact effective rate               : {ours:8.1f} GFLOP/s "
-        f"({100 * ours / gflops:.0f} % of GEMM)"
-    )
-
-    if not args.skip_approximate:
-        small_X, small_y = make_data(500, args.d, 10, seed=3)
+    if args.approximate:
+        for nprobe in args.nprobe:
+            R_ivf, t_ivf = timed(
+                sample_robustness, X, y, algorithm="approximate", nprobe=nprobe, random_state=0
+            )
+            recall = np.mean(R_ivf <= R_exact * (1 + 1e-12))
+            print(f"  skrob approximate (inverted lists), nprobe={nprobe:<3d}: {t_ivf:8.2f} s")
+            print(f"    recall@1 against exact                   : {recall:8.4f}")
+            print(f"    exact / approximate time                 : {t_exact / t_ivf:8.2f} x")
+    if args.nndescent:
+        small_X, small_y = make_data(500, X.shape[1], 10, seed=3)
         _, t_compile = timed(
-            sample_robustness, small_X, small_y, algorithm="approximate", random_state=0
+            sample_robustness, small_X, small_y, algorithm="nndescent", random_state=0
         )
-        print(f"  skrob approximate, first call (numba compile, n=500): {t_compile:6.1f} s")
-        R_approx, t_approx = timed(sample_robustness, X, y, algorithm="approximate", random_state=0)
-        reach_approx = R_approx / (1 - R_approx)
-        recall = np.mean(reach_approx <= reach * (1 + 1e-9))
-        print(f"  skrob approximate                          : {t_approx:8.2f} s")
+        print(f"  pynndescent, first call (numba compile, n=500): {t_compile:6.1f} s")
+        R_nnd, t_nnd = timed(sample_robustness, X, y, algorithm="nndescent", random_state=0)
+        recall = np.mean(R_nnd <= R_exact * (1 + 1e-12))
+        print(f"  skrob nndescent (pynndescent per class)    : {t_nnd:8.2f} s")
         print(f"    recall@1 against exact                   : {recall:8.4f}")
-        print(f"    exact / approximate time                 : {t_exact / t_approx:8.2f} x")
+        print(f"    exact / nndescent time                   : {t_exact / t_nnd:8.2f} x")
+
+
+def scaling(args):
+    """Time and peak traced memory of the exact kernel against n and d; fitted exponents."""
+    import tracemalloc
+
+    def run(n, d):
+        X, y = make_data(n, d, 10)
+        tracemalloc.start()
+        _, t = timed(sample_robustness, X, y, algorithm="exact")
+        peak = tracemalloc.get_traced_memory()[1] / 2**20
+        tracemalloc.stop()
+        return t, peak, X.nbytes / 2**20
+
+    series = {"n": [], "d": []}
+    print("exact kernel, n_jobs=None (every core); memory: peak traced by tracemalloc")
+    print(f"{'n':>8} {'d':>6} {'time (s)':>10} {'peak (MiB)':>11} {'X (MiB)':>9}")
+    for n in args.scaling_n:
+        t, peak, data = run(n, 784)
+        series["n"].append((n, t, peak))
+        print(f"{n:8d} {784:6d} {t:10.2f} {peak:11.0f} {data:9.0f}")
+    for d in args.scaling_d:
+        t, peak, data = run(20_000, d)
+        series["d"].append((d, t, peak))
+        print(f"{20_000:8d} {d:6d} {t:10.2f} {peak:11.0f} {data:9.0f}")
+    fits = {}
+    for key, rows in series.items():
+        x, t, m = (np.log(np.array(c, dtype=float)) for c in zip(*rows, strict=True))
+        fits[key] = (np.polyfit(x, t, 1), np.polyfit(x, m, 1))
+        print(
+            f"fitted exponents in {key}: time ~ {key}^{fits[key][0][0]:.2f}, "
+            f"memory ~ {key}^{fits[key][1][0]:.2f} (least squares on logs)"
+        )
+    # Projections at d = 784 from the fitted time of the largest n, by the flop count n^2
+    # (measured exponent above), and by compute rate: cores, a GPU, workers.
+    (slope, icpt), _ = fits["n"]
+    n_max, t_max, _ = series["n"][-1]
+    print(f"projections at d = 784 (n^2 from n = {n_max:,}: {t_max:.1f} s here):")
+    for n in (1_000_000, 10_000_000):
+        t2 = t_max * (n / n_max) ** 2
+        print(
+            f"  n = {n:>10,}: here {t2 / 3600:8.1f} h; 64 cores (x{64 / args.cores:.0f} the "
+            f"rate) {t2 * args.cores / 64 / 3600:7.2f} h; a GPU at {args.gpu_tflops:.0f} "
+            f"TFLOP/s float32 ({args.gpu_tflops * 1e3 / args.cpu_gflops:.0f}x) "
+            f"{t2 * args.cpu_gflops / (args.gpu_tflops * 1e3) / 60:7.1f} min; "
+            f"{args.workers} Dask workers of {args.cores} cores "
+            f"{t2 / args.workers / 3600:7.2f} h"
+        )
+    if args.plot:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+        for ax, key, other in ((axes[0], "n", "d = 784"), (axes[1], "d", "n = 20,000")):
+            x, t, m = (np.array(c, dtype=float) for c in zip(*series[key], strict=True))
+            ax.loglog(x, t, "o-", label=f"time, ~{key}^{fits[key][0][0]:.2f}")
+            ax2 = ax.twinx()
+            ax2.loglog(
+                x, m, "s--", color="tab:orange", label=f"memory, ~{key}^{fits[key][1][0]:.2f}"
+            )
+            ax.set_xlabel(f"{key} ({other})")
+            ax.set_ylabel("time (s)")
+            ax2.set_ylabel("peak traced memory (MiB)")
+            lines = ax.get_legend_handles_labels()
+            lines2 = ax2.get_legend_handles_labels()
+            ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], loc="upper left", fontsize=8)
+        fig.suptitle(
+            "Exact sample robustness: cost growth (python benchmarks/"
+            "bench_sample_robustness.py --scaling)",
+            fontsize=9,
+        )
+        fig.tight_layout()
+        fig.savefig(args.plot, dpi=110)
+        print(f"figure written to {args.plot}")
 
 
 def regression(args):
@@ -115,7 +227,13 @@ def regression(args):
     y = X[:, :5].sum(axis=1) + rng.normal(size=n)
     print(f"regression: n={n}, d={d}, float64")
     R, t_ours = timed(sample_robustness, X, y, task="regression")
-    print(f"  skrob exact                                : {t_ours:8.2f} s")
+    print(f"  skrob exact, n_jobs=None (every core)      : {t_ours:8.2f} s")
+    if not args.skip_one_job:
+        R1, t_one = timed(sample_robustness, X, y, task="regression", n_jobs=1)
+        gap = np.abs(R1 - R).max()
+        print(f"  skrob exact, n_jobs=1                      : {t_one:8.2f} s")
+        print(f"    every core / n_jobs=1                    : {t_one / t_ours:8.2f} x")
+        print(f"    max |R(n_jobs=1) - R|                    : {gap:.1e}")
 
     def loop(X, y):
         Q = np.empty(X.shape[0])
@@ -155,8 +273,23 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=20_000)
     parser.add_argument("--d", type=int, default=784)
+    parser.add_argument("--data", choices=["synthetic", "fashion"], default="synthetic")
+    parser.add_argument("--repeats", type=int, default=2, help="exact runs (GEMM interleaved)")
     parser.add_argument("--skip-baseline", action="store_true")
-    parser.add_argument("--skip-approximate", action="store_true")
+    parser.add_argument("--skip-one-job", action="store_true", help="skip the n_jobs=1 run")
+    parser.add_argument("--approximate", action="store_true", help="time the inverted lists")
+    parser.add_argument("--nprobe", type=int, nargs="+", default=[48])
+    parser.add_argument("--nndescent", action="store_true", help="time pynndescent too")
+    parser.add_argument("--scaling", action="store_true", help="cost growth in n and d")
+    parser.add_argument(
+        "--scaling-n", type=int, nargs="+", default=[10_000, 20_000, 40_000, 80_000, 160_000]
+    )
+    parser.add_argument("--scaling-d", type=int, nargs="+", default=[16, 64, 256, 784, 3072])
+    parser.add_argument("--cores", type=int, default=2, help="cores of this machine (projections)")
+    parser.add_argument("--cpu-gflops", type=float, default=100.0, help="float32 GEMM rate here")
+    parser.add_argument("--gpu-tflops", type=float, default=60.0, help="a GPU's float32 rate")
+    parser.add_argument("--workers", type=int, default=16, help="Dask workers (projections)")
+    parser.add_argument("--plot", help="write the scaling figure here")
     parser.add_argument("--regression", action="store_true", help="run the regression case")
     parser.add_argument("--n-regression", type=int, default=32_000)
     parser.add_argument(
@@ -168,6 +301,8 @@ def main():
     args = parser.parse_args()
     if args.regression:
         regression(args)
+    elif args.scaling:
+        scaling(args)
     else:
         classification(args)
 

@@ -35,6 +35,8 @@ def run_tasks(func, tasks, *, shared=(), n_jobs=None, verbose=0, desc=""):
     """
     n_jobs = resolve_n_jobs(n_jobs)
     sequential = n_jobs == 1 or len(tasks) <= 1
+    if not sequential:
+        shared = _replicate_on_dask(shared)
     # With joblib, one BLAS thread per job, so that jobs do not oversubscribe the cores;
     # a process-based or distributed backend limits its own workers.
     blas = nullcontext() if sequential else threadpool_limits(limits=1, user_api="blas")
@@ -61,6 +63,29 @@ def run_tasks(func, tasks, *, shared=(), n_jobs=None, verbose=0, desc=""):
     finally:
         if progress is not None:
             progress.close()
+
+
+def _replicate_on_dask(shared):
+    """On joblib's Dask backend, the large arrays scattered to every worker up front.
+
+    joblib would scatter them to one worker, and the scheduler, which prefers to run a
+    task where its data are, would keep the others idle until it steals work; copied to
+    all first (``Client.replicate``, worker to worker), every worker starts at once.
+    Dask resolves the futures into the arrays in each task.
+    """
+    backend, _ = get_active_backend()
+    client = getattr(backend, "client", None)
+    if client is None or type(backend).__name__ != "DaskDistributedBackend":
+        return shared
+    big = [k for k, a in enumerate(shared) if isinstance(a, np.ndarray) and a.nbytes > 2**20]
+    if not big:
+        return shared
+    futures = client.scatter([shared[k] for k in big], hash=False)
+    client.replicate(futures)
+    out = list(shared)
+    for k, future in zip(big, futures, strict=True):
+        out[k] = future
+    return tuple(out)
 
 
 def run_candidates(func, tasks, *, shared=(), n_jobs, verbose, desc):

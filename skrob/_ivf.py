@@ -29,6 +29,9 @@ LIST_SIZE = 128
 # Lloyd iterations of each class's k-means: lists need not be optimal, only compact.
 _KMEANS_ITER = 10
 
+# Training samples of each class's k-means, per list.
+_TRAIN_PER_LIST = 32
+
 # Rows per block of the probe (samples against every list centre).
 _PROBE_BLOCK = 4096
 
@@ -44,8 +47,21 @@ def _rows(B, idx):
     return a
 
 
+def _nearest_centre(rows, centres):
+    """Index of each row's nearest centre (one float32 GEMM)."""
+    D = rows @ centres.T
+    D *= np.float32(-2.0)
+    D += np.einsum("ij,ij->i", centres, centres)
+    return D.argmin(axis=1)
+
+
 def _lists(body, codes, n_classes, list_size, rng):
-    """k-means lists of every class: (centres, class of each list, list of each sample)."""
+    """k-means lists of every class: (centres, class of each list, list of each sample).
+
+    As an IVF index is trained: k-means (random start, ``_KMEANS_ITER`` Lloyd steps)
+    on at most ``_TRAIN_PER_LIST`` samples per list of the class, then every member
+    assigned to its nearest centre.
+    """
     centres, list_class = [], []
     labels = np.empty(body.shape[0], dtype=np.intp)
     for k in range(n_classes):
@@ -54,42 +70,61 @@ def _lists(body, codes, n_classes, list_size, rng):
         if n_lists == 0:
             continue
         if n_lists == 1:
-            labels[members] = len(list_class)
-            centres.append(body[members].mean(axis=0, dtype=np.float64)[None])
+            local, found = np.zeros(members.size, dtype=np.intp), body[members].mean(axis=0)[None]
         else:
-            km = KMeans(
-                n_lists,
-                n_init=1,
-                max_iter=_KMEANS_ITER,
-                random_state=rng.randint(np.iinfo(np.int32).max),
-            ).fit(body[members])
-            # k-means may leave a centre without members: keep only the used ones.
-            used, local = np.unique(km.labels_, return_inverse=True)
-            labels[members] = len(list_class) + local
-            centres.append(km.cluster_centers_[used])
-            n_lists = used.size
-        list_class.extend([k] * n_lists)
+            train = members
+            if members.size > _TRAIN_PER_LIST * n_lists:
+                train = np.sort(rng.choice(members, _TRAIN_PER_LIST * n_lists, replace=False))
+            found = (
+                KMeans(
+                    n_lists,
+                    init="random",  # k-means++ measured 20x slower for 3 % less inertia
+                    n_init=1,
+                    max_iter=_KMEANS_ITER,
+                    random_state=rng.randint(np.iinfo(np.int32).max),
+                )
+                .fit(body[train])
+                .cluster_centers_.astype(np.float32)
+            )
+            local = np.concatenate(
+                [
+                    _nearest_centre(body[members[s : s + _PROBE_BLOCK]], found)
+                    for s in range(0, members.size, _PROBE_BLOCK)
+                ]
+            )
+        # A centre without members is no list: keep only the used ones.
+        used, local = np.unique(local, return_inverse=True)
+        labels[members] = len(list_class) + local
+        centres.append(found[used])
+        list_class.extend([k] * used.size)
     return np.vstack(centres).astype(np.float32), np.asarray(list_class), labels
 
 
-def _probe(body, codes, centres, list_class, nprobe):
+def _probe_task(body, codes, centres, c_sq, list_class, nprobe, s, e):
+    """The ``nprobe`` nearest other-class lists of samples ``[s, e)``: (sample, list) pairs."""
+    D = body[s:e] @ centres.T
+    D *= np.float32(-2.0)
+    D += c_sq
+    D[codes[s:e, None] == list_class[None, :]] = np.inf  # own class: never probed
+    near = np.argpartition(D, nprobe - 1, axis=1)[:, :nprobe]
+    ok = np.isfinite(np.take_along_axis(D, near, axis=1))
+    rows = np.broadcast_to(np.arange(s, e)[:, None], near.shape)
+    return rows[ok], near[ok]
+
+
+def _probe(body, codes, centres, list_class, nprobe, n_jobs):
     """The ``nprobe`` nearest other-class lists of every sample, as (sample, list) pairs."""
     n = body.shape[0]
     nprobe = min(nprobe, centres.shape[0])
     c_sq = np.einsum("ij,ij->i", centres, centres)
-    qs, ls = [], []
-    for s in range(0, n, _PROBE_BLOCK):
-        e = min(s + _PROBE_BLOCK, n)
-        D = body[s:e] @ centres.T
-        D *= np.float32(-2.0)
-        D += c_sq
-        D[codes[s:e, None] == list_class[None, :]] = np.inf  # own class: never probed
-        near = np.argpartition(D, nprobe - 1, axis=1)[:, :nprobe]
-        ok = np.isfinite(np.take_along_axis(D, near, axis=1))
-        rows = np.broadcast_to(np.arange(s, e)[:, None], near.shape)
-        qs.append(rows[ok])
-        ls.append(near[ok])
-    return np.concatenate(qs), np.concatenate(ls)
+    tasks = [(s, min(s + _PROBE_BLOCK, n)) for s in range(0, n, _PROBE_BLOCK)]
+    results = run_tasks(
+        _probe_task,
+        tasks,
+        shared=(body, codes, centres, c_sq, list_class, nprobe),
+        n_jobs=n_jobs,
+    )
+    return np.concatenate([r[0] for r in results]), np.concatenate([r[1] for r in results])
 
 
 def _scan_task(B, tol, member_ptr, members, probe_ptr, probers, l0, l1):
@@ -111,7 +146,7 @@ def _scan_task(B, tol, member_ptr, members, probe_ptr, probers, l0, l1):
 
 
 def ivf_nearest_other_label(
-    X, codes, *, nprobe=32, list_size=LIST_SIZE, random_state=None, n_jobs=None, verbose=0
+    X, codes, *, nprobe=48, list_size=LIST_SIZE, random_state=None, n_jobs=None, verbose=0
 ):
     """Approximate :func:`skrob._neighbors.nearest_other_label` by class-pure inverted lists.
 
@@ -128,7 +163,7 @@ def ivf_nearest_other_label(
     n_lists = centres.shape[0]
     members = np.argsort(labels, kind="stable")
     member_ptr = np.searchsorted(labels[members], np.arange(n_lists + 1))
-    q, lst = _probe(body, codes, centres, list_class, nprobe)
+    q, lst = _probe(body, codes, centres, list_class, nprobe, n_jobs)
     by_list = np.argsort(lst, kind="stable")
     probers = q[by_list]
     probe_ptr = np.searchsorted(lst[by_list], np.arange(n_lists + 1))

@@ -172,7 +172,7 @@ def sample_robustness(
     metric="euclidean",
     algorithm="auto",
     n_neighbors=30,
-    nprobe=32,
+    nprobe=48,
     batch_size=None,
     n_jobs=None,
     random_state=None,
@@ -216,7 +216,7 @@ def sample_robustness(
     n_neighbors : int, default=30
         Graph degree of the pynndescent indexes ("nndescent", or "approximate" with a
         non-Euclidean metric).
-    nprobe : int, default=32
+    nprobe : int, default=48
         Inverted lists of the other classes that each sample scans ("approximate" with
         the Euclidean metric): more is slower and closer to exact.
     batch_size : int, default=None
@@ -305,7 +305,7 @@ class SampleRobustnessTransformer(TransformerMixin, BaseEstimator):
         ``robustness`` always search exactly.
     n_neighbors : int, default=30
         Graph degree of the pynndescent indexes (see :func:`sample_robustness`).
-    nprobe : int, default=32
+    nprobe : int, default=48
         Inverted lists scanned per sample (see :func:`sample_robustness`).
     per_class : bool, default=False
         Classification only: ``transform`` returns one column per class,
@@ -363,7 +363,7 @@ class SampleRobustnessTransformer(TransformerMixin, BaseEstimator):
         metric="euclidean",
         algorithm="auto",
         n_neighbors=30,
-        nprobe=32,
+        nprobe=48,
         per_class=False,
         batch_size=None,
         n_jobs=None,

@@ -4,9 +4,12 @@ worker), results equal the sequential run, and ``n_jobs=None`` uses every core."
 import joblib
 import numpy as np
 import pytest
+from sklearn.datasets import load_digits
+from sklearn.model_selection import GridSearchCV
+from sklearn.tree import DecisionTreeClassifier
 
 import skrob._blocks as blocks
-from skrob import SampleRobustnessTransformer, sample_robustness
+from skrob import PixelNoise, RPRScorer, SampleRobustnessTransformer, sample_robustness
 from skrob._blocks import resolve_n_jobs
 
 
@@ -25,6 +28,35 @@ def test_resolve_n_jobs():
         assert resolve_n_jobs(1) == 1
     with joblib.parallel_config(backend="threading"):
         assert resolve_n_jobs(None) == -1
+
+
+def test_data_are_replicated_to_every_dask_worker(monkeypatch):
+    distributed = pytest.importorskip("distributed")
+    X, y, _ = _data(2, n=4000, d=64)
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+        joblib.parallel_config(backend="dask"),
+    ):
+        replicated = []
+        real = client.replicate
+
+        def spy(futures, **kwargs):
+            real(futures, **kwargs)
+            replicated.append(
+                {
+                    f.key: len(w)
+                    for f, w in zip(futures, client.who_has(futures).values(), strict=True)
+                }
+            )
+
+        monkeypatch.setattr(client, "replicate", spy)
+        np.testing.assert_array_equal(
+            sample_robustness(X, y, batch_size=256), sample_robustness(X, y, n_jobs=1)
+        )
+    assert replicated and all(n == 2 for r in replicated for n in r.values())
 
 
 @pytest.mark.parametrize("task", ["classification", "regression"])
@@ -78,6 +110,13 @@ def test_dask_cluster_matches_the_sequential_run():
     X, y, t = _data(1)
     ref_c = sample_robustness(X, y, n_jobs=1, batch_size=256)
     ref_r = sample_robustness(X, t, task="regression", n_jobs=1, batch_size=256)
+    Xd, yd = load_digits(return_X_y=True)
+    Xd, yd = Xd[:400] / 16, yd[:400]
+    scorer = RPRScorer(PixelNoise(), max_steps=20, random_state=0)
+    search = GridSearchCV(
+        DecisionTreeClassifier(random_state=0), {"max_depth": [2, 6]}, scoring=scorer, cv=2
+    )
+    ref_grid = search.fit(Xd, yd).cv_results_["mean_test_score"]
     with (
         distributed.LocalCluster(
             n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
@@ -88,4 +127,11 @@ def test_dask_cluster_matches_the_sequential_run():
         np.testing.assert_array_equal(sample_robustness(X, y, batch_size=256), ref_c)
         np.testing.assert_allclose(
             sample_robustness(X, t, task="regression", batch_size=256), ref_r, rtol=1e-12
+        )
+        # a search scored by RPR: each candidate's fit and scoring is one Dask task
+        search = GridSearchCV(
+            DecisionTreeClassifier(random_state=0), {"max_depth": [2, 6]}, scoring=scorer, cv=2
+        )
+        np.testing.assert_array_equal(
+            search.set_params(n_jobs=-1).fit(Xd, yd).cv_results_["mean_test_score"], ref_grid
         )
