@@ -13,7 +13,7 @@ import joblib
 import numpy as np
 from scipy.spatial.distance import cdist
 
-from skrob._blocks import pair_tolerance
+from skrob._blocks import pair_tolerance, run_tasks
 from skrob._exact import exact_dist
 
 _U64 = float(np.finfo(np.float64).eps) / 2
@@ -49,8 +49,36 @@ class NeighbourLists:
     index: np.ndarray
 
 
-def neighbour_lists(X, k, norm, block=256):
-    """:class:`NeighbourLists` in O(n k) memory, by blocks of rows.
+def _lists_block(X, sq, norms, c, k, norm, r0, r1):
+    """Rows ``[r0, r1)`` of :func:`neighbour_lists`: (r0, distances, indices)."""
+    if norm == 2:
+        D = X[r0:r1] @ X.T
+        D *= -2.0
+        D += sq[r0:r1, None]
+        D += sq[None, :]
+        tol = pair_tolerance(norms[r0:r1], norms, c)
+        upper = np.partition(D + tol, k - 1, axis=1)[:, k - 1]
+        rows, cols = np.nonzero(D - tol <= upper[:, None])
+        vals = exact_dist(X, X, rows + r0, cols)
+    else:
+        D = cdist(X[r0:r1], X, "chebyshev")
+        kth = np.partition(D, k - 1, axis=1)[:, k - 1]
+        rows, cols = np.nonzero(D <= kth[:, None])
+        vals = D[rows, cols]
+    order = np.lexsort((cols, vals, rows))  # by row, then distance, then index
+    rows, cols, vals = rows[order], cols[order], vals[order]
+    start = np.searchsorted(rows, np.arange(r1 - r0))
+    rank = np.arange(rows.size) - start[rows]
+    keep = rank < k
+    dist = np.empty((r1 - r0, k))
+    index = np.empty((r1 - r0, k), dtype=np.int32 if X.shape[0] < 2**31 else np.intp)
+    dist[rows[keep], rank[keep]] = vals[keep]
+    index[rows[keep], rank[keep]] = cols[keep]
+    return r0, dist, index
+
+
+def neighbour_lists(X, k, norm, block=256, n_jobs=None):
+    """:class:`NeighbourLists` in O(n k) memory, by blocks of rows (on every core).
 
     L2: a float64 GEMM bounds every squared distance within ``c (|a| + |b|)^2``
     (``skrob._blocks.pair_tolerance``); the pairs whose lower bound is below a row's
@@ -59,37 +87,18 @@ def neighbour_lists(X, k, norm, block=256):
     """
     n, d = X.shape
     k = min(k, n)
-    dist = np.empty((n, k))
-    index = np.empty((n, k), dtype=np.int32 if n < 2**31 else np.intp)
+    sq = norms = None
     if norm == 2:
         sq = np.einsum("ij,ij->i", X, X)
         norms = np.sqrt(sq)
-        c = (d + 8) * _U64 * 1.01
-    for r0 in range(0, n, block):
-        r1 = min(r0 + block, n)
-        if norm == 2:
-            D = X[r0:r1] @ X.T
-            D *= -2.0
-            D += sq[r0:r1, None]
-            D += sq[None, :]
-            tol = pair_tolerance(norms[r0:r1], norms, c)
-            upper = np.partition(D + tol, k - 1, axis=1)[:, k - 1]
-            rows, cols = np.nonzero(D - tol <= upper[:, None])
-            rows += r0
-            vals = exact_dist(X, X, rows, cols)
-        else:
-            D = cdist(X[r0:r1], X, "chebyshev")
-            kth = np.partition(D, k - 1, axis=1)[:, k - 1]
-            rows, cols = np.nonzero(D <= kth[:, None])
-            vals = D[rows, cols]
-            rows += r0
-        order = np.lexsort((cols, vals, rows))  # by row, then distance, then index
-        rows, cols, vals = rows[order], cols[order], vals[order]
-        start = np.searchsorted(rows, np.arange(r0, r1))
-        rank = np.arange(rows.size) - start[rows - r0]
-        keep = rank < k
-        dist[rows[keep], rank[keep]] = vals[keep]
-        index[rows[keep], rank[keep]] = cols[keep]
+    c = (d + 8) * _U64 * 1.01
+    tasks = [(r0, min(r0 + block, n)) for r0 in range(0, n, block)]
+    results = run_tasks(_lists_block, tasks, shared=(X, sq, norms, c, k, norm), n_jobs=n_jobs)
+    dist = np.empty((n, k))
+    index = np.empty((n, k), dtype=results[0][2].dtype)
+    for r0, dist_block, index_block in results:
+        dist[r0 : r0 + dist_block.shape[0]] = dist_block
+        index[r0 : r0 + dist_block.shape[0]] = index_block
     return NeighbourLists(dist, index)
 
 
