@@ -175,20 +175,26 @@ def scaling(args):
             f"fitted exponents in {key}: time ~ {key}^{fits[key][0][0]:.2f}, "
             f"memory ~ {key}^{fits[key][1][0]:.2f} (least squares on logs)"
         )
-    # Projections at d = 784 from the fitted time of the largest n, by the flop count n^2
-    # (measured exponent above), and by compute rate: cores, a GPU, workers.
-    (slope, icpt), _ = fits["n"]
+    # Projections at d = 784 from the time of the largest n, by the flop count n^2 (the
+    # exponent between the two largest n is printed), and by compute rate: more cores (the
+    # GEMM rate scaling with them), a GPU (its float32 rate against the rate measured
+    # here), Dask workers (each with this machine's rate).
     n_max, t_max, _ = series["n"][-1]
-    print(f"projections at d = 784 (n^2 from n = {n_max:,}: {t_max:.1f} s here):")
+    n_prev, t_prev, _ = series["n"][-2]
+    gflops, _ = gemm_rate(2e10, 786)
+    print(
+        f"projections at d = 784 (n^2 from n = {n_max:,}: {t_max:.1f} s here; exponent "
+        f"between the two largest n: {np.log(t_max / t_prev) / np.log(n_max / n_prev):.2f}; "
+        f"float32 GEMM rate here: {gflops:.0f} GFLOP/s):"
+    )
+    gpu = args.gpu_tflops * 1e3 / gflops
     for n in (1_000_000, 10_000_000):
         t2 = t_max * (n / n_max) ** 2
+        cores64, dask = t2 * args.cores / 64 / 3600, t2 / args.workers / 3600
         print(
-            f"  n = {n:>10,}: here {t2 / 3600:8.1f} h; 64 cores (x{64 / args.cores:.0f} the "
-            f"rate) {t2 * args.cores / 64 / 3600:7.2f} h; a GPU at {args.gpu_tflops:.0f} "
-            f"TFLOP/s float32 ({args.gpu_tflops * 1e3 / args.cpu_gflops:.0f}x) "
-            f"{t2 * args.cpu_gflops / (args.gpu_tflops * 1e3) / 60:7.1f} min; "
-            f"{args.workers} Dask workers of {args.cores} cores "
-            f"{t2 / args.workers / 3600:7.2f} h"
+            f"  n = {n:>10,}: here {t2 / 3600:7.1f} h; 64 cores {cores64:6.2f} h; a GPU at "
+            f"{args.gpu_tflops:.0f} TFLOP/s float32 ({gpu:.0f}x) {t2 / gpu / 60:6.1f} min; "
+            f"{args.workers} Dask workers like this machine {dask:6.2f} h"
         )
     if args.plot:
         import matplotlib
@@ -286,8 +292,9 @@ def main():
     )
     parser.add_argument("--scaling-d", type=int, nargs="+", default=[16, 64, 256, 784, 3072])
     parser.add_argument("--cores", type=int, default=2, help="cores of this machine (projections)")
-    parser.add_argument("--cpu-gflops", type=float, default=100.0, help="float32 GEMM rate here")
-    parser.add_argument("--gpu-tflops", type=float, default=60.0, help="a GPU's float32 rate")
+    parser.add_argument(
+        "--gpu-tflops", type=float, default=60.0, help="a GPU's float32 rate (H100/H200: ~60)"
+    )
     parser.add_argument("--workers", type=int, default=16, help="Dask workers (projections)")
     parser.add_argument("--plot", help="write the scaling figure here")
     parser.add_argument("--regression", action="store_true", help="run the regression case")

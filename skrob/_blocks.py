@@ -77,15 +77,15 @@ def _replicate_on_dask(shared):
     client = getattr(backend, "client", None)
     if client is None or type(backend).__name__ != "DaskDistributedBackend":
         return shared
-    big = [k for k, a in enumerate(shared) if isinstance(a, np.ndarray) and a.nbytes > 2**20]
-    if not big:
+    arrays = {}  # id -> array: an array passed twice (rows = columns) travels once
+    for a in shared:
+        if isinstance(a, np.ndarray) and a.nbytes > 2**20:
+            arrays.setdefault(id(a), a)
+    if not arrays:
         return shared
-    futures = client.scatter([shared[k] for k in big], hash=False)
-    client.replicate(futures)
-    out = list(shared)
-    for k, future in zip(big, futures, strict=True):
-        out[k] = future
-    return tuple(out)
+    futures = dict(zip(arrays, client.scatter(list(arrays.values()), hash=False), strict=True))
+    client.replicate(list(futures.values()))
+    return tuple(futures.get(id(a), a) for a in shared)
 
 
 def run_candidates(func, tasks, *, shared=(), n_jobs, verbose, desc):

@@ -18,6 +18,9 @@ from skrob._exact import exact_dist
 
 _U64 = float(np.finfo(np.float64).eps) / 2
 
+# Ranks of each centre's distance profile beyond its list (lower bounds on counts).
+_PROFILE = 128
+
 # A region's radius is "just below" the distance to the first sample it leaves out: that
 # distance times (1 - RADIUS_MARGIN), so that the estimate does not depend on X's units.
 RADIUS_MARGIN = 1e-9
@@ -42,15 +45,19 @@ class NeighbourLists:
 
     ``dist[i]`` are exact distances, ascending; ``index[i]`` the samples. The list is a
     prefix of the full sorted row, so any count up to a radius below ``dist[i, -1]`` is
-    read off it; beyond, :func:`best_region` computes the row (rarely: see there).
+    read off it. Beyond, ``profile[i, m]`` bounds from above the distance of the
+    ``ranks[m] + 1``-th nearest sample: at least ``ranks[m] + 1`` samples lie within any
+    radius at or above it (a lower bound on counts, :func:`best_region`).
     """
 
     dist: np.ndarray
     index: np.ndarray
+    ranks: np.ndarray
+    profile: np.ndarray
 
 
-def _lists_block(X, sq, norms, c, k, norm, r0, r1):
-    """Rows ``[r0, r1)`` of :func:`neighbour_lists`: (r0, distances, indices)."""
+def _lists_block(X, sq, norms, c, k, ranks, norm, r0, r1):
+    """Rows ``[r0, r1)`` of :func:`neighbour_lists`: (r0, distances, indices, profile)."""
     if norm == 2:
         D = X[r0:r1] @ X.T
         D *= -2.0
@@ -60,11 +67,16 @@ def _lists_block(X, sq, norms, c, k, norm, r0, r1):
         upper = np.partition(D + tol, k - 1, axis=1)[:, k - 1]
         rows, cols = np.nonzero(D - tol <= upper[:, None])
         vals = exact_dist(X, X, rows + r0, cols)
+        # order statistics move at most by the largest error of the row
+        D += tol.max(axis=1, keepdims=True)
+        profile = np.sqrt(np.maximum(np.partition(D, ranks, axis=1)[:, ranks], 0.0))
+        profile *= 1.0 + 4 * _U64  # the square root's rounding
     else:
         D = cdist(X[r0:r1], X, "chebyshev")
         kth = np.partition(D, k - 1, axis=1)[:, k - 1]
         rows, cols = np.nonzero(D <= kth[:, None])
         vals = D[rows, cols]
+        profile = np.partition(D, ranks, axis=1)[:, ranks]
     order = np.lexsort((cols, vals, rows))  # by row, then distance, then index
     rows, cols, vals = rows[order], cols[order], vals[order]
     start = np.searchsorted(rows, np.arange(r1 - r0))
@@ -74,7 +86,7 @@ def _lists_block(X, sq, norms, c, k, norm, r0, r1):
     index = np.empty((r1 - r0, k), dtype=np.int32 if X.shape[0] < 2**31 else np.intp)
     dist[rows[keep], rank[keep]] = vals[keep]
     index[rows[keep], rank[keep]] = cols[keep]
-    return r0, dist, index
+    return r0, dist, index, profile
 
 
 def neighbour_lists(X, k, norm, block=256, n_jobs=None):
@@ -92,14 +104,19 @@ def neighbour_lists(X, k, norm, block=256, n_jobs=None):
         sq = np.einsum("ij,ij->i", X, X)
         norms = np.sqrt(sq)
     c = (d + 8) * _U64 * 1.01
+    # ranks beyond the list, for lower bounds on counts (_PROFILE of them, evenly spaced)
+    ranks = np.unique(np.linspace(k - 1, n - 1, _PROFILE).astype(np.intp))
     tasks = [(r0, min(r0 + block, n)) for r0 in range(0, n, block)]
-    results = run_tasks(_lists_block, tasks, shared=(X, sq, norms, c, k, norm), n_jobs=n_jobs)
+    shared = (X, sq, norms, c, k, ranks, norm)
+    results = run_tasks(_lists_block, tasks, shared=shared, n_jobs=n_jobs)
     dist = np.empty((n, k))
     index = np.empty((n, k), dtype=results[0][2].dtype)
-    for r0, dist_block, index_block in results:
+    profile = np.empty((n, ranks.size))
+    for r0, dist_block, index_block, profile_block in results:
         dist[r0 : r0 + dist_block.shape[0]] = dist_block
         index[r0 : r0 + dist_block.shape[0]] = index_block
-    return NeighbourLists(dist, index)
+        profile[r0 : r0 + dist_block.shape[0]] = profile_block
+    return NeighbourLists(dist, index, ranks, profile)
 
 
 # The last neighbour lists computed, keyed by the data's hash: an epsilon or gamma grid
@@ -117,7 +134,7 @@ def cached_neighbour_lists(X, k, norm):
     return lists
 
 
-def _centre(d, o, complete, uncovered, unreached, lu, sizes, eps, gamma):
+def _centre(d, o, complete, uncovered, unreached, lu, sizes, eps, gamma, bound=None):
     """Every size's (size indices, radius, cost, exact) for one centre, from its sorted
     distances ``d`` to samples ``o`` (a prefix of the sorted row unless ``complete``);
     None when no size meets gamma. Where ``exact`` is False the cost is a lower bound."""
@@ -138,6 +155,13 @@ def _centre(d, o, complete, uncovered, unreached, lu, sizes, eps, gamma):
     reached = np.searchsorted(d[unreached[o]], radius + eps, side="right")
     # Listed: every sample within radius + eps (else the count is a lower bound).
     exact = np.ones(s.size, dtype=bool) if complete else radius + eps < d[-1]
+    if bound is not None and not exact.all():
+        # At least ranks[m] + 1 samples lie within profile[m]; at most n_reached of them
+        # were reached before.
+        ranks, profile, n_reached = bound
+        m = np.searchsorted(profile, radius + eps, side="right")  # profiles within
+        at_least = np.where(m > 0, ranks[np.maximum(m - 1, 0)] + 1, 0) - n_reached
+        reached = np.where(exact, reached, np.maximum(reached, at_least))
     index = np.flatnonzero(valid)[ok]
     return index, radius[ok], (reached - covered)[ok], exact[ok]
 
@@ -159,12 +183,14 @@ def best_region(lists, X, norm, uncovered, unreached, lu, n_lower, n_upper, eps,
     best = None  # (cost, centre, size index, radius)
     pending = []  # (lower bound, centre)
     full = lists.dist.shape[1] == n
+    n_reached = n - int(unreached.sum())
     for i in range(lists.dist.shape[0]):
         d, o = lists.dist[i], lists.index[i]
         if not full and d[-1] == 0:  # more duplicates than listed: radius 0 is not listed
             pending.append((-np.inf, i))
             continue
-        found = _centre(d, o, full, uncovered, unreached, lu, sizes, eps, gamma)
+        bound = (lists.ranks, lists.profile[i], n_reached)
+        found = _centre(d, o, full, uncovered, unreached, lu, sizes, eps, gamma, bound)
         if found is None:
             continue
         index, radius, cost, exact = found
