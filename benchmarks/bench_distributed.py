@@ -17,24 +17,17 @@ results together), against the data's size: each worker should receive the data 
 """
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import joblib
 import numpy as np
 
 from skrob import sample_robustness
 
-
-def make_data(n, d, n_classes=10, seed=0):
-    """Clustered data of low intrinsic dimension, like images (as bench_sample_robustness)."""
-    rng = np.random.default_rng(seed)
-    latent = 32
-    y = rng.integers(0, n_classes, n)
-    centers = rng.normal(size=(n_classes, latent)) * 1.5
-    Z = centers[y] + rng.normal(size=(n, latent))
-    W = rng.normal(size=(latent, d)) / np.sqrt(latent)
-    X = Z @ W + 0.3 * rng.normal(size=(n, d))
-    return X.astype(np.float32), y
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_sample_robustness import make_data  # noqa: E402  (the same data)
 
 
 def loopback_bytes():

@@ -1,9 +1,12 @@
 """Concentration of measure: the greedy union-of-regions placement and its evaluation.
 
-Zhang & Evans (ICLR 2022), as their reference code computes it, made fast: each centre's
-distances are sorted once, and every (centre, size) pair of a round is answered by a
-``searchsorted`` and a cumulative sum. Works on data already centred and scaled (the
-estimator does that, so the estimate is unit-free).
+Zhang & Evans (ICLR 2022), as their reference code computes it, made fast and O(n · nα) in
+memory: each centre keeps its ⌈nα(1+δ)⌉ + 1 nearest samples, sorted once, and a profile
+of its farther distances (:func:`neighbour_lists`); every (centre, size) pair of a round
+is answered by a ``searchsorted`` and a cumulative sum on the list, or bounded by the
+profile, and only the centres whose bound could win get their full row
+(:func:`best_region`). Works on data already centred and scaled (the estimator does that,
+so the estimate is unit-free).
 """
 
 import math

@@ -86,6 +86,17 @@ class _EuclideanBackend:
 BACKENDS = {"euclidean": _EuclideanBackend}
 
 
+def _candidates(backend, tasks, spec, n_jobs, verbose, device, desc):
+    """Candidate pairs of the blocks ``tasks``: on a torch device, or through joblib.
+
+    ``spec`` is ``(both, col_block, self_col)`` (see ``task_spec``).
+    """
+    if device is not None:
+        return device_candidates(backend.data, tasks, *spec, device, verbose, desc)
+    func, shared = backend.task_spec(*spec)
+    return run_candidates(func, tasks, shared=shared, n_jobs=n_jobs, verbose=verbose, desc=desc)
+
+
 def _backend(XA, XB, order_a, order_b, metric, data=None):
     if metric == "euclidean" and data is not None:
         return _EuclideanBackend(XA, XB, order_a, order_b, metric, data)
@@ -162,16 +173,9 @@ def _nearest_other_label(X, codes, *, metric, batch_size, n_jobs, verbose, devic
     # Big tasks first: better load balance under joblib.
     tasks.sort(key=lambda t: -(t[1] - t[0]) * (t[3] - t[2]))
     backend = _backend(X, None, order, None, metric, data)
-    desc = "nearest differently labelled"
-    if device is not None:
-        i, j, v = device_candidates(
-            backend.data, tasks, True, col_block, None, device, verbose, desc
-        )
-    else:
-        func, shared = backend.task_spec(True, col_block, None)
-        i, j, v = run_candidates(
-            func, tasks, shared=shared, n_jobs=n_jobs, verbose=verbose, desc=desc
-        )
+    i, j, v = _candidates(
+        backend, tasks, (True, col_block, None), n_jobs, verbose, device, "nearest other"
+    )
     dist, arg = backend.self_minima(i, j, v, n)
     reach = np.empty(n)
     partner = np.empty(n, dtype=np.intp)
@@ -254,16 +258,9 @@ def _nearest_in_groups(
         for r0 in range(0, n_q, batch_size)
     ]
     backend = _backend(Q, X, None, order, metric, data)
-    desc = "nearest reference"
-    if device is not None:
-        i, j, v = device_candidates(
-            backend.data, tasks, False, col_block, self_col, device, verbose, desc
-        )
-    else:
-        func, shared = backend.task_spec(False, col_block, self_col)
-        i, j, v = run_candidates(
-            func, tasks, shared=shared, n_jobs=n_jobs, verbose=verbose, desc=desc
-        )
+    i, j, v = _candidates(
+        backend, tasks, (False, col_block, self_col), n_jobs, verbose, device, "nearest reference"
+    )
     dist, arg = backend.group_minima(i, j, v, i * n_groups + codes_sorted[j], n_groups, n_q)
     arg = np.where((arg >= 0) & np.isfinite(dist), order[np.maximum(arg, 0)], -1)
     return dist.reshape(n_q, n_groups), arg.reshape(n_q, n_groups)

@@ -95,14 +95,8 @@ def test_knn_soft_labels_against_brute_force():
 # --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("norm", [2, np.inf])
-@pytest.mark.parametrize("gamma", [0.0, 0.6])
-def test_same_regions_as_the_brute_force(global_random_seed, norm, gamma):
-    rng = np.random.default_rng(global_random_seed)
-    X = np.vstack([rng.normal(size=(50, 3)), rng.normal(2.5, 0.7, size=(40, 3))])
-    lu = np.clip(rng.normal(0.4, 0.3, 90) + 0.4 * (X[:, 0] > 1.2), 0, 2)
-    params = dict(epsilon=0.4, alpha=0.2, gamma=gamma, norm=norm, n_regions=3, delta=0.05)
-    est = IntrinsicRobustnessEstimator(**params, random_state=global_random_seed).fit(X, lu)
+def _assert_brute_force_regions(est, X, lu, params):
+    """The fitted regions are those of the search over every centre and size."""
     Xa, lua = X[est.train_indices_], lu[est.train_indices_]
     regions, covered, reached = brute_force_regions(Xa, lua, **params)
     placed = [r for r in regions if r is not None]
@@ -112,6 +106,17 @@ def test_same_regions_as_the_brute_force(global_random_seed, norm, gamma):
         assert est.radii_[k] == pytest.approx(radius, rel=1e-12)
     assert est.train_risk_ == covered.mean()
     assert est.train_adversarial_risk_ == reached.mean()
+
+
+@pytest.mark.parametrize("norm", [2, np.inf])
+@pytest.mark.parametrize("gamma", [0.0, 0.6])
+def test_same_regions_as_the_brute_force(global_random_seed, norm, gamma):
+    rng = np.random.default_rng(global_random_seed)
+    X = np.vstack([rng.normal(size=(50, 3)), rng.normal(2.5, 0.7, size=(40, 3))])
+    lu = np.clip(rng.normal(0.4, 0.3, 90) + 0.4 * (X[:, 0] > 1.2), 0, 2)
+    params = dict(epsilon=0.4, alpha=0.2, gamma=gamma, norm=norm, n_regions=3, delta=0.05)
+    est = IntrinsicRobustnessEstimator(**params, random_state=global_random_seed).fit(X, lu)
+    _assert_brute_force_regions(est, X, lu, params)
     # The other half, directly from the regions.
     Xb = X[est.test_indices_]
     metric = "euclidean" if norm == 2 else "chebyshev"
@@ -244,15 +249,7 @@ def test_neighbour_lists_give_the_brute_force_regions_at_any_epsilon(norm, epsil
     lu = np.clip(rng.normal(0.4, 0.3, 220) + 0.4 * (X[:, 0] > 1.2), 0, 2)
     params = dict(epsilon=epsilon, alpha=0.05, gamma=0.3, norm=norm, n_regions=3, delta=0.05)
     est = IntrinsicRobustnessEstimator(**params, train_size=0.9, random_state=1).fit(X, lu)
-    Xa, lua = X[est.train_indices_], lu[est.train_indices_]
-    regions, covered, reached = brute_force_regions(Xa, lua, **params)
-    placed = [r for r in regions if r is not None]
-    assert len(est.radii_) == len(placed) > 0
-    for k, (i, radius) in enumerate(placed):
-        assert_array_equal(est.centers_[k], Xa[i])
-        assert est.radii_[k] == pytest.approx(radius, rel=1e-12)
-    assert est.train_risk_ == covered.mean()
-    assert est.train_adversarial_risk_ == reached.mean()
+    _assert_brute_force_regions(est, X, lu, params)
 
 
 def test_neighbour_lists_are_the_sorted_rows_prefix():

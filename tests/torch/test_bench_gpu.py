@@ -13,9 +13,9 @@ BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_gpu.py"
 
 @pytest.mark.slow
 def test_bench_gpu_runs_on_the_cpu():
-    args = ["--device", "cpu", "--n", "3000", "--n-lo", "8", "--n-attack", "16"]
+    args = ["--device", "cpu", "--n", "2000", "--n-lo", "4", "--n-attack", "8"]
     result = subprocess.run(
-        [sys.executable, str(BENCH), *args, "--n-train", "1000"], capture_output=True, text=True
+        [sys.executable, str(BENCH), *args, "--n-train", "500"], capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     assert "all checks passed" in result.stdout
