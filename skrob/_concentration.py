@@ -17,7 +17,7 @@ import numpy as np
 from scipy.spatial.distance import cdist
 
 from skrob._blocks import pair_tolerance, run_tasks
-from skrob._exact import exact_dist
+from skrob._exact import SAFE_MAX, SAFE_MIN, exact_dist
 
 _U64 = float(np.finfo(np.float64).eps) / 2
 
@@ -59,6 +59,27 @@ class NeighbourLists:
     profile: np.ndarray
 
 
+def _row_pairs_dist(X, r0, rows, cols):
+    """``exact_dist`` of the pairs ``(r0 + rows, cols)``, ``rows`` sorted: row by row, the
+    row's own entries broadcast instead of gathered once per pair."""
+    out = np.empty(rows.size)
+    bounds = np.searchsorted(rows, np.arange(rows.max(initial=-1) + 2))
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        for r in range(bounds.size - 1):
+            lo, hi = bounds[r], bounds[r + 1]
+            if lo == hi:
+                continue
+            diff = X[cols[lo:hi]]
+            np.subtract(diff, X[r0 + r], out=diff)
+            sq = np.einsum("ij,ij->i", diff, diff)
+            bad = ~((sq > SAFE_MIN) & (sq < SAFE_MAX))
+            out[lo:hi] = np.sqrt(sq)
+            if bad.any():  # overflow, underflow or duplicates: the scaled path
+                k = lo + np.flatnonzero(bad)
+                out[k] = exact_dist(X, X, r0 + rows[k], cols[k])
+    return out
+
+
 def _lists_block(X, sq, norms, c, k, ranks, norm, r0, r1):
     """Rows ``[r0, r1)`` of :func:`neighbour_lists`: (r0, distances, indices, profile)."""
     if norm == 2:
@@ -69,7 +90,7 @@ def _lists_block(X, sq, norms, c, k, ranks, norm, r0, r1):
         tol = pair_tolerance(norms[r0:r1], norms, c)
         upper = np.partition(D + tol, k - 1, axis=1)[:, k - 1]
         rows, cols = np.nonzero(D - tol <= upper[:, None])
-        vals = exact_dist(X, X, rows + r0, cols)
+        vals = _row_pairs_dist(X, r0, rows, cols)
         # order statistics move at most by the largest error of the row
         D += tol.max(axis=1, keepdims=True)
         profile = np.sqrt(np.maximum(np.partition(D, ranks, axis=1)[:, ranks], 0.0))

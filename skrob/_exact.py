@@ -63,7 +63,9 @@ def exact_dist(XA, XB, i, j, chunk=512):
     """
     out = np.empty(i.shape[0], dtype=np.float64)
     for s in range(0, i.shape[0], chunk):
-        a = XA[i[s : s + chunk]].astype(np.float64)
+        a = XA[i[s : s + chunk]]
+        if a.dtype != np.float64:
+            a = a.astype(np.float64)
         b = XB[j[s : s + chunk]]
         with np.errstate(over="ignore", under="ignore", invalid="ignore"):
             diff = a - b
