@@ -89,7 +89,8 @@ def paper_size():
                     est.fit(X, lu)
                 row.append(f"gamma={gamma}: IR {est.intrinsic_robustness_:.4f} "
                            f"({time.perf_counter() - t:5.1f} s)")  # fmt: skip
-            print(f"  L{key} eps={eps:<5}", "; ".join(row))
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
+            print(f"  L{key} eps={eps:<5}", "; ".join(row), f"[peak so far {peak:.2f} GiB]")
         print(f"  L{key}: {time.perf_counter() - t_norm:.1f} s for {3 * len(epsilons)} fits")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
     n_half = len(y) // 2
