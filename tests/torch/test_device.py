@@ -3,10 +3,10 @@
 
 import numpy as np
 import pytest
-import torch
 
-from skrob import SampleRobustnessTransformer, sample_robustness
-from tests.conftest import make_tricky_data
+torch = pytest.importorskip("torch")
+from skrob import SampleRobustnessTransformer, sample_robustness  # noqa: E402
+from tests.conftest import make_tricky_data  # noqa: E402
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
