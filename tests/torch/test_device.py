@@ -40,6 +40,8 @@ def test_device_errors_name_the_argument():
     X, y = rng.normal(size=(50, 3)), rng.integers(0, 2, 50)
     with pytest.raises(ValueError, match="device='tpu7' is not a torch device"):
         sample_robustness(X, y, device="tpu7")
+    with pytest.raises(ValueError, match="device=3.5 is not a torch device"):
+        sample_robustness(X, y, device=3.5)
     with pytest.raises(ValueError, match="exact Euclidean kernel for class labels"):
         sample_robustness(X, X[:, 0], task="regression", device="cpu")
     with pytest.raises(ValueError, match="exact Euclidean kernel for class labels"):
