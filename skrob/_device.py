@@ -11,6 +11,8 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from skrob._euclidean import row_layout
+
 
 def resolve_device(device):
     """``torch.device(device)``, with an error that says what to install or fix."""
@@ -47,13 +49,6 @@ def _full_float32():
         torch.set_float32_matmul_precision(precision)
         torch.backends.cuda.matmul.allow_tf32 = cuda_tf32
         torch.backends.cudnn.allow_tf32 = cudnn_tf32
-
-
-def _rows_from_columns(B):
-    """Row layout ``[-2b, |b|^2, 1]`` from the column layout ``[b, 1, |b|^2]``."""
-    a = B * -2.0
-    a[:, -2:] = B[:, [-1, -2]]
-    return a
 
 
 def _row_candidates(D, run, tol, r0, c0, out):
@@ -119,7 +114,7 @@ def device_candidates(data, tasks, both, col_block, self_col, device, verbose=0,
         excl = None if self_col is None else torch.from_numpy(self_col).to(device)
         out = []
         for r0, r1, c0, c1 in progress:
-            a = _rows_from_columns(B[r0:r1]) if A is None else A[r0:r1]
+            a = row_layout(B[r0:r1]) if A is None else A[r0:r1]
             run = torch.full((r1 - r0,), float("inf"), device=device)
             for cs in range(c0, c1, col_block):
                 ce = min(cs + col_block, c1)

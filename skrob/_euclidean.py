@@ -92,7 +92,7 @@ class EuclideanData:
                 break
             h = pow2_scale(spread)
         if XB is None:
-            self.A = None  # the rows are the columns: each task derives its block (row_block)
+            self.A = None  # the rows are the columns: each task derives its block (row_layout)
         # Per-sample bound on the error of any pair involving it: the pair's bound is
         # c * (|a| + |b|)^2 <= c * (|a| + max|b|)^2. The absolute term covers float32
         # underflow (at most 2**-149 per product, norms <= 2 sqrt(d)).
@@ -189,11 +189,11 @@ def _col_candidates(D, run, tol, offset_r, offset_c, out):
     out.append((offset_r + i, offset_c + cols, vc))
 
 
-def row_block(B, r0, r1):
-    """Rows ``[r0, r1)`` in the row layout ``[-2b, |b|^2, 1]`` from the column layout
-    ``[b, 1, |b|^2]`` (exact: a power of two and a swap), for a self-search."""
-    a = B[r0:r1] * np.float32(-2.0)
-    a[:, -2:] = B[r0:r1, -1:-3:-1]
+def row_layout(cols):
+    """Rows in the layout ``[-2b, |b|^2, 1]`` from columns in the layout ``[b, 1, |b|^2]``
+    (exact: a power of two and a swap); numpy arrays or torch tensors."""
+    a = cols * -2.0
+    a[:, -2:] = cols[:, [-1, -2]]
     return a
 
 
@@ -206,7 +206,7 @@ def euclidean_task(A, B, tolA, tolB, col_run, both, col_block, self_col, r0, r1,
     paired with. Arrays come as arguments, so that joblib ships them once per worker.
     """
     self_col = None if self_col is None else self_col[r0:r1]
-    a = row_block(B, r0, r1) if A is None else A[r0:r1]
+    a = row_layout(B[r0:r1]) if A is None else A[r0:r1]
     run = np.full(r1 - r0, np.inf, dtype=np.float32)
     tol_r = tolA[r0:r1]
     if both and not col_run.flags.writeable:  # a process backend sent a read-only copy

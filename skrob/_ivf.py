@@ -21,7 +21,7 @@ from sklearn.cluster import KMeans
 from sklearn.utils import check_random_state
 
 from skrob._blocks import run_tasks
-from skrob._euclidean import EuclideanData, _row_candidates, refine
+from skrob._euclidean import EuclideanData, _row_candidates, refine, row_layout
 
 # Samples per list: the k-means of each class has ceil(n_class / LIST_SIZE) centres.
 LIST_SIZE = 128
@@ -37,14 +37,6 @@ _PROBE_BLOCK = 4096
 
 # Lists per task of the scan.
 _LISTS_PER_TASK = 32
-
-
-def _rows(B, idx):
-    """Rows ``idx`` in the row layout ``[-2b, |b|^2, 1]`` from the column layout."""
-    a = B[idx]
-    a[:, :-2] *= np.float32(-2.0)
-    a[:, -2:] = a[:, -1:-3:-1].copy()
-    return a
 
 
 def _nearest_centre(rows, centres):
@@ -135,7 +127,7 @@ def _scan_task(B, tol, member_ptr, members, probe_ptr, probers, l0, l1):
         mem = members[member_ptr[lst] : member_ptr[lst + 1]]
         if q.size == 0 or mem.size == 0:
             continue
-        D = _rows(B, q) @ B[mem].T
+        D = row_layout(B[q]) @ B[mem].T
         local = []
         _row_candidates(D, np.full(q.size, np.inf, np.float32), tol[q], 0, 0, local)
         for i, j, v in local:
