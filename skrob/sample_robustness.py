@@ -43,11 +43,12 @@ _COMMON_CONSTRAINTS = {
 AUTO_APPROXIMATE_MIN_SAMPLES = 200_000
 
 
-def _resolve_algorithm(algorithm, task, metric="euclidean", X=None):
+def _resolve_algorithm(algorithm, task, metric="euclidean", X=None, device=None):
     """The backend behind ``algorithm``: "exact", "ivf" or "nndescent".
 
     "approximate" is the inverted lists for the Euclidean metric and pynndescent for
-    any other; "auto" is exact below ``AUTO_APPROXIMATE_MIN_SAMPLES`` samples.
+    any other; "auto" is exact below ``AUTO_APPROXIMATE_MIN_SAMPLES`` samples and on a
+    device (the device runs the exact kernel).
     """
     if algorithm in ("approximate", "nndescent") and task != "classification":
         raise ValueError(
@@ -60,7 +61,8 @@ def _resolve_algorithm(algorithm, task, metric="euclidean", X=None):
             X is not None and not sp.issparse(X) and X.shape[0] >= AUTO_APPROXIMATE_MIN_SAMPLES
         )
         euclidean = isinstance(metric, str) and metric == "euclidean"
-        return "ivf" if dense_and_large and euclidean and task == "classification" else "exact"
+        exact = device is not None or not (dense_and_large and euclidean)
+        return "exact" if exact or task != "classification" else "ivf"
     if algorithm == "approximate":
         return "ivf" if isinstance(metric, str) and metric == "euclidean" else "nndescent"
     return algorithm
@@ -262,9 +264,7 @@ def sample_robustness(
     )
     task, first, second = _check_targets(y, task, X.shape[0])
     metric = resolve_metric(metric, metric_params, X)
-    algorithm = _resolve_algorithm(
-        "exact" if device and algorithm == "auto" else algorithm, task, metric, X
-    )
+    algorithm = _resolve_algorithm(algorithm, task, metric, X, device)
     _check_sparse(X, task, algorithm)
     device = _check_device(device, X, task, metric, algorithm)
     R, _ = _compute(
@@ -411,10 +411,7 @@ class SampleRobustnessTransformer(TransformerMixin, BaseEstimator):
         if self.per_class and task != "classification":
             raise ValueError("per_class=True is only defined for classification.")
         self._metric = resolve_metric(self.metric, self.metric_params, X)
-        algorithm = self.algorithm
-        if self.device is not None and algorithm == "auto":
-            algorithm = "exact"
-        algorithm = _resolve_algorithm(algorithm, task, self._metric, X)
+        algorithm = _resolve_algorithm(self.algorithm, task, self._metric, X, self.device)
         _check_sparse(X, task, algorithm)
         self._device = _check_device(self.device, X, task, self._metric, algorithm)
         self.robustness_, reach = _compute(

@@ -51,3 +51,17 @@ def test_device_errors_name_the_argument():
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="no CUDA device"):
             sample_robustness(X, y, device="cuda")
+
+
+def test_auto_stays_exact_on_a_device(monkeypatch):
+    """Above the inverted lists' threshold, "auto" with a device is the exact kernel."""
+    import importlib
+
+    sr = importlib.import_module("skrob.sample_robustness")
+    monkeypatch.setattr(sr, "AUTO_APPROXIMATE_MIN_SAMPLES", 100)
+    rng = np.random.default_rng(0)
+    X, y = make_tricky_data(rng, n=800, d=6)
+    ref = sample_robustness(X, y, algorithm="exact")
+    np.testing.assert_array_equal(sample_robustness(X, y, device="cpu"), ref)
+    est = SampleRobustnessTransformer(device="cpu").fit(X, y)
+    np.testing.assert_array_equal(est.robustness_, ref)
