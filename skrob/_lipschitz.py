@@ -41,6 +41,8 @@ class _LipschitzData:
             # unit: a distance here is unscale^-1 of one in X's units
             self.unit = None
             self.tolA = np.zeros(self.A.shape[0])
+            self.sqA = self.sqB = self.nA = self.nB = None  # no GEMM: no norms, no bound
+            self.c = 0.0
             return
         self.unscale = None
         g = pow2_scale(max_abs(XA) if both else max_abs(XA, self.XB))
@@ -71,9 +73,6 @@ class _LipschitzData:
 
     def shared(self, both, col_block):
         """The arrays and settings every block task reads (see ``run_tasks``)."""
-        if self.metric != "euclidean":
-            return (self.A, self.B, None, None, None, None, None, self.YA, self.YB,
-                    self.exclude, self.metric, 0.0, both, col_block)  # fmt: skip
         return (self.A, self.B, self.sqA, self.sqB, self.nA, self.nB, self.tolA, self.YA,
                 self.YB, self.exclude, self.metric, self.c, both, col_block)  # fmt: skip
 
