@@ -37,8 +37,9 @@ def distances(A, B, norm):
 
 def _row(X, i, norm):
     """Exact distances from sample ``i`` to every sample."""
-    if norm == 2:
-        return exact_dist(X, X, np.full(X.shape[0], i), np.arange(X.shape[0]))
+    if norm == 2:  # the row broadcast, not gathered once per pair
+        n = X.shape[0]
+        return _row_pairs_dist(X, i, np.zeros(n, dtype=np.intp), np.arange(n))
     return cdist(X[i : i + 1], X, "chebyshev")[0]
 
 
