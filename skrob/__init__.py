@@ -1,5 +1,6 @@
 """skrob: robustness of data and models, the scikit-learn way."""
 
+from skrob.diagnosis import diagnose
 from skrob.distortion import (
     DecisionDistortionScorer,
     decision_based_distortion,
@@ -39,6 +40,7 @@ __all__ = [
     "__version__",
     "balanced_nested_subsets",
     "decision_based_distortion",
+    "diagnose",
     "exact_distortion",
     "knn_soft_labels",
     "label_flip_rate",

@@ -62,6 +62,7 @@ def _torch_objects():
 # arguments: {"X": name, "y": name} of the call's data parameters, or {}).
 VALID = {
     "sample_robustness": lambda: (skrob.sample_robustness, {"X": X, "y": Y}, {"X": "X", "y": "y"}),
+    "diagnose": lambda: (skrob.diagnose, {"X": X, "y": Y}, {"X": "X", "y": "y"}),
     "knn_soft_labels": lambda: (skrob.knn_soft_labels, {"X": X, "y": Y}, {"X": "X", "y": "y"}),
     "label_uncertainty": lambda: (
         skrob.label_uncertainty,
@@ -327,7 +328,7 @@ def _bad_data(kind):
 
 
 # Functions that take CSR X (classification, exact search; sparse_groups in skrob._sparse).
-SPARSE_OK = {"sample_robustness", "knn_soft_labels"}
+SPARSE_OK = {"sample_robustness", "knn_soft_labels", "diagnose"}
 
 # X goes as it is to the user's estimators, which decide what they accept (as in
 # scikit-learn's learning_curve and cross_validate): only y is checked here.

@@ -1,0 +1,223 @@
+"""One row per sample: what the features alone say about each label (paper 000, paper 004)."""
+
+from numbers import Integral, Real
+
+import numpy as np
+import pandas as pd
+from sklearn.utils import check_array
+from sklearn.utils._param_validation import Interval, validate_params
+
+from skrob._cdist import resolve_metric
+from skrob._neighbors import nearest_in_groups, reach_to_robustness
+from skrob._subsets import extreme_indices
+from skrob._validation import encode_classes, resolve_task
+from skrob.label_uncertainty import knn_soft_labels, label_uncertainty
+
+COLUMNS = [
+    "label",
+    "robustness",
+    "reach",
+    "nearest_other",
+    "nearest_other_label",
+    "suggested_label",
+    "suggested_robustness",
+    "relabel",
+    "conflicting_duplicate",
+    "label_uncertainty",
+    "least_robust",
+]
+
+
+@validate_params(
+    {
+        "X": ["array-like", "sparse matrix"],
+        "y": ["array-like"],
+        "metric": [str, callable],
+        "metric_params": [dict, None],
+        "n_neighbors": [Interval(Integral, 1, None, closed="left")],
+        "least_robust": [Interval(Real, 0, 1, closed="both")],
+        "batch_size": [Interval(Integral, 1, None, closed="left"), None],
+        "n_jobs": [Integral, None],
+        "verbose": ["verbose"],
+    },
+    prefer_skip_nested_validation=True,
+)
+def diagnose(
+    X,
+    y,
+    *,
+    metric="euclidean",
+    metric_params=None,
+    n_neighbors=10,
+    least_robust=0.1,
+    batch_size=None,
+    n_jobs=None,
+    verbose=0,
+):
+    """Per-sample diagnosis of a labelled dataset, from its features alone.
+
+    For every sample ``x`` with label ``c`` the exact search finds the nearest sample of
+    each class (``x`` itself excluded). From these distances ``d_k(x)``:
+
+    - the **reach** ``r = min_{k != c} d_k(x)``, the distance to the nearest differently
+      labelled sample, and the **robustness** ``R = r / (r + 1)`` (paper 000), equal to
+      :func:`sample_robustness`;
+    - the **suggested label**, the label under which ``x`` would be most robust: ``R``
+      under label ``c'`` is ``min_{k != c'} d_k(x) / (1 + ...)``, largest for the class of
+      the nearest other sample. It is the given label unless a sample of another class is
+      strictly nearer than every sample of ``x``'s own class, i.e. the leave-one-out
+      1-nearest-neighbour label, ties resolved in favour of the given label;
+    - a **conflicting duplicate**: a differently labelled sample with the same features
+      (``r = 0``, so ``R = 0``);
+    - the **label uncertainty** ``LU = 1 - eta_c + max_{k != c} eta_k`` (paper 004) with
+      ``eta`` estimated by the labels of the ``n_neighbors`` nearest other samples
+      (:func:`knn_soft_labels`), in [0, 2]; above 1 the neighbours mostly disagree.
+
+    It is what a label-issue finder reports, computed without a model: a sample whose
+    suggested label differs from its label, or that is a conflicting duplicate, is worth
+    a second look.
+
+    Parameters
+    ----------
+    X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        Finite feature values. Distances depend on the features' scales: standardise
+        features in different units first (e.g. with
+        :class:`sklearn.preprocessing.StandardScaler`).
+    y : array-like of shape (n_samples,)
+        Class labels, at least two classes.
+    metric : str or callable, default="euclidean"
+        As in :func:`sample_robustness`.
+    metric_params : dict, default=None
+        Keyword arguments of the metric.
+    n_neighbors : int, default=10
+        Neighbours behind the label uncertainty; fewer than ``n_samples``.
+    least_robust : float in [0, 1], default=0.1
+        Fraction of samples flagged in the ``least_robust`` column: the
+        ``round(least_robust * n_samples)`` with the smallest robustness (ties in sample
+        order).
+    batch_size : int, default=None
+        Rows per block of the exact kernel (see :func:`sample_robustness`).
+    n_jobs : int, default=None
+        As in :func:`sample_robustness`.
+    verbose : int, default=0
+        Show a progress bar over the kernel's blocks when positive.
+
+    Returns
+    -------
+    diagnosis : pandas.DataFrame of shape (n_samples, 11)
+        Indexed like ``X`` when ``X`` is a DataFrame, else by sample position
+        (index name "sample"). Columns:
+
+        - ``label``: the given label;
+        - ``robustness``, ``reach``: R and r above;
+        - ``nearest_other``, ``nearest_other_label``: position (0-based row number in
+          ``X``) and label of the nearest differently labelled sample;
+        - ``suggested_label``, ``suggested_robustness``: the label under which the sample
+          is most robust, and R under it (>= ``robustness``);
+        - ``relabel``: the suggested label differs from the given one;
+        - ``conflicting_duplicate``: a differently labelled sample has the same features;
+        - ``label_uncertainty``: kNN label uncertainty in [0, 2];
+        - ``least_robust``: among the ``least_robust`` fraction of smallest R.
+
+    Examples
+    --------
+    >>> from skrob import diagnose
+    >>> X = [[0.0], [0.1], [0.2], [1.0], [1.1], [1.2]]
+    >>> y = [0, 0, 1, 1, 1, 1]  # sample 2 sits among the 0s
+    >>> d = diagnose(X, y, n_neighbors=2)
+    >>> d[["label", "reach", "nearest_other", "suggested_label", "relabel"]].round(3)
+    ... # doctest: +NORMALIZE_WHITESPACE
+            label  reach  nearest_other  suggested_label  relabel
+    sample
+    0           0    0.2              2                0    False
+    1           0    0.1              2                0    False
+    2           1    0.1              1                0     True
+    3           1    0.9              1                1    False
+    4           1    1.0              1                1    False
+    5           1    1.1              1                1    False
+
+    Sample 1 is as near to sample 2 (label 1) as to sample 0 (label 0): a tie keeps
+    its label. Sample 2 would be most robust labelled 0.
+    """
+    index = X.index if isinstance(X, pd.DataFrame) else None
+    X = check_array(
+        X,
+        accept_sparse="csr",
+        dtype=[np.float64, np.float32],
+        ensure_all_finite=True,
+        input_name="X",
+    )
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1 or y.shape[0] != X.shape[0]:
+        raise ValueError(
+            f"y must be one label per sample, shape ({X.shape[0]},); got shape {y.shape}."
+        )
+    if y.dtype.kind in "fc" and not np.all(np.isfinite(y)):
+        raise ValueError("Input y contains NaN or infinity.")
+    if resolve_task(y, "auto", warn=False) != "classification":
+        raise ValueError(
+            "diagnose needs class labels; y looks continuous (regression). Use "
+            "sample_robustness(X, y) for the robustness of real-valued targets, or pass "
+            "integer class labels."
+        )
+    classes, codes = encode_classes(y)
+    if n_neighbors >= X.shape[0]:
+        raise ValueError(
+            f"n_neighbors={n_neighbors} must be below the number of samples ({X.shape[0]})."
+        )
+    n, n_classes = X.shape[0], classes.size
+    kernel_metric = resolve_metric(metric, metric_params, X)
+    dist, arg = nearest_in_groups(
+        X,
+        X,
+        codes,
+        n_classes,
+        metric=kernel_metric,
+        batch_size=batch_size,
+        n_jobs=n_jobs,
+        verbose=verbose,
+        exclude=np.arange(n),
+    )
+    rows = np.arange(n)
+    other = dist.copy()
+    other[rows, codes] = np.inf
+    nearest_class = other.argmin(axis=1)
+    reach = other[rows, nearest_class]
+    partner = arg[rows, nearest_class]
+    # R under label k is the distance to the nearest sample of any class but k: largest
+    # for the class of the nearest other sample, k1. Relabel only where that is strictly
+    # more robust (ties keep the given label).
+    under_k1 = dist.copy()
+    under_k1[rows, nearest_class] = np.inf
+    reach_k1 = under_k1.min(axis=1)
+    relabel = reach_k1 > reach
+    best = np.where(relabel, nearest_class, codes)
+    suggested_reach = np.where(relabel, reach_k1, reach)
+
+    knn_metric, knn_params = "euclidean", None
+    if kernel_metric != "euclidean":  # the parameters the kernel used (V, VI filled in)
+        knn_metric, knn_params = kernel_metric.metric, kernel_metric.params or None
+    soft = knn_soft_labels(
+        X, y, n_neighbors, metric=knn_metric, metric_params=knn_params, n_jobs=n_jobs
+    )
+    R = reach_to_robustness(reach)
+    flagged = np.zeros(n, dtype=bool)
+    flagged[extreme_indices(R, int(round(float(least_robust) * n)), "least")] = True
+    return pd.DataFrame(
+        {
+            "label": y,
+            "robustness": R,
+            "reach": reach,
+            "nearest_other": partner,
+            "nearest_other_label": classes[codes[partner]],
+            "suggested_label": classes[best],
+            "suggested_robustness": reach_to_robustness(suggested_reach),
+            "relabel": relabel,
+            "conflicting_duplicate": reach == 0,
+            "label_uncertainty": label_uncertainty(soft, y),
+            "least_robust": flagged,
+        },
+        index=index if index is not None else pd.RangeIndex(n, name="sample"),
+    )

@@ -1,0 +1,149 @@
+"""diagnose() against a float64 brute force over every pair."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.spatial.distance import cdist
+
+from skrob import diagnose, knn_soft_labels, label_uncertainty, sample_robustness
+
+
+def brute_force(X, y, metric="euclidean"):
+    """Every quantity of diagnose() from the full distance matrix, by definition."""
+    D = cdist(X, X, metric=metric)
+    np.fill_diagonal(D, np.inf)
+    classes = np.unique(y)
+    n = len(y)
+    reach = np.array([D[i, y != y[i]].min() for i in range(n)])
+    # R under each candidate label k: distance to the nearest sample not labelled k.
+    under = np.array([[D[i, y != k].min() for k in classes] for i in range(n)])
+    own = np.searchsorted(classes, y)
+    best = under.max(axis=1)
+    suggested = np.where(under[np.arange(n), own] == best, own, under.argmax(axis=1))
+    return reach, under, suggested
+
+
+def make_data(seed, n=120, d=5, n_classes=3, duplicates=10):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d))
+    y = rng.integers(0, n_classes, n)
+    # Conflicting and agreeing duplicates.
+    src = rng.choice(n, duplicates, replace=False)
+    dst = rng.choice(np.setdiff1d(np.arange(n), src), duplicates, replace=False)
+    X[dst] = X[src]
+    return X, y
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "cityblock", "chebyshev"])
+@pytest.mark.parametrize("scale", [1.0, 1e-150, 1e150])
+def test_matches_brute_force(metric, scale):
+    X, y = make_data(0)
+    X = X * scale
+    out = diagnose(X, y, metric=metric, n_neighbors=5)
+    reach, under, suggested = brute_force(X, y, metric)
+    np.testing.assert_allclose(out["reach"], reach, rtol=1e-12, atol=0)
+    np.testing.assert_array_equal(out["conflicting_duplicate"], reach == 0)
+    assert (out["conflicting_duplicate"].sum()) > 0  # the data do hold some
+    np.testing.assert_allclose(out["robustness"], reach / (reach + 1), rtol=1e-12)
+    # The partner is a differently labelled sample at exactly the reach.
+    partner = out["nearest_other"].to_numpy()
+    assert np.all(y[partner] != y)
+    np.testing.assert_array_equal(out["nearest_other_label"], y[partner])
+    np.testing.assert_allclose(
+        cdist(X, X, metric=metric)[np.arange(len(y)), partner], reach, rtol=1e-12
+    )
+    np.testing.assert_array_equal(out["suggested_label"], np.unique(y)[suggested])
+    best = under.max(axis=1)
+    np.testing.assert_allclose(out["suggested_robustness"], best / (best + 1), rtol=1e-12)
+    np.testing.assert_array_equal(out["relabel"], out["suggested_label"] != y)
+    assert np.all(out["suggested_robustness"] >= out["robustness"])
+
+
+def test_same_robustness_as_sample_robustness_and_lu():
+    X, y = make_data(1, n=300, d=8)
+    out = diagnose(X, y, n_neighbors=7)
+    np.testing.assert_allclose(out["robustness"], sample_robustness(X, y), rtol=1e-12)
+    np.testing.assert_allclose(
+        out["label_uncertainty"], label_uncertainty(knn_soft_labels(X, y, 7), y)
+    )
+
+
+def test_least_robust_flags():
+    X, y = make_data(2, n=200)
+    out = diagnose(X, y, least_robust=0.25)
+    flagged = out["least_robust"].to_numpy()
+    assert flagged.sum() == 50
+    R = out["robustness"].to_numpy()
+    assert R[flagged].max() <= R[~flagged].min()
+    assert not diagnose(X, y, least_robust=0.0)["least_robust"].any()
+    assert diagnose(X, y, least_robust=1.0)["least_robust"].all()
+
+
+def test_mislabelled_sample_gets_its_neighbours_label():
+    rng = np.random.default_rng(3)
+    X = np.vstack([rng.normal(0, 0.1, (30, 2)), rng.normal(5, 0.1, (30, 2))])
+    y = np.array(["cat"] * 30 + ["dog"] * 30, dtype=object)
+    y[4] = "dog"  # a cat labelled dog, deep inside the cats
+    out = diagnose(X, y)
+    assert out.loc[4, "relabel"] and out.loc[4, "suggested_label"] == "cat"
+    assert out["relabel"].sum() == 1
+    assert out.loc[4, "label_uncertainty"] == 2.0  # all ten neighbours disagree
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.lists(st.integers(-3, 3), min_size=8, max_size=30),
+    st.integers(0, 2**32 - 1),
+)
+def test_property_ties_and_duplicates(values, seed):
+    """Integer grids: many exact ties and duplicates, the hardest case for tie rules."""
+    rng = np.random.default_rng(seed)
+    n = len(values)
+    X = np.column_stack([values, rng.integers(-2, 3, n)]).astype(float)
+    y = rng.integers(0, 3, n)
+    if np.unique(y).size < 2:
+        y[0], y[1] = 0, 1
+    out = diagnose(X, y, n_neighbors=3)
+    reach, under, suggested = brute_force(X, y)
+    np.testing.assert_array_equal(out["reach"], reach)
+    np.testing.assert_array_equal(out["suggested_label"], np.unique(y)[suggested])
+
+
+def test_pandas_index_sparse_and_labels():
+    X, y = make_data(4, n=80)
+    frame = pd.DataFrame(X, index=[f"row{i}" for i in range(80)])
+    out = diagnose(frame, pd.Series(y))
+    assert list(out.index) == list(frame.index)
+    dense = diagnose(X, y)
+    assert dense.index.name == "sample"
+    np.testing.assert_array_equal(out.to_numpy(), dense.to_numpy())
+    X_sparse = sp.csr_matrix(np.where(np.abs(X) < 0.5, 0.0, X))
+    np.testing.assert_allclose(
+        diagnose(X_sparse, y)["reach"], diagnose(X_sparse.toarray(), y)["reach"], rtol=1e-12
+    )
+
+
+@pytest.mark.parametrize(
+    "X, y, message",
+    [
+        ([[0.0], [1.0], [np.nan]], [0, 1, 0], "NaN"),
+        ([[0.0], [1.0], [2.0]], [0, 0, 0], "two distinct labels"),
+        ([[0.0], [1.0], [2.0]], [0, 1], "one label per sample"),
+        (np.arange(200.0)[:, None], np.linspace(0, 1, 200) ** 2, "continuous"),
+        ([[0.0], [1.0], [2.0]], [0, 1, 0], "n_neighbors"),
+    ],
+)
+def test_errors(X, y, message):
+    with pytest.raises(ValueError, match=message):
+        diagnose(X, y)
+
+
+def test_parameter_errors():
+    X, y = make_data(5, n=30)
+    with pytest.raises(ValueError, match="least_robust"):
+        diagnose(X, y, least_robust=1.5)
+    with pytest.raises(ValueError, match="metric"):
+        diagnose(X, y, metric="nope")
