@@ -1,4 +1,4 @@
-"""The ``skrob`` command line: ``skrob report`` writes an HTML robustness report."""
+"""The skrob command line: skrob report writes an HTML robustness report."""
 
 import argparse
 import math
@@ -39,16 +39,25 @@ def _count(minimum):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="skrob", description=__doc__)
+    from skrob import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="skrob",
+        description="skrob: robustness of data and models. 'skrob report' writes an HTML "
+        "robustness report of a labelled dataset.",
+    )
+    parser.add_argument("--version", action="version", version=f"skrob {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     rep = sub.add_parser(
         "report",
         help="write an HTML report of a labelled dataset's robustness",
         description=(
             "Compute the robustness of every sample of a labelled dataset and write a "
-            "report folder: index.html with a summary table, per-class robustness "
-            "distributions and the least/most robust samples (as images when the "
-            "features form one). Without --data it uses scikit-learn's bundled digits."
+            "report folder: index.html with a verdict (how robust the data are, conflicting "
+            "duplicates, the closest classes, what to do), the least robust samples beside "
+            "their nearest differently labelled samples, per-class distributions, a "
+            "default model's robustness, and diagnosis.csv with one row per sample. "
+            "Without --data it uses scikit-learn's bundled digits."
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
@@ -85,6 +94,14 @@ def build_parser():
         help="nearest-neighbour backend",
     )
     rep.add_argument(
+        "--scale",
+        default="auto",
+        choices=["auto", "standard", "none"],
+        help="feature scaling before distances, noise and models: 'standard' standardises "
+        "every feature (mean 0, standard deviation 1); 'auto' is 'none' for images with "
+        "pixel values in [0, 1] and 'standard' otherwise",
+    )
+    rep.add_argument(
         "--image-shape",
         default="auto",
         help="HxW to draw samples as images; 'auto' draws square ones, 'none' never",
@@ -99,7 +116,10 @@ def build_parser():
         help="use a random subset of this many samples",
     )
     rep.add_argument("--random-state", type=int, default=0, help="seed")
-    rep.add_argument("--verbose", "-v", action="count", default=0, help="progress bars")
+    rep.add_argument(
+        "--verbose", "-v", action="count", default=0, help="progress bars inside each step too"
+    )
+    rep.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     return parser
 
 
@@ -110,21 +130,22 @@ def _load(args):
 
         d = load_digits()
         # Pixels scaled to [0, 1], the feature space of paper 000.
-        return d.data / 16.0, d.target, "scikit-learn digits (8x8, scaled to [0, 1])", None
+        name = "scikit-learn digits (8x8, scaled to [0, 1])"
+        return d.data / 16.0, d.target, name, None, None
     if name == "fashion-mnist":
         from skrob.datasets import load_fashion_mnist
 
         d = load_fashion_mnist()
-        return d.data, d.target, "Fashion-MNIST (70,000)", list(d.target_names)
+        return d.data, d.target, "Fashion-MNIST (70,000)", list(d.target_names), None
     if name == "mnist-5k":
         from skrob.datasets import load_mnist_5k
 
         d = load_mnist_5k()
-        return d.data, d.target, "MNIST 5k", None
+        return d.data, d.target, "MNIST 5k", None, None
     from skrob._report import load_table
 
-    X, y = load_table(name, args.target)
-    return X, y, Path(name).name, None
+    X, y, feature_names = load_table(name, args.target)
+    return X, y, Path(name).name, None, feature_names
 
 
 def _task(task, y):
@@ -147,14 +168,14 @@ def _task(task, y):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    from skrob._report import ReportContext, write_report
+    from skrob._report import ReportContext, _text, write_report
 
     out = Path(args.output)
     if out.exists() and not out.is_dir():
         print(f"skrob report: --output {out} exists and is not a folder.", file=sys.stderr)
         return 2
     try:
-        X, y, name, label_names = _load(args)
+        X, y, name, label_names, feature_names = _load(args)
         task = _task(args.task, y)
     except (FileNotFoundError, ValueError) as exc:
         print(f"skrob report: {exc}", file=sys.stderr)
@@ -179,7 +200,12 @@ def main(argv=None):
         n_show=args.n_show,
         random_state=args.random_state,
         verbose=args.verbose,
+        scale=args.scale,
+        feature_names=feature_names,
+        progress=not args.quiet,
     )
+    for note in ctx.notes:
+        print(f"skrob report: warning: {note}", file=sys.stderr)
     try:
         path, summary = write_report(ctx)
     except ValueError as exc:
@@ -187,7 +213,7 @@ def main(argv=None):
         return 2
     width = max(len(k) for k in summary)
     for key, value in summary.items():
-        print(f"{key:<{width}}  {value}")
+        print(f"{key:<{width}}  {_text(value)}")
     print(f"report written to {path}")
     return 0
 

@@ -1,10 +1,12 @@
 """``skrob report``: an HTML page with tables and PNG plots about a labelled dataset.
 
 Each capability adds a section: a function ``(context) -> Section``. Sections share the
-loaded data through :class:`ReportContext`.
+loaded data through :class:`ReportContext`; the first, :func:`overview_section`, gives
+the verdict a reader sees first.
 """
 
 import html
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,9 +14,51 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+# Full references of the papers behind each section (docs/references.rst, CITATION.cff).
+PAPERS = {
+    "000": (
+        "Introducing Sample Robustness. Anonymous authors, ICLR 2021 conference "
+        "submission (OpenReview 8-sxWOto_iI)",
+        "https://openreview.net/forum?id=8-sxWOto_iI",
+    ),
+    "001": (
+        "A. Ilie, M. Popescu, A. Stefanescu. Robustness as Inherent Property of "
+        "Datapoints. AISafety workshop at IJCAI-PRICAI 2020, CEUR Workshop Proceedings",
+        None,
+    ),
+    "002": (
+        "How Training Data Affect the Accuracy and Robustness of Neural Networks for Image "
+        "Classification. Anonymous authors, ICLR 2019 conference submission "
+        "(OpenReview HklKWhC5F7)",
+        "https://openreview.net/forum?id=HklKWhC5F7",
+    ),
+    "003": (
+        "R. Yang, P. Liu, M. Bilgic. The Analysis of the Expected Change in the "
+        "Classification Probability of the Predicted Label. Transactions on Machine "
+        "Learning Research (OpenReview guqzvUVPiQ)",
+        "https://openreview.net/forum?id=guqzvUVPiQ",
+    ),
+    "004": (
+        "X. Zhang, D. Evans. Understanding Intrinsic Robustness Using Label Uncertainty. ICLR 2022",
+        None,
+    ),
+}
+
+# Feature scales that differ by more than this factor make raw Euclidean distances
+# follow the largest features only: the report warns when it does not scale.
+SCALE_RATIO_WARNING = 100.0
+
 
 @dataclass
 class ReportContext:
+    """The data and options every section reads.
+
+    ``scale``: "standard" standardises every feature (mean 0, standard deviation 1)
+    before distances, noise and models; "none" keeps the raw values; "auto" (default) is
+    "none" for images with pixel values in [0, 1] and "standard" otherwise. ``X_raw``
+    keeps the values as given, for display.
+    """
+
     X: np.ndarray
     y: np.ndarray
     dataset_name: str
@@ -27,13 +71,48 @@ class ReportContext:
     n_show: int = 16
     random_state: int | None = 0
     verbose: int = 0
+    scale: str = "auto"
+    feature_names: list | None = None
+    progress: bool = False
     cache: dict = field(default_factory=dict)
+    notes: list = field(default_factory=list)
 
     def __post_init__(self):
         if self.task == "auto":
             from skrob._validation import resolve_task
 
             self.task = resolve_task(self.y, warn=False)
+        self.out_dir = Path(self.out_dir)
+        self.X_raw = np.asarray(self.X, dtype=np.float64)
+        if self.feature_names is None:
+            self.feature_names = [f"x{j}" for j in range(self.X_raw.shape[1])]
+        images = self.image_shape is not None and self.X_raw.min() >= 0 and self.X_raw.max() <= 1
+        if self.scale not in ("auto", "standard", "none"):
+            raise ValueError(f"scale must be 'auto', 'standard' or 'none', got {self.scale!r}.")
+        if self.scale == "auto":
+            self.scale = "none" if images else "standard"
+        std = self.X_raw.std(axis=0)
+        spread = std[std > 0]
+        ratio = float(spread.max() / spread.min()) if spread.size else 1.0
+        if self.scale == "standard":
+            from sklearn.preprocessing import StandardScaler
+
+            self.X = StandardScaler().fit_transform(self.X_raw)
+            self.space = (
+                "standardised features (each feature's mean subtracted and divided by its "
+                "standard deviation, as scikit-learn's StandardScaler does): distances are in "
+                "standard deviations"
+            )
+        else:
+            self.X = self.X_raw
+            self.space = "pixel values in [0, 1], unscaled" if images else "the raw feature values"
+            if ratio > SCALE_RATIO_WARNING and not images:
+                message = (
+                    f"feature standard deviations differ by a factor of {ratio:.3g}: raw "
+                    "distances follow the largest features almost alone. Scale the features "
+                    "(--scale standard) unless their units are comparable."
+                )
+                self.notes.append(message)
 
 
 class SectionSkipped(Exception):
@@ -45,15 +124,48 @@ class Section:
     title: str
     html: str
     summary: dict = field(default_factory=dict)
+    anchor: str = ""
+
+
+def cite(key):
+    """An HTML link to paper ``key``'s full reference in the report's references list."""
+    return f'<a href="#paper-{key}">[{key}]</a>'
+
+
+def significant(value, digits=4):
+    """A number rounded for people: ``digits`` significant digits (ints unchanged)."""
+    if isinstance(value, (bool, np.bool_)) or value is None:
+        return value
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    value = float(value)
+    if not np.isfinite(value) or value == 0:
+        return value
+    return float(f"{value:.{digits}g}")
+
+
+def _text(value):
+    if isinstance(value, float):
+        return f"{value:,.4g}" if abs(value) >= 1e4 else f"{value:.4g}"
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return f"{value:,}"
+    return str(value)
 
 
 def load_table(path, target):
-    """Read a CSV or Parquet file; return the features ``X`` and the labels ``y``."""
+    """Read a CSV or Parquet file; return the features ``X``, the labels ``y`` and the
+    feature names."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"No such data file: {path}")
     if path.suffix.lower() in (".parquet", ".pq"):
-        df = pd.read_parquet(path)
+        try:
+            df = pd.read_parquet(path)
+        except ImportError as exc:
+            raise ValueError(
+                f"reading Parquet needs pyarrow ({exc}); install it with "
+                "pip install pyarrow, or pass a CSV file."
+            ) from None
     elif path.suffix.lower() in (".csv", ".gz", ".txt", ".tsv"):
         df = pd.read_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",")
     else:
@@ -73,129 +185,426 @@ def load_table(path, target):
             f"Feature columns must be numeric; these are not: {non_numeric[:10]}. "
             "Encode them first (e.g. with sklearn's OneHotEncoder)."
         )
-    return df.to_numpy(dtype=np.float64), y
+    return df.to_numpy(dtype=np.float64), y, [str(c) for c in df.columns]
 
 
-def _fig_to_png(fig, ctx, name):
+def _fig_to_png(fig, ctx, name, alt):
     path = ctx.out_dir / name
     fig.savefig(path, dpi=110)
     import matplotlib.pyplot as plt
 
     plt.close(fig)
-    return f'<img src="{html.escape(name)}" alt="{html.escape(name)}">'
+    return f'<img src="{html.escape(name)}" alt="{html.escape(alt)}">'
 
 
-def _table(df):
-    return df.to_html(classes="table", float_format=lambda v: f"{v:.4g}", border=0)
-
-
-def _per_class_part(ctx, srt, R):
-    """The per-class table and distributions; the samples in robustness order."""
-    from skrob.plotting import RobustnessDistributionDisplay
-
-    parts = []
-    names = ctx.label_names or [str(c) for c in srt.classes_]
-    per_class = pd.DataFrame({"class": names}).set_index("class")
-    per_class["samples"] = [int((ctx.y == c).sum()) for c in srt.classes_]
-    for stat, f in (
-        ("mean R", np.mean),
-        ("median R", np.median),
-        ("min R", np.min),
-        ("max R", np.max),
-    ):
-        per_class[stat] = [f(R[ctx.y == c]) for c in srt.classes_]
-    order = np.argsort(R, kind="stable")
-    least = order[: len(order) // 2]
-    per_class["share of least robust half"] = [
-        float(np.mean(ctx.y[least] == c)) for c in srt.classes_
-    ]
-    parts.append("<h3>Per class</h3>" + _table(per_class))
-    disp = RobustnessDistributionDisplay.from_robustness(R, ctx.y, label_names=names)
-    parts.append(
-        "<h3>Per-class robustness distribution (paper 000, Fig. 4)</h3>"
-        + _fig_to_png(disp.figure_, ctx, "robustness_per_class.png")
+def _table(df, index=True):
+    return df.to_html(
+        classes="table", float_format=lambda v: f"{v:.4g}", border=0, index=index, na_rep="—"
     )
-    return "\n".join(parts), order
 
 
-def _regression_part(ctx, R):
-    """The distribution of R and R against the target; the samples in robustness order."""
+def _names(ctx, classes):
+    """Display names of ``classes`` (the sorted unique labels)."""
+    if ctx.label_names is not None:
+        return [str(ctx.label_names[int(c)]) for c in classes]
+    return [str(c) for c in classes]
+
+
+def _diagnosis(ctx):
+    """:func:`skrob.diagnosis._diagnose` on the report's space, computed once."""
+    if "diagnosis" not in ctx.cache:
+        from skrob.diagnosis import _diagnose
+
+        t = time.perf_counter()
+        frame, dist = _diagnose(
+            ctx.X,
+            ctx.y,
+            metric=ctx.metric,
+            metric_params=None,
+            n_neighbors=min(10, ctx.X.shape[0] - 1),
+            least_robust=0.1,
+            batch_size=None,
+            n_jobs=None,
+            verbose=ctx.verbose,
+        )
+        ctx.cache["diagnosis"] = frame, dist, time.perf_counter() - t
+    return ctx.cache["diagnosis"]
+
+
+_LEVELS = (
+    (0.0, "perfectly separated"),
+    (0.02, "well separated"),
+    (0.10, "mostly separated"),
+    (0.30, "overlapping"),
+    (1.01, "heavily overlapping"),
+)
+
+
+def _level(share):
+    for bound, words in _LEVELS:
+        if share <= bound:
+            return words
+    return _LEVELS[-1][1]
+
+
+def _class_pairs(ctx, frame, dist, classes):
+    """The closest distance between every two classes, and the pairs ranked by it."""
+    codes = np.searchsorted(classes, ctx.y)
+    K = classes.size
+    closest = np.full((K, K), np.inf)
+    np.minimum.at(closest, codes, dist)  # row a: min over samples of class a
+    closest = np.minimum(closest, closest.T)
+    np.fill_diagonal(closest, np.nan)
+    nearest_code = np.searchsorted(classes, frame["nearest_other_label"].to_numpy())
+    counts = np.zeros((K, K), dtype=int)
+    np.add.at(counts, (codes, nearest_code), 1)
+    relabel = frame["relabel"].to_numpy()
+    moves = np.zeros((K, K), dtype=int)
+    suggested = np.searchsorted(classes, frame["suggested_label"].to_numpy())
+    np.add.at(moves, (codes[relabel], suggested[relabel]), 1)
+    a, b = np.triu_indices(K, 1)
+    pairs = pd.DataFrame(
+        {
+            "class A": np.array(_names(ctx, classes))[a],
+            "class B": np.array(_names(ctx, classes))[b],
+            "closest distance": closest[a, b],
+            "samples whose nearest other class is the other": counts[a, b] + counts[b, a],
+            "relabel suggestions between them": moves[a, b] + moves[b, a],
+        }
+    ).sort_values(["closest distance", "relabel suggestions between them"], ascending=[True, False])
+    return closest, pairs.reset_index(drop=True)
+
+
+def _pair_figure(ctx, frame, idx, classes):
+    """Each sample beside its nearest differently labelled sample, as images."""
+    from skrob.plotting import plot_image_grid
+
+    names = dict(zip(classes, _names(ctx, classes), strict=True))
+    images, titles = [], []
+    for i in idx:
+        j = int(frame["nearest_other"].iloc[i])
+        images += [ctx.X_raw[i], ctx.X_raw[j]]
+        titles += [
+            f"#{i} {names[ctx.y[i]]}\nR={frame['robustness'].iloc[i]:.3f}",
+            f"nearest other: #{j}\n{names[ctx.y[j]]}, d={frame['reach'].iloc[i]:.3g}",
+        ]
+    fig = plot_image_grid(np.asarray(images).reshape(-1, *ctx.image_shape), titles, n_cols=8)
+    return _fig_to_png(
+        fig,
+        ctx,
+        "least_robust_pairs.png",
+        "the least robust samples beside their nearest differently labelled samples",
+    )
+
+
+def _pair_table(ctx, frame, idx, classes):
+    """Each sample above its nearest differently labelled sample, in the raw features."""
+    names = dict(zip(classes, _names(ctx, classes), strict=True))
+    partner_of = frame["nearest_other"].to_numpy()
+    pairs, seen = [], set()
+    for i in idx:  # a mutual pair once
+        j = int(partner_of[i])
+        if (j, i) not in seen:
+            seen.add((i, j))
+            pairs.append((int(i), j))
+    pairs = pairs[:8]
+    left = np.array([i for i, _ in pairs])
+    right = np.array([j for _, j in pairs])
+    diff = np.abs(ctx.X[left] - ctx.X[right]).sum(axis=0)
+    shown = np.sort(np.argsort(-diff, kind="stable")[:8])
+    rows = []
+    for i, j in pairs:
+        for role, k in (("sample", i), ("its nearest other", j)):
+            row = {"row": k, "": role, "label": names[ctx.y[k]]}
+            row["R" if role == "sample" else "distance"] = None
+            rows.append(row)
+            row["R / distance"] = (
+                frame["robustness"].iloc[i] if role == "sample" else frame["reach"].iloc[i]
+            )
+            del row["R" if role == "sample" else "distance"]
+            row.update({ctx.feature_names[f]: ctx.X_raw[k, f] for f in shown})
+    note = (
+        f"<p>The {len(pairs)} least robust samples (a mutual pair once), each above its nearest "
+        "differently labelled sample, with R for the sample and the distance between the two "
+        "for its neighbour"
+    )
+    if shown.size < ctx.X.shape[1]:
+        note += (
+            f"; the {shown.size} of {ctx.X.shape[1]} features in which these pairs differ "
+            "most (in the report's feature space), with values as given in the data"
+        )
+    return note + ".</p><div class='wide'>" + _table(pd.DataFrame(rows), index=False) + "</div>"
+
+
+def overview_section(ctx):
+    """What the report found, in a few sentences: robustness, duplicates, close classes."""
+    if ctx.task != "classification":
+        return _regression_overview(ctx)
+    frame, dist, elapsed = _diagnosis(ctx)
+    classes = np.unique(ctx.y)
+    R = frame["robustness"].to_numpy()
+    n = R.size
+    relabel = frame["relabel"].to_numpy()
+    duplicates = frame["conflicting_duplicate"].to_numpy()
+    share = relabel.mean()
+    closest, pairs = _class_pairs(ctx, frame, dist, classes)
+    frame.to_csv(ctx.out_dir / "diagnosis.csv")
+    reach = frame["reach"].to_numpy()
+    top = pairs.head(3)
+    pair_words = ", ".join(
+        f"{html.escape(a)} and {html.escape(b)} ({d:.3g})"
+        for a, b, d in zip(top["class A"], top["class B"], top["closest distance"], strict=True)
+    )
+    verdict = [
+        f"<p class='verdict'><b>The classes are {_level(share)}.</b> "
+        f"{relabel.sum():,} of {n:,} samples ({100 * share:.3g} %) lie closer to a sample of "
+        "another class than to any sample of their own: their nearest neighbour disagrees "
+        "with their label (leave-one-out 1-nearest-neighbour error).</p>",
+        "<ul>",
+        f"<li><b>Robustness.</b> Median sample robustness R = {np.median(R):.3g} "
+        f"(median reach r = {np.median(reach):.3g}). R = r / (r + 1), r the distance from a "
+        f"sample to the nearest differently labelled sample {cite('000')}: 0 means a "
+        "differently labelled copy exists, values near 1 that other classes are far away. "
+        "Compare values within this dataset; they depend on the feature space.</li>",
+        f"<li><b>Conflicting duplicates.</b> {int(duplicates.sum()):,} samples have a copy "
+        "with the same features and another label"
+        + (": no model can classify both; fix or remove them." if duplicates.any() else ".")
+        + "</li>",
+        f"<li><b>Closest classes.</b> {pair_words}: the classes whose samples come nearest "
+        "to each other (distance in brackets), where a model will confuse most.</li>",
+        "</ul>",
+        "<p><b>What to do.</b></p><ul>",
+    ]
+    if duplicates.any() or relabel.any():
+        verdict.append(
+            "<li>Look at the samples in <i>Samples to look at first</i> below: conflicting "
+            "duplicates, then samples whose features fit another label better. Each is "
+            "mislabelled, ambiguous, or a sign that the features cannot tell these classes "
+            "apart.</li>"
+        )
+    verdict += [
+        f"<li>Download the per-sample table, <a href='diagnosis.csv' download>diagnosis.csv</a> "
+        "(<code>skrob.diagnose</code>): robustness, reach, nearest differently labelled "
+        "sample, suggested label, conflicting-duplicate flag and kNN label uncertainty "
+        f"{cite('004')} of every sample.</li>",
+        "<li>Train on the robust part and test on the hard part: <i>Training and testing on "
+        "robust subsets</i> below shows what a model gains; "
+        "<code>RobustSubsetSelector</code> and <code>subset_scorer</code> do it in a "
+        "Pipeline or GridSearchCV.</li>",
+        "</ul>",
+        f"<p class='space'>Distances are computed on {html.escape(ctx.space)}.</p>",
+    ]
+    verdict += [f"<p class='warning'>Warning: {html.escape(n_)}</p>" for n_ in ctx.notes]
+
+    # Samples to look at first: conflicting duplicates, then the largest gain in R.
+    gain = frame["suggested_robustness"].to_numpy() - R
+    order = np.lexsort((-gain, ~duplicates, ~(duplicates | relabel)))
+    look = order[: max(ctx.n_show, 1)]
+    look = look[duplicates[look] | relabel[look]]
+    names = dict(zip(classes, _names(ctx, classes), strict=True))
+    parts = ["\n".join(verdict)]
+    if look.size:
+        table = pd.DataFrame(
+            {
+                "sample": look,
+                "label": [names[v] for v in ctx.y[look]],
+                "suggested label": [names[v] for v in frame["suggested_label"].to_numpy()[look]],
+                "R": R[look],
+                "R if relabelled": frame["suggested_robustness"].to_numpy()[look],
+                "nearest other": frame["nearest_other"].to_numpy()[look],
+                "conflicting duplicate": np.where(duplicates[look], "yes", ""),
+                "label uncertainty": frame["label_uncertainty"].to_numpy()[look],
+            }
+        )
+        parts.append(
+            "<h3 id='look-first'>Samples to look at first</h3><p>R if relabelled: the "
+            "robustness the sample would have under the suggested label. Label uncertainty "
+            f"{cite('004')}: 1 − (share of the 10 nearest samples with the sample's label) + "
+            "(largest share of another label), from 0 (all agree) to 2 (all carry one other "
+            "label).</p>" + _table(table, index=False)
+        )
+    least = np.argsort(R, kind="stable")[: ctx.n_show]
+    if least.size:
+        body = (
+            _pair_figure(ctx, frame, least, classes)
+            if ctx.image_shape is not None
+            else _pair_table(ctx, frame, least, classes)
+        )
+        parts.append(
+            "<h3 id='least-robust'>The least robust samples and their nearest differently "
+            "labelled samples</h3>"
+            + (
+                "<p>Each sample beside the sample of another class nearest to it; d is their "
+                "distance, the sample's reach.</p>"
+                if ctx.image_shape is not None
+                else ""
+            )
+            + body
+        )
+    parts.append(_pair_matrix(ctx, closest, pairs, classes))
+    summary = {
+        "median robustness R": significant(np.median(R)),
+        "mean robustness R": significant(R.mean()),
+        "samples nearer another class than their own": int(relabel.sum()),
+        "conflicting duplicates": int(duplicates.sum()),
+        "closest classes": ", ".join(
+            f"{a}/{b}" for a, b in zip(top["class A"], top["class B"], strict=True)
+        ),
+        "robustness time (s)": significant(elapsed, 3),
+    }
+    return Section("Verdict", "\n".join(parts), summary, "verdict")
+
+
+def _pair_matrix(ctx, closest, pairs, classes):
+    """The class-pair matrix of closest distances, as a heat map and a ranked table."""
     import matplotlib.pyplot as plt
 
-    parts = []
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
-    axes[0].hist(R, bins=40, color="C0")
-    axes[0].set_xlabel("sample robustness R")
-    axes[0].set_ylabel("samples")
-    yv = ctx.y if ctx.y.ndim == 1 else np.linalg.norm(ctx.y, axis=1)
-    axes[1].scatter(yv, R, s=3, alpha=0.4)
-    axes[1].set_xlabel("target" if ctx.y.ndim == 1 else "|target|")
-    axes[1].set_ylabel("R")
-    fig.tight_layout()
-    parts.append(
-        "<h3>Robustness distribution</h3>" + _fig_to_png(fig, ctx, "robustness_distribution.png")
+    K = classes.size
+    names = _names(ctx, classes)
+    parts = [
+        "<h3 id='class-pairs'>How close the classes come</h3><p>The smallest distance between "
+        "a sample of one class and a sample of the other, for every pair of classes; small "
+        "means the classes touch somewhere.</p>"
+    ]
+    if 2 < K <= 40:
+        fig, ax = plt.subplots(figsize=(1.2 + 0.45 * K, 0.9 + 0.4 * K))
+        cmap = plt.get_cmap("viridis").copy()
+        cmap.set_bad("white")  # the diagonal: a class and itself
+        im = ax.imshow(np.ma.masked_invalid(closest), cmap=cmap)
+        ax.set_xticks(range(K), names, rotation=90, fontsize=8)
+        ax.set_yticks(range(K), names, fontsize=8)
+        if K <= 15:
+            for a in range(K):
+                for b in range(K):
+                    if a != b:
+                        ax.text(
+                            b,
+                            a,
+                            f"{closest[a, b]:.2g}",
+                            ha="center",
+                            va="center",
+                            fontsize=7,
+                            color="w",
+                        )
+        fig.colorbar(im, ax=ax, label="closest distance")
+        fig.tight_layout()
+        parts.append(_fig_to_png(fig, ctx, "class_pairs.png", "closest distance between classes"))
+    parts.append("<p>The closest pairs:</p>" + _table(pairs.head(10), index=False))
+    return "\n".join(parts)
+
+
+def _regression_robustness(ctx):
+    """R of every sample for a real-valued target, computed once; and its time."""
+    if "robustness" not in ctx.cache:
+        from skrob.sample_robustness import sample_robustness
+
+        t = time.perf_counter()
+        R = sample_robustness(
+            ctx.X, ctx.y, task="regression", metric=ctx.metric, verbose=ctx.verbose
+        )
+        ctx.cache["robustness"] = R, time.perf_counter() - t
+    return ctx.cache["robustness"]
+
+
+def _regression_overview(ctx):
+    """Verdict for real-valued targets: how steep the target is between near samples."""
+    R, elapsed = _regression_robustness(ctx)
+    zero = int((R == 0).sum())
+    order = np.argsort(R, kind="stable")[: ctx.n_show]
+    rows = pd.DataFrame({"sample": order, "R": R[order]})
+    if ctx.y.ndim == 1:
+        rows["target"] = ctx.y[order]
+    pd.DataFrame({"robustness": R}).rename_axis("sample").to_csv(ctx.out_dir / "diagnosis.csv")
+    text = (
+        f"<p class='verdict'><b>Median sample robustness R = {np.median(R):.3g}.</b> For a "
+        f"real-valued target {cite('000')}, R = 1 / (1 + Q / max|y|), Q the largest "
+        "|y − y'| / d(x, x') over the other samples: the steepest change of the target "
+        "around the sample, relative to the target's size. Near 1: the target changes "
+        "slowly around the sample; near 0: a nearby sample has a very different target.</p>"
+        f"<ul><li>{zero:,} samples have R = 0: another sample with the same features has "
+        "a different target (fix or average them).</li>"
+        "<li>The least robust samples below sit where the target jumps: check them for "
+        "errors, or expect models to be least accurate there.</li>"
+        "<li>Per-sample values: <a href='diagnosis.csv' download>diagnosis.csv</a>.</li></ul>"
+        f"<p class='space'>Distances are computed on {html.escape(ctx.space)}.</p>"
+        + "".join(f"<p class='warning'>Warning: {html.escape(n_)}</p>" for n_ in ctx.notes)
+        + "<h3 id='least-robust'>The least robust samples</h3>"
+        + _table(rows, index=False)
     )
-    order = np.argsort(R, kind="stable")
-    return "\n".join(parts), order
+    summary = {
+        "median robustness R": significant(np.median(R)),
+        "mean robustness R": significant(R.mean()),
+        "samples with R = 0 (same features, different target)": zero,
+        "robustness time (s)": significant(elapsed, 3),
+    }
+    return Section("Verdict", text, summary, "verdict")
+
+
+def _per_class_part(ctx, R):
+    """The per-class table and distributions."""
+    from skrob.plotting import RobustnessDistributionDisplay
+
+    classes = np.unique(ctx.y)
+    names = _names(ctx, classes)
+    per_class = pd.DataFrame({"class": names}).set_index("class")
+    per_class["samples"] = [int((ctx.y == c).sum()) for c in classes]
+    for stat, f in (("mean R", np.mean), ("median R", np.median), ("min R", np.min)):
+        per_class[stat] = [f(R[ctx.y == c]) for c in classes]
+    least = np.argsort(R, kind="stable")[: R.size // 2]
+    per_class["share of the least robust half"] = [
+        float(np.mean(ctx.y[least] == c)) for c in classes
+    ]
+    disp = RobustnessDistributionDisplay.from_robustness(R, ctx.y, label_names=names)
+    return (
+        "<h3>Per class</h3><p>Share of the least robust half: the fraction of the dataset's "
+        "least robust half that belongs to the class (equal shares would be "
+        f"{1 / classes.size:.3g}): the classes that need the most attention.</p>"
+        + _table(per_class)
+        + "<h3>Distribution of R in each class</h3>"
+        + _fig_to_png(disp.figure_, ctx, "robustness_per_class.png", "histogram of R in each class")
+    )
 
 
 def sample_robustness_section(ctx):
-    """Robustness of every sample, per-class distributions, the least robust samples."""
+    """Robustness per class, and the most robust samples."""
     from skrob.plotting import plot_image_grid
-    from skrob.sample_robustness import SampleRobustnessTransformer
 
-    t = time.perf_counter()
-    srt = SampleRobustnessTransformer(
-        task=ctx.task,
-        metric=ctx.metric,
-        algorithm=ctx.algorithm,
-        random_state=ctx.random_state,
-        verbose=ctx.verbose,
-    ).fit(ctx.X, ctx.y)
-    elapsed = time.perf_counter() - t
-    R = srt.robustness_
-    ctx.cache["robustness"] = R
-    parts = []
-    summary = {
-        "task": srt.task_,
-        "mean robustness": float(R.mean()),
-        "median robustness": float(np.median(R)),
-        "samples with R = 0 (conflicting duplicates)": int((R == 0).sum()),
-        "robustness time (s)": round(elapsed, 2),
-    }
-    if srt.task_ == "classification":
-        part, order = _per_class_part(ctx, srt, R)
-        reach = srt.reach_
-    else:
-        part, order = _regression_part(ctx, R)
-        reach = None
-    parts.append(part)
+    if ctx.task != "classification":
+        import matplotlib.pyplot as plt
 
-    idx = order[: ctx.n_show]
-    if ctx.image_shape is not None:
-        label = (
-            (lambda i: ctx.label_names[int(np.searchsorted(srt.classes_, ctx.y[i]))])
-            if (ctx.label_names is not None and srt.task_ == "classification")
-            else (lambda i: str(ctx.y[i]))
+        R, _ = _regression_robustness(ctx)
+        fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+        axes[0].hist(R, bins=40, color="C0")
+        axes[0].set_xlabel("sample robustness R")
+        axes[0].set_ylabel("samples")
+        yv = ctx.y if ctx.y.ndim == 1 else np.linalg.norm(ctx.y, axis=1)
+        axes[1].scatter(yv, R, s=3, alpha=0.4)
+        axes[1].set_xlabel("target" if ctx.y.ndim == 1 else "|target|")
+        axes[1].set_ylabel("R")
+        fig.tight_layout()
+        html_ = "<h3>Distribution of R, and R against the target</h3>" + _fig_to_png(
+            fig, ctx, "robustness_distribution.png", "distribution of R"
         )
+        return Section("Sample robustness", html_, anchor="sample-robustness")
+    frame, _, _ = _diagnosis(ctx)
+    R = frame["robustness"].to_numpy()
+    parts = [_per_class_part(ctx, R)]
+    if ctx.image_shape is not None and ctx.n_show:
+        classes = np.unique(ctx.y)
+        names = dict(zip(classes, _names(ctx, classes), strict=True))
+        most = np.argsort(-R, kind="stable")[: ctx.n_show]
         fig = plot_image_grid(
-            ctx.X[idx].reshape(-1, *ctx.image_shape),
-            [f"#{i} {label(i)}\nR={R[i]:.3f}" for i in idx],
+            ctx.X_raw[most].reshape(-1, *ctx.image_shape),
+            [f"#{i} {names[ctx.y[i]]}\nR={R[i]:.3f}" for i in most],
         )
-        parts.append("<h3>Least robust samples</h3>" + _fig_to_png(fig, ctx, "least_robust.png"))
-        idx_most = order[::-1][: ctx.n_show]
-        fig = plot_image_grid(
-            ctx.X[idx_most].reshape(-1, *ctx.image_shape),
-            [f"#{i} {label(i)}\nR={R[i]:.3f}" for i in idx_most],
+        parts.append(
+            "<h3>The most robust samples</h3><p>Far from every other class: the "
+            "prototypes of their class.</p>"
+            + _fig_to_png(fig, ctx, "most_robust.png", "the most robust samples")
         )
-        parts.append("<h3>Most robust samples</h3>" + _fig_to_png(fig, ctx, "most_robust.png"))
-    rows = pd.DataFrame(
-        {"sample": idx, "label": ctx.y[idx] if ctx.y.ndim == 1 else list(ctx.y[idx]), "R": R[idx]}
+    return Section(
+        f"Sample robustness per class {cite('000')}", "\n".join(parts), anchor="sample-robustness"
     )
-    if reach is not None:
-        rows["reach r"] = reach[idx]
-    parts.append("<h3>Least robust samples (table)</h3>" + _table(rows.set_index("sample")))
-    return Section("Sample robustness (paper 000)", "\n".join(parts), summary)
 
 
 # Training subsets (rows) and test subsets (columns) of the performance matrix, as
@@ -295,11 +704,15 @@ def robust_subsets_section(ctx):
         index=pd.Index(list(train_sets), name="training subset"),
     )
     parts = [
-        "<p>A 75/25 split into training set x and test set t; the robustness of each is "
-        "computed on itself (paper 000, §4). xL80/xM80 are the least/most robust 80 % of x, "
-        "tL50/tM50 the least/most robust half of t; 'x aligned to t' is the largest subset "
-        "of x whose robustness histogram is proportional to t's "
-        "(<code>RobustSubsetSelector(strategy='align')</code>).</p>",
+        "<p>Does the model owe its score to the easy samples? A 75/25 split into a "
+        "training set x and a test set t; the robustness of each is computed on itself "
+        f"{cite('000')}. Rows: the model trained on all of x, on its least robust (xL80, "
+        "xL50) or most robust (xM80, xM50) 80 % or half, or on the largest part of x whose "
+        "robustness histogram is proportional to t's ('x aligned to t', "
+        "<code>RobustSubsetSelector(strategy='align')</code>). Columns: the score on all of "
+        "t, on its least robust (tL50, tL20) or most robust (tM50, tM20) half or fifth. A "
+        "model that is much worse on tL50 than on tM50 fails where the classes meet; "
+        "compare rows to see which training data help there.</p>",
         f"<h3>{html.escape(type(model).__name__)}(n_neighbors=5): {score_name} of every "
         "training subset (rows) on every test subset (columns)</h3>"
         + _table(matrix)
@@ -311,12 +724,18 @@ def robust_subsets_section(ctx):
         "<h3>Training subsets</h3>" + _table(sizes),
     ]
     summary = {
-        f"{score_name} x -> t": round(float(matrix.loc["x", "t"]), 4),
-        f"{score_name} x -> tL50 / tM50": (
-            f"{matrix.loc['x', 'tL50']:.4f} / {matrix.loc['x', 'tM50']:.4f}"
+        f"kNN {score_name}, all test samples": significant(matrix.loc["x", "t"]),
+        f"kNN {score_name}, least robust half of the test set": significant(
+            matrix.loc["x", "tL50"]
         ),
+        f"kNN {score_name}, most robust half of the test set": significant(matrix.loc["x", "tM50"]),
     }
-    return Section("Training and testing on robust subsets (paper 000)", "\n".join(parts), summary)
+    return Section(
+        f"Training and testing on robust subsets {cite('000')}",
+        "\n".join(parts),
+        summary,
+        "robust-subsets",
+    )
 
 
 def rpr_section(ctx):
@@ -325,10 +744,9 @@ def rpr_section(ctx):
     from skrob.plotting import RPRCurveDisplay
     from skrob.rpr import rpr_steps
 
-    y = ctx.y
     if ctx.task != "classification":
         return Section(
-            "Randomized perturbation robustness (paper 001)",
+            f"Randomized perturbation robustness {cite('001')}",
             "<p>RPR counts the perturbations until a classifier is fooled: not defined for "
             "regression targets.</p>",
         )
@@ -336,19 +754,22 @@ def rpr_section(ctx):
     # Images in [0, 1] go in as they are: scaling would blow up the nearly constant border
     # pixels that PixelNoise replaces.
     model, model_name, _, images = _default_classifier(ctx, X_x)
+    t = time.perf_counter()
     model.fit(X_x, y_x)
     if images:
         perturbation = PixelNoise(image_shape=ctx.image_shape)
         described = (
             f"up to ⌊√{int(np.prod(ctx.image_shape))}⌋ pixels replaced by uniform values "
-            "in [0, 1] (paper 001's scheme)"
+            "in [0, 1], the scheme of [001]"
         )
     else:
         sigma = float(0.25 * np.mean(X_x.std(axis=0)))
         perturbation = GaussianNoise(sigma)
-        described = f"Gaussian noise, sigma = {sigma:.3g} (a quarter of the mean feature std)"
+        described = (
+            f"Gaussian noise of standard deviation {sigma:.3g}, a quarter of the mean "
+            "feature standard deviation"
+        )
     max_steps = 100
-    t = time.perf_counter()
     steps = rpr_steps(
         model,
         X_t,
@@ -361,32 +782,35 @@ def rpr_section(ctx):
     robust = steps == max_steps
     correct = model.predict(X_t) == y_t
     disp = RPRCurveDisplay.from_steps(steps, max_steps, name=model_name)
-    names = ctx.label_names or [str(c) for c in np.unique(y)]
+    present = np.unique(y_t)
     per_class = pd.DataFrame(
         {
-            "test samples": [int((y_t == c).sum()) for c in np.unique(y)],
-            "accuracy": [correct[y_t == c].mean() for c in np.unique(y)],
-            "RPR-robust fraction": [robust[y_t == c].mean() for c in np.unique(y)],
+            "test samples": [int((y_t == c).sum()) for c in present],
+            "accuracy": [correct[y_t == c].mean() for c in present],
+            "RPR-robust fraction": [robust[y_t == c].mean() for c in present],
         },
-        index=pd.Index(names, name="class"),
+        index=pd.Index(_names(ctx, present), name="class"),
     )
     parts = [
-        f"<p>A 75/25 split; {model_name} trained on the 75 %. Each "
+        "<p>How many random perturbations does a model survive? A 75/25 split; "
+        f"{model_name} trained on the 75 %. Each "
         f"test sample is perturbed again and again ({html.escape(described)}), always from "
         f"the original, until the model stops predicting its label, at most {max_steps} "
-        "times; a sample's RPR is the step that first fools the model (paper 001), and the "
+        f"times; a sample's RPR is the step that first fools the model {cite('001')}, and the "
         "robust fraction is the share whose RPR reaches the cap (misclassified samples "
         "count as not robust).</p>",
-        "<h3>Fraction still robust after each step (paper 001, Fig. 3)</h3>"
-        + _fig_to_png(disp.figure_, ctx, "rpr_curve.png"),
-        "<h3>Per class (paper 001, Fig. 4)</h3>" + _table(per_class),
+        "<h3>Fraction still robust after each step</h3>"
+        + _fig_to_png(disp.figure_, ctx, "rpr_curve.png", "fraction still robust per step"),
+        "<h3>Per class</h3>" + _table(per_class),
     ]
     summary = {
-        "default model test accuracy": round(float(correct.mean()), 4),
-        f"RPR-robust test fraction ({max_steps} steps)": round(float(robust.mean()), 4),
-        "RPR time (s)": round(elapsed, 2),
+        "default model test accuracy": significant(correct.mean()),
+        f"test samples surviving {max_steps} random perturbations": significant(robust.mean()),
+        "RPR time, model fit included (s)": significant(elapsed, 3),
     }
-    return Section("Randomized perturbation robustness (paper 001)", "\n".join(parts), summary)
+    return Section(
+        f"Randomized perturbation robustness {cite('001')}", "\n".join(parts), summary, "rpr"
+    )
 
 
 def _default_classifier(ctx, X_x):
@@ -410,7 +834,7 @@ def distortion_section(ctx):
 
     if ctx.task != "classification":
         return Section(
-            "Minimal adversarial distortion (paper 002)",
+            f"Minimal adversarial distortion {cite('002')}",
             "<p>The minimal distortion flips a classifier's label: not defined for regression "
             "targets.</p>",
         )
@@ -442,71 +866,135 @@ def distortion_section(ctx):
         }
     elapsed = time.perf_counter() - t0
     table = pd.DataFrame(rows).T
-    units = "pixel values in [0, 1]" if images else "the raw units of the features"
+    units = "pixel values in [0, 1]" if images else ctx.space
     parts = [
-        f"<p>{model_name}, trained on the 75 %, on up to {n} test samples. For each "
+        f"<p>How far must an input move before the model changes its mind? {model_name}, "
+        f"trained on the 75 %, on up to {n} test samples {cite('002')}. For each "
         "correctly classified sample, the smallest perturbation inside the data's box that "
         "changes the prediction: the <i>exact</i> minimum (a linear model's regions are "
         "half-spaces) and what skrob's decision-based attack finds from <code>predict</code> "
         f"alone, as it would for any model (1,000 queries per sample). Distances are in {units}; "
         "a larger distortion means a more robust model.</p>",
-        _table(table.round(4)),
+        "<p>L∞: the largest change of any one feature; L2: the Euclidean length of the change.</p>",
+        _table(table),
     ]
     summary = {
-        "mean exact L∞ distortion (default model)": round(rows["L∞"]["mean exact minimum"], 4),
-        "distortion time (s)": round(elapsed, 2),
+        "mean exact L∞ distortion (default model)": significant(rows["L∞"]["mean exact minimum"]),
+        "distortion time (s)": significant(elapsed, 3),
     }
-    return Section("Minimal adversarial distortion (paper 002)", "\n".join(parts), summary)
+    return Section(
+        f"Minimal adversarial distortion {cite('002')}", "\n".join(parts), summary, "distortion"
+    )
 
 
-SECTIONS = [sample_robustness_section, robust_subsets_section, rpr_section, distortion_section]
+SECTIONS = [
+    overview_section,
+    sample_robustness_section,
+    robust_subsets_section,
+    rpr_section,
+    distortion_section,
+]
 
 _CSS = """
-body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222;
+  padding: 0 1em; line-height: 1.45; }
 table.table { border-collapse: collapse; font-size: 0.9em; margin: 0.5em 0 1.5em; }
 table.table td, table.table th { padding: 3px 10px; border-bottom: 1px solid #ddd;
   text-align: right; }
 img { max-width: 100%; }
 h2 { border-bottom: 2px solid #888; padding-bottom: 0.2em; margin-top: 2em; }
+.box { background: #f4f7fb; border-left: 5px solid #3465a4; padding: 0.2em 1.2em 0.6em; }
+.box h2 { margin-top: 0.6em; }
+p.verdict { font-size: 1.1em; }
+p.warning { color: #a40000; font-weight: bold; }
+p.meta { color: #555; }
+nav a { margin-right: 1em; }
+div.wide { overflow-x: auto; }
+th, td { white-space: nowrap; }
 """
 
 
+def _summary_table(summary):
+    rows = "".join(
+        f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(_text(v))}</td></tr>"
+        for k, v in summary.items()
+    )
+    return f"<table class='table summary'>{rows}</table>"
+
+
+def _references():
+    items = "".join(
+        f"<li id='paper-{key}'>[{key}] {html.escape(text)}"
+        + (f" <a href='{url}'>{url}</a>" if url else "")
+        + "</li>"
+        for key, (text, url) in PAPERS.items()
+    )
+    return f"<h2 id='references'>References</h2><ul>{items}</ul>"
+
+
 def write_report(ctx, sections=SECTIONS):
-    """Run every section and write ``index.html`` with its PNGs into ``ctx.out_dir``."""
+    """Run every section and write ``index.html`` with its PNGs and ``diagnosis.csv`` into
+    ``ctx.out_dir``; return the page's path and the summary dict."""
     import matplotlib
+    from tqdm.auto import tqdm
 
     matplotlib.use("Agg")
     ctx.out_dir.mkdir(parents=True, exist_ok=True)
     done = []
-    for section in sections:
+    bar = tqdm(
+        sections, desc="skrob report", unit="section", disable=not ctx.progress, file=sys.stderr
+    )
+    for section in bar:
+        bar.set_postfix_str(section.__name__.removesuffix("_section"))
         try:
             done.append(section(ctx))
         except SectionSkipped as exc:
             title = (section.__doc__ or section.__name__).split(":")[0].strip()
             done.append(Section(title, f"<p>Not computed: {html.escape(str(exc))}.</p>"))
+    bar.close()
+    n_labels = int(np.unique(ctx.y, axis=0).shape[0])
     summary = {
         "dataset": ctx.dataset_name,
         "samples": ctx.X.shape[0],
         "features": ctx.X.shape[1],
         "task": ctx.task,
-        "distinct labels": int(np.unique(ctx.y, axis=0).shape[0]),
+        "classes" if ctx.task == "classification" else "distinct targets": n_labels,
         "metric": ctx.metric,
+        "feature scaling": "standardised" if ctx.scale == "standard" else "none",
     }
     for s in done:
         summary.update(s.summary)
-    table = pd.DataFrame(
-        {"value": [str(v) for v in summary.values()]}, index=pd.Index(list(summary), name="summary")
-    )
     from skrob import __version__
 
-    body = "\n".join(f"<h2>{html.escape(s.title)}</h2>\n{s.html}" for s in done)
+    verdict, rest = done[0], done[1:]
+    nav = "".join(
+        f"<a href='#{s.anchor}'>{html.escape(html.unescape(_strip_tags(s.title)))}</a>"
+        for s in done
+        if s.anchor
+    )
+    body = "\n".join(f"<h2 id='{s.anchor}'>{s.title}</h2>\n{s.html}" for s in rest)
     page = (
         "<!doctype html><html><head><meta charset='utf-8'>"
         f"<title>skrob report: {html.escape(ctx.dataset_name)}</title>"
         f"<style>{_CSS}</style></head><body>"
-        f"<h1>skrob report: {html.escape(ctx.dataset_name)}</h1>"
-        f"<p>skrob {__version__}</p>" + _table(table) + body + "</body></html>"
+        f"<h1>Robustness report: {html.escape(ctx.dataset_name)}</h1>"
+        f"<p class='meta'>{ctx.X.shape[0]:,} samples, {ctx.X.shape[1]:,} features, "
+        f"{ctx.task}; written by skrob {__version__}.</p>"
+        f"<div class='box' id='{verdict.anchor or 'verdict'}'><h2>{verdict.title}</h2>"
+        f"{verdict.html}</div>"
+        f"<nav>{nav}<a href='#summary'>All numbers</a><a href='#references'>References</a></nav>"
+        + body
+        + "<h2 id='summary'>All numbers</h2>"
+        + _summary_table(summary)
+        + _references()
+        + "</body></html>"
     )
     path = ctx.out_dir / "index.html"
     path.write_text(page, encoding="utf-8")
     return path, summary
+
+
+def _strip_tags(text):
+    import re
+
+    return re.sub(r"<[^>]+>", "", text).strip()

@@ -139,6 +139,25 @@ def diagnose(
     Sample 1 is as near to sample 2 (label 1) as to sample 0 (label 0): a tie keeps
     its label. Sample 2 would be most robust labelled 0.
     """
+    frame, _ = _diagnose(
+        X,
+        y,
+        metric=metric,
+        metric_params=metric_params,
+        n_neighbors=n_neighbors,
+        least_robust=least_robust,
+        batch_size=batch_size,
+        n_jobs=n_jobs,
+        verbose=verbose,
+    )
+    return frame
+
+
+def _diagnose(
+    X, y, *, metric, metric_params, n_neighbors, least_robust, batch_size, n_jobs, verbose
+):
+    """:func:`diagnose`, and the (n_samples, n_classes) distance from every sample to the
+    nearest other sample of each class (columns in the order of ``np.unique(y)``)."""
     index = X.index if isinstance(X, pd.DataFrame) else None
     X = check_array(
         X,
@@ -205,7 +224,7 @@ def diagnose(
     R = reach_to_robustness(reach)
     flagged = np.zeros(n, dtype=bool)
     flagged[extreme_indices(R, int(round(float(least_robust) * n)), "least")] = True
-    return pd.DataFrame(
+    frame = pd.DataFrame(
         {
             "label": y,
             "robustness": R,
@@ -221,3 +240,4 @@ def diagnose(
         },
         index=index if index is not None else pd.RangeIndex(n, name="sample"),
     )
+    return frame, dist

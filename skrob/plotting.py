@@ -159,7 +159,8 @@ class RobustnessDistributionDisplay:
             a.set_title(f"{name} (n={r.size})", fontsize=9)
         for a in axes[classes.size :]:
             a.set_visible(False)
-        axes[0].legend(fontsize=8)
+        if R_ref is not None:  # one set needs no legend
+            axes[0].legend(fontsize=8)
         for a in axes:
             a.tick_params(labelsize=7)
         fig = axes[0].figure

@@ -1,7 +1,10 @@
+from html.parser import HTMLParser
+
 import numpy as np
 import pandas as pd
 import pytest
 from sklearn.datasets import load_iris
+from sklearn.preprocessing import StandardScaler
 
 from skrob import sample_robustness
 from skrob.__main__ import main
@@ -9,15 +12,65 @@ from skrob.__main__ import main
 pytest.importorskip("matplotlib")
 
 
+class _Page(HTMLParser):
+    """The ids, images, links and text of a report page."""
+
+    def __init__(self):
+        super().__init__()
+        self.ids, self.images, self.links, self.text = set(), [], [], []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if "id" in attrs:
+            self.ids.add(attrs["id"])
+        if tag == "img":
+            self.images.append(attrs)
+        if tag == "a":
+            self.links.append(attrs.get("href"))
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def _parse(out):
+    page = _Page()
+    page.feed((out / "index.html").read_text(encoding="utf-8"))
+    page.text = " ".join(page.text)
+    return page
+
+
 def test_report_on_digits(tmp_path, capsys):
+    from sklearn.datasets import load_digits
+
+    from skrob import diagnose
+
     out = tmp_path / "rep"
     assert main(["report", "--output", str(out), "--n-show", "8"]) == 0
-    page = (out / "index.html").read_text()
-    assert "Sample robustness" in page and "Per class" in page
-    for png in ("robustness_per_class.png", "least_robust.png", "most_robust.png"):
-        assert (out / png).stat().st_size > 1000
-        assert png in page
-    assert "report written" in capsys.readouterr().out
+    page = _parse(out)
+    sections = {"verdict", "look-first", "least-robust", "class-pairs", "sample-robustness"}
+    sections |= {"robust-subsets", "rpr", "distortion", "summary", "references"}
+    assert sections <= page.ids
+    assert {f"paper-{k}" for k in ("000", "001", "002", "003", "004")} <= page.ids
+    images = {img["src"] for img in page.images}
+    assert {"least_robust_pairs.png", "class_pairs.png", "robustness_per_class.png"} <= images
+    assert {"most_robust.png", "rpr_curve.png"} <= images
+    for img in page.images:
+        assert (out / img["src"]).stat().st_size > 1000 and img["alt"]
+    # The verdict answers first: how separated the classes are, then what to do.
+    assert page.text.index("The classes are") < page.text.index("What to do")
+    assert page.text.index("What to do") < page.text.index("Sample robustness per class")
+    assert "diagnosis.csv" in page.links
+    table = pd.read_csv(out / "diagnosis.csv", index_col=0)
+    X, y = load_digits(return_X_y=True)
+    expected = diagnose(X / 16.0, y)
+    np.testing.assert_allclose(table["robustness"], expected["robustness"], rtol=1e-12)
+    np.testing.assert_array_equal(table["suggested_label"], expected["suggested_label"])
+    # 21 relabel suggestions, printed and written with the same count.
+    printed = capsys.readouterr().out
+    line = next(s for s in printed.splitlines() if s.startswith("samples nearer another"))
+    assert int(line.split()[-1]) == int(expected["relabel"].sum())
+    assert "report written" in printed
+    assert "0.6460607980211024" not in printed  # rounded for people
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
@@ -29,10 +82,46 @@ def test_report_on_a_table(tmp_path, suffix, capsys):
     out = tmp_path / "rep"
     assert main(["report", "--data", str(path), "--target", "species", "-o", str(out)]) == 0
     printed = capsys.readouterr().out
-    expected = sample_robustness(X, y).mean()
+    # Scaled by default: R of the standardised features, to 4 significant digits.
+    expected = sample_robustness(StandardScaler().fit_transform(X), y).mean()
     line = next(s for s in printed.splitlines() if s.startswith("mean robustness"))
-    assert np.isclose(float(line.split()[-1]), expected)
-    assert not (out / "least_robust.png").exists()  # 4 features are no image
+    assert float(line.split()[-1]) == float(f"{expected:.4g}")
+    assert "feature scaling" in printed and "standardised" in printed
+    assert not (out / "least_robust_pairs.png").exists()  # 4 features are no image
+    assert "its nearest other" in (out / "index.html").read_text()  # the feature table
+
+
+def test_report_scale_option_and_warning(tmp_path, capsys):
+    from sklearn.datasets import load_wine
+
+    path = _table(tmp_path, load_wine(as_frame=True).frame)
+    args = ["report", "--data", path, "--target", "target", "-q"]
+    assert main([*args, "--scale", "none", "-o", str(tmp_path / "raw")]) == 0
+    captured = capsys.readouterr()
+    assert "warning: feature standard deviations differ by a factor" in captured.err
+    assert "Warning: feature standard deviations" in (tmp_path / "raw" / "index.html").read_text()
+    X, y = load_wine(return_X_y=True)
+    line = next(s for s in captured.out.splitlines() if s.startswith("mean robustness"))
+    assert float(line.split()[-1]) == float(f"{sample_robustness(X, y).mean():.4g}")
+    assert main([*args, "-o", str(tmp_path / "std")]) == 0
+    captured = capsys.readouterr()
+    assert "warning" not in captured.err
+    # Scaled, the default model is robust to the report's noise (it was 0.0 unscaled).
+    line = next(s for s in captured.out.splitlines() if s.startswith("test samples surviving"))
+    assert float(line.split()[-1]) > 0.5
+
+
+def test_version_and_help(capsys):
+    from skrob import __version__
+
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert __version__ in capsys.readouterr().out
+    for argv in (["--help"], ["report", "--help"]):
+        with pytest.raises(SystemExit):
+            main(argv)
+        text = capsys.readouterr().out
+        assert "``" not in text and "usage: skrob" in text
 
 
 def test_report_regression_table(tmp_path):
@@ -43,6 +132,7 @@ def test_report_regression_table(tmp_path):
     df.to_csv(path, index=False)
     assert main(["report", "--data", str(path), "--target", "y", "-o", str(tmp_path / "r")]) == 0
     assert (tmp_path / "r" / "robustness_distribution.png").exists()
+    assert "robustness" in pd.read_csv(tmp_path / "r" / "diagnosis.csv").columns
 
 
 def test_report_errors(tmp_path, capsys):
@@ -63,19 +153,25 @@ def test_robust_subsets_section_matches_a_direct_computation(tmp_path):
     from sklearn.model_selection import train_test_split
     from sklearn.neighbors import KNeighborsClassifier
 
-    from skrob._report import ReportContext, robust_subsets_section
+    from skrob._report import ReportContext, robust_subsets_section, significant
     from tests._reference import brute_robustness
 
     X, y = load_iris(return_X_y=True)
-    section = robust_subsets_section(ReportContext(X, y, "iris", tmp_path, random_state=3))
+    ctx = ReportContext(X, y, "iris", tmp_path, random_state=3, scale="none")
+    section = robust_subsets_section(ctx)
     X_x, X_t, y_x, y_t = train_test_split(X, y, test_size=0.25, stratify=y, random_state=3)
     R_t = brute_robustness(X_t, y_t, "classification")
     pred = KNeighborsClassifier(5).fit(X_x, y_x).predict(X_t)
     least = np.argsort(R_t, kind="stable")[: round(0.5 * len(y_t))]
     most = np.argsort(-R_t, kind="stable")[: round(0.5 * len(y_t))]
-    expected = f"{np.mean(pred[least] == y_t[least]):.4f} / {np.mean(pred[most] == y_t[most]):.4f}"
-    assert section.summary["accuracy x -> tL50 / tM50"] == expected
-    assert section.summary["accuracy x -> t"] == round(np.mean(pred == y_t), 4)
+    summary = section.summary
+    assert summary["kNN accuracy, least robust half of the test set"] == significant(
+        np.mean(pred[least] == y_t[least])
+    )
+    assert summary["kNN accuracy, most robust half of the test set"] == significant(
+        np.mean(pred[most] == y_t[most])
+    )
+    assert summary["kNN accuracy, all test samples"] == significant(np.mean(pred == y_t))
     assert "x aligned to t" in section.html and "xM80" in section.html
 
 
@@ -86,7 +182,7 @@ def test_robust_subsets_section_regression(tmp_path):
     X = rng.normal(size=(120, 3))
     y = X[:, 0] + 0.1 * rng.normal(size=120)
     section = robust_subsets_section(ReportContext(X, y, "reg", tmp_path))
-    assert 0.5 < section.summary["R² x -> t"] <= 1.0
+    assert 0.5 < section.summary["kNN R², all test samples"] <= 1.0
 
 
 def test_rpr_section_matches_a_direct_computation(tmp_path):
@@ -107,8 +203,8 @@ def test_rpr_section_matches_a_direct_computation(tmp_path):
     steps = rpr_steps(
         model, X_t, y_t, perturbation=PixelNoise(image_shape=(8, 8)), max_steps=100, random_state=1
     )
-    assert section.summary["RPR-robust test fraction (100 steps)"] == round(
-        np.mean(steps == 100), 4
+    assert section.summary["test samples surviving 100 random perturbations"] == float(
+        f"{np.mean(steps == 100):.4g}"
     )
     assert (tmp_path / "rpr_curve.png").stat().st_size > 1000
     regression = rpr_section(ReportContext(X, X[:, 10] + 0.5 * X[:, 20], "r", tmp_path))
@@ -184,11 +280,13 @@ def test_distortion_section_matches_a_direct_computation(tmp_path):
     from skrob._report import ReportContext, distortion_section
 
     X, y = load_iris(return_X_y=True)
-    section = distortion_section(ReportContext(X, y, "iris", tmp_path, random_state=3))
+    section = distortion_section(
+        ReportContext(X, y, "iris", tmp_path, random_state=3, scale="none")
+    )
     X_x, X_t, y_x, y_t = train_test_split(X, y, test_size=0.25, stratify=y, random_state=3)
     model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(X_x, y_x)
     exact = exact_distortion(model, X_t, y_t, clip=(X.min(axis=0), X.max(axis=0)))
-    expected = round(float(np.mean(exact[np.isfinite(exact)])), 4)
+    expected = float(f"{np.mean(exact[np.isfinite(exact)]):.4g}")
     assert section.summary["mean exact L∞ distortion (default model)"] == expected
     assert "Minimal adversarial distortion" in section.title and "<table" in section.html
     regression = distortion_section(ReportContext(X, X[:, 0] * 1.5, "r", tmp_path))
