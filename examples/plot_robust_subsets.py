@@ -116,7 +116,7 @@ print("test R range:", f"{Rt.min():.3f}-{Rt.max():.3f}, mean {Rt.mean():.4f}")
 
 # %%
 # KNN, K = 1..15: neighbours found once per training subset
-# --------------------------------------------------------
+# ---------------------------------------------------------
 # One ``kneighbors`` call with K = 15 gives every smaller K: the K nearest are the first K
 # of the 15. The predictions are checked against ``KNeighborsClassifier.predict`` below.
 K_MAX = 15
@@ -230,7 +230,7 @@ fig.savefig(out / "robust_subsets_forest.png", dpi=110)
 
 # %%
 # Tuning K against the least or most robust part of each validation fold
-# ---------------------------------------------------------------------
+# ----------------------------------------------------------------------
 # ``RobustnessSubsetSplit`` keeps the least / most robust half of each validation fold
 # (robustness computed on the fold alone, as R_t on t). A 12,000-image subsample of x
 # keeps this part to a minute.

@@ -88,7 +88,7 @@ print(
 
 # %%
 # RPR of the training set, and class-balanced robust training data (Fig. 4)
-# ------------------------------------------------------------------------
+# -------------------------------------------------------------------------
 # The selector perturbs the training images with the model that was trained on them
 # (``FrozenEstimator``: M as it is, no refit) and keeps the same number of RPR-robust
 # images of every class: as many as the class with the fewest has.

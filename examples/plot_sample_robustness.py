@@ -88,7 +88,7 @@ print(share.round(2).to_string())
 
 # %%
 # Fig. 4: per-class robustness distributions of x and t
-# ------------------------------------------------------
+# -----------------------------------------------------
 disp = RobustnessDistributionDisplay.from_robustness(
     Rx, yx, robustness_ref=Rt, labels_ref=yt, label_names=names
 )
@@ -108,7 +108,7 @@ print(
 
 # %%
 # The least and most robust training images of each class
-# --------------------------------------------------------
+# -------------------------------------------------------
 least = [np.flatnonzero(yx == k)[np.argmin(Rx[yx == k])] for k in range(10)]
 most = [np.flatnonzero(yx == k)[np.argmax(Rx[yx == k])] for k in range(10)]
 idx = most + least

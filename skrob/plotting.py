@@ -275,7 +275,7 @@ class RPRCurveDisplay:
 
 
 class LaplacianDisplay:
-    """Box plots of |LO| (or LO) for several groups: models, or clean vs corrupted inputs.
+    """Box plots of ``|LO|`` (or LO) for several groups: models, or clean vs corrupted inputs.
 
     Parameters
     ----------

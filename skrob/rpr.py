@@ -227,7 +227,7 @@ def rpr_steps(estimator, X, y, *, perturbation, max_steps=250, batch_size=None, 
     prefer_skip_nested_validation=True,
 )
 def rpr_curve(steps, max_steps):
-    """Fraction of samples robust with ``MAX_STEPS = s``, for ``s = 1 .. max_steps``.
+    """Fraction of samples robust with ``MAX_STEPS = s``, for every ``s`` from 1 to ``max_steps``.
 
     Parameters
     ----------

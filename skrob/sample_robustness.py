@@ -339,7 +339,7 @@ class SampleRobustnessTransformer(TransformerMixin, BaseEstimator):
         ``||y||_inf`` of the reference targets (1.0 for classification).
     n_features_in_ : int
         Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape ``(n_features_in_,)``
         Feature names seen during fit, when X had string column names.
 
     Examples

@@ -106,7 +106,7 @@ class RobustSubsetSelector(BaseEstimator):
     target_robustness_ : ndarray of shape (n_target,)
         The target's robustness ("align" only).
     n_features_in_ : int
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape ``(n_features_in_,)``
         Defined when ``X`` has feature names that are all strings.
 
     Examples

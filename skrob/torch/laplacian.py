@@ -258,7 +258,7 @@ def expected_probability_change(model, X, radius, **kwargs):
 
 
 class LaplacianScorer(BaseEstimator):
-    """``-mean |LO|`` over X as a scorer: a smaller |LO| is a more robust model (paper 003).
+    """``-mean |LO|`` over X as a scorer: a smaller ``|LO|`` is a more robust model (paper 003).
 
     Parameters are those of :func:`laplacian`.
 

@@ -1,0 +1,81 @@
+"""Sphinx configuration of the skrob docs: ``pip install -e ".[docs]" && make -C docs html``.
+
+Offline by construction: no intersphinx, no remote images. The gallery runs every
+``examples/plot_*.py`` in its ``--quick`` mode; ``SKROB_DOCS_GALLERY=0`` skips running
+them (the pages are still built, without outputs).
+"""
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "examples"))  # the examples import _common
+
+import skrob  # noqa: E402
+
+project = "skrob"
+author = "the skrob developers"
+copyright = "2026, the skrob developers"
+release = version = skrob.__version__
+
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.autosummary",
+    "sphinx.ext.mathjax",
+    "numpydoc",
+    "myst_parser",
+    "sphinx_gallery.gen_gallery",
+]
+
+source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
+root_doc = "index"
+exclude_patterns = ["_build", "generated/*.examples", "auto_examples/*.ipynb"]
+templates_path = ["_templates"]
+
+# API pages from the docstrings.
+autosummary_generate = True
+autodoc_default_options = {"members": False, "inherited-members": False}
+numpydoc_show_class_members = False
+numpydoc_class_members_toctree = False
+numpydoc_xref_param_type = False
+numpydoc_validation_checks = set()
+
+# Markdown pages (user guide, benchmarks) keep their headings' anchors.
+myst_heading_anchors = 3
+myst_enable_extensions = ["dollarmath"]
+suppress_warnings = ["myst.xref_missing", "myst.header", "config.cache"]
+
+html_theme = "pydata_sphinx_theme"
+html_title = f"skrob {release}"
+html_static_path = ["_static"]
+html_theme_options = {
+    "navigation_with_keys": False,
+    "show_toc_level": 2,
+    "icon_links": [],
+}
+html_show_sourcelink = False
+
+_gallery_out = Path(tempfile.mkdtemp(prefix="skrob-gallery-"))
+
+
+def _example_argv(gallery_conf, script_vars):
+    """Every example in its quick mode, its own figures in a scratch folder."""
+    name = Path(script_vars["src_file"]).stem
+    return ["--quick", "--output", str(_gallery_out / name)]
+
+
+sphinx_gallery_conf = {
+    "examples_dirs": str(HERE.parent / "examples"),
+    "gallery_dirs": "auto_examples",
+    "filename_pattern": r"/plot_",
+    "ignore_pattern": r"_common\.py",
+    "plot_gallery": os.environ.get("SKROB_DOCS_GALLERY", "1") != "0",
+    "reset_argv": _example_argv,
+    "download_all_examples": False,
+    "remove_config_comments": True,
+    "abort_on_example_error": True,
+    "within_subsection_order": "FileNameSortKey",
+    "matplotlib_animations": False,
+}
