@@ -18,6 +18,7 @@ from scipy.spatial.distance import cdist
 
 from skrob._blocks import pair_tolerance, run_tasks
 from skrob._exact import SAFE_MAX, SAFE_MIN, exact_dist
+from skrob._progress import progress_bar
 
 _U64 = float(np.finfo(np.float64).eps) / 2
 
@@ -114,7 +115,7 @@ def _lists_block(X, sq, norms, c, k, ranks, norm, r0, r1):
     return r0, dist, index, profile
 
 
-def neighbour_lists(X, k, norm, block=256, n_jobs=None):
+def neighbour_lists(X, k, norm, block=256, n_jobs=None, verbose=0):
     """:class:`NeighbourLists` in O(n k) memory, by blocks of rows (on every core).
 
     L2: a float64 GEMM bounds every squared distance within ``c (|a| + |b|)^2``
@@ -133,7 +134,9 @@ def neighbour_lists(X, k, norm, block=256, n_jobs=None):
     ranks = np.unique(np.linspace(k - 1, n - 1, _PROFILE).astype(np.intp))
     tasks = [(r0, min(r0 + block, n)) for r0 in range(0, n, block)]
     shared = (X, sq, norms, c, k, ranks, norm)
-    results = run_tasks(_lists_block, tasks, shared=shared, n_jobs=n_jobs)
+    results = run_tasks(
+        _lists_block, tasks, shared=shared, n_jobs=n_jobs, verbose=verbose, desc="neighbour lists"
+    )
     dist = np.empty((n, k))
     index = np.empty((n, k), dtype=results[0][2].dtype)
     profile = np.empty((n, ranks.size))
@@ -149,12 +152,12 @@ def neighbour_lists(X, k, norm, block=256, n_jobs=None):
 _CACHE = {}
 
 
-def cached_neighbour_lists(X, k, norm):
+def cached_neighbour_lists(X, k, norm, verbose=0):
     key = (joblib.hash(X), norm)
     hit = _CACHE.get("lists")
     if hit is not None and hit[0] == key and hit[1].dist.shape[1] >= min(k, X.shape[0]):
         return hit[1]
-    lists = neighbour_lists(X, k, norm)
+    lists = neighbour_lists(X, k, norm, verbose=verbose)
     _CACHE["lists"] = (key, lists)
     return lists
 
@@ -253,7 +256,7 @@ class Placement:
     infeasible_round: tuple | None = None
 
 
-def place_regions(Xa, lua, *, norm, epsilon, alpha, gamma, n_regions, delta):
+def place_regions(Xa, lua, *, norm, epsilon, alpha, gamma, n_regions, delta, verbose=0):
     """Greedy placement of up to ``n_regions`` regions covering ``⌈n α (1 + δ)⌉`` samples.
 
     A round with no feasible (centre, size) stops placement: later rounds would try a
@@ -263,9 +266,11 @@ def place_regions(Xa, lua, *, norm, epsilon, alpha, gamma, n_regions, delta):
     target = math.ceil(n * alpha * (1 + delta))
     # Every size read off a list is below target + 1 - (covered so far): target + 1
     # neighbours always suffice.
-    lists = cached_neighbour_lists(Xa, target + 1, norm)
+    lists = cached_neighbour_lists(Xa, target + 1, norm, verbose=verbose)
     out = Placement(covered=np.zeros(n, dtype=bool), reached=np.zeros(n, dtype=bool))
+    bar = progress_bar(verbose, n_regions, "regions", unit="region")
     for t in range(n_regions):
+        bar.update(int(t > 0))
         remaining = target - int(out.covered.sum())
         if remaining <= 0:
             break
@@ -297,6 +302,8 @@ def place_regions(Xa, lua, *, norm, epsilon, alpha, gamma, n_regions, delta):
             label_uncertainty=out.region_lu[-1],
         )
         out.rounds.append(record)
+    bar.update(bar.total - bar.n)
+    bar.close()
     return out
 
 

@@ -21,8 +21,9 @@ _BLOCK = 2**22
 class Oracle:
     """``predict(Z) != label`` for rows Z, with the number of rows each sample has asked."""
 
-    def __init__(self, estimator, wrap, labels, max_queries):
+    def __init__(self, estimator, wrap, labels, max_queries, bar=None):
         self.estimator, self.wrap, self.labels = estimator, wrap, labels
+        self.bar = bar  # a progress bar over the queries (skrob._progress)
         self.queries = np.zeros(len(labels), dtype=np.int64)
         self.max_queries = max_queries
         self.limit = np.full(len(labels), float(max_queries))
@@ -47,6 +48,8 @@ class Oracle:
                 )
             out[s : s + step] = pred != self.labels[owner[s : s + step]]
         np.add.at(self.queries, owner, 1)
+        if self.bar is not None:
+            self.bar.update(len(Z))
         return out
 
     def left(self, idx):

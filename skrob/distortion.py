@@ -18,6 +18,7 @@ from sklearn.utils.validation import check_array, check_consistent_length, colum
 
 from skrob import _decision_attacks as attacks
 from skrob import _model_exact as exact
+from skrob._progress import progress_bar
 from skrob._validation import entropy, frame_like, reject_metadata, warn_user
 
 _MAX = float(np.finfo(np.float64).max)  # finite parameters: Interval(..., None) admits inf
@@ -245,6 +246,7 @@ _DECISION_PARAMS = {
     "n_starts": [Interval(Integral, 1, None, closed="left")],
     "random_state": ["random_state"],
     "return_adversarial": ["boolean"],
+    "verbose": ["verbose"],
 }
 
 
@@ -262,6 +264,7 @@ def decision_based_distortion(
     n_starts=3,
     random_state=None,
     return_adversarial=False,
+    verbose=0,
 ):
     """Smallest perturbation found that changes each correct prediction, from ``predict``.
 
@@ -305,6 +308,9 @@ def decision_based_distortion(
     random_state : int, RandomState instance or None, default=None
     return_adversarial : bool, default=False
         Also return the adversarial points (NaN rows where there is none).
+    verbose : int, default=0
+        Show a progress bar over the queries (up to ``max_queries`` per correctly
+        classified sample) when positive.
 
     Returns
     -------
@@ -336,7 +342,8 @@ def decision_based_distortion(
     if correct.size:
         rng = np.random.default_rng(entropy(random_state))
         x0 = X[correct]
-        oracle = attacks.Oracle(estimator, wrap, y[correct], max_queries)
+        bar = progress_bar(verbose, max_queries * correct.size, "decision-based", unit="query")
+        oracle = attacks.Oracle(estimator, wrap, y[correct], max_queries, bar)
         idx = np.arange(correct.size)
         xb = _starting_points(oracle, x0, y[correct], X, pred, lo, hi, norm, rng, tol, n_starts)
         xb = _search(oracle, x0, xb, idx, lo, hi, norm, method, rng, tol)
@@ -355,6 +362,7 @@ def decision_based_distortion(
         d[good] = attacks.distance(xb[good], x0[good], norm)
         out[correct] = d
         X_adv[correct] = xb
+        bar.close()
     return (out, X_adv) if return_adversarial else out
 
 
@@ -608,6 +616,7 @@ class DecisionDistortionScorer(BaseEstimator):
         random_state=None,
         statistic="mean",
         epsilon=None,
+        verbose=0,
     ):
         self.norm = norm
         self.method = method
@@ -618,6 +627,7 @@ class DecisionDistortionScorer(BaseEstimator):
         self.random_state = random_state
         self.statistic = statistic
         self.epsilon = epsilon
+        self.verbose = verbose
 
     def __call__(self, estimator, X, y, **kwargs):
         """The statistic of ``estimator``'s distortions on (X, y)."""

@@ -247,6 +247,8 @@ class IntrinsicRobustnessEstimator(BaseEstimator):
         Share of the samples on which the regions are placed.
     random_state : int, RandomState instance or None, default=None
         The split.
+    verbose : int, default=0
+        Show progress bars (the neighbour lists' blocks, then the regions) when positive.
 
     Attributes
     ----------
@@ -289,6 +291,7 @@ class IntrinsicRobustnessEstimator(BaseEstimator):
         "delta": [Interval(Real, 0, float(np.finfo(np.float64).max), closed="both")],
         "train_size": [Interval(Real, 0, 1, closed="neither")],
         "random_state": ["random_state"],
+        "verbose": ["verbose"],
     }
 
     def __init__(
@@ -302,6 +305,7 @@ class IntrinsicRobustnessEstimator(BaseEstimator):
         delta=0.05,
         train_size=0.5,
         random_state=None,
+        verbose=0,
     ):
         self.epsilon = epsilon
         self.alpha = alpha
@@ -311,6 +315,7 @@ class IntrinsicRobustnessEstimator(BaseEstimator):
         self.delta = delta
         self.train_size = train_size
         self.random_state = random_state
+        self.verbose = verbose
 
     def _norm(self):
         if self.norm == "inf" or (isinstance(self.norm, Real) and np.isinf(self.norm)):
@@ -367,6 +372,7 @@ class IntrinsicRobustnessEstimator(BaseEstimator):
             gamma=self.gamma,
             n_regions=self.n_regions,
             delta=self.delta,
+            verbose=self.verbose,
         )
         if placed.infeasible_round is not None:
             t, n_lower, remaining = placed.infeasible_round

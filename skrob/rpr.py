@@ -23,6 +23,7 @@ from sklearn.utils import check_consistent_length
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions, validate_params
 from sklearn.utils.validation import check_array, check_is_fitted
 
+from skrob._progress import progress_bar
 from skrob._validation import entropy as seed_entropy
 from skrob._validation import frame_like, reject_metadata
 from skrob.perturbations import GaussianNoise, Perturbation, _float_dtype
@@ -153,11 +154,22 @@ _STEPS_PARAMS = {
     "max_steps": [Interval(Integral, 1, None, closed="left")],
     "batch_size": [Interval(Integral, 1, None, closed="left"), None],
     "random_state": ["random_state"],
+    "verbose": ["verbose"],
 }
 
 
 @validate_params(_STEPS_PARAMS, prefer_skip_nested_validation=True)
-def rpr_steps(estimator, X, y, *, perturbation, max_steps=250, batch_size=None, random_state=None):
+def rpr_steps(
+    estimator,
+    X,
+    y,
+    *,
+    perturbation,
+    max_steps=250,
+    batch_size=None,
+    random_state=None,
+    verbose=0,
+):
     """Each sample's RPR: the step that first fools the model, capped at ``max_steps``.
 
     Parameters
@@ -176,6 +188,9 @@ def rpr_steps(estimator, X, y, *, perturbation, max_steps=250, batch_size=None, 
         ``batch_size`` samples times 64 perturbed copies, and memory is one buffer of
         that many rows. Results do not depend on it.
     random_state : int, RandomState instance or None, default=None
+    verbose : int, default=0
+        Show a progress bar over the steps when positive (samples still robust as its
+        postfix).
 
     Returns
     -------
@@ -206,8 +221,10 @@ def rpr_steps(estimator, X, y, *, perturbation, max_steps=250, batch_size=None, 
     steps = np.zeros(data.X.shape[0], dtype=np.int64)
     done = 0
     buffer = _buffer(data, per_call, max(schedule))
+    bar = progress_bar(verbose, max_steps, "RPR", unit="step")
     for round_, size in enumerate(schedule):
         if not alive.any():
+            bar.update(max_steps - done)
             break
         batches = _perturbed_batches(data, perturbation, entropy, round_, size, alive, buffer)
         for owners, rows in batches:
@@ -218,6 +235,9 @@ def rpr_steps(estimator, X, y, *, perturbation, max_steps=250, batch_size=None, 
             steps[owners[failed]] = done + np.argmin(correct[failed], axis=1) + 1
             alive[owners[failed]] = False
         done += size
+        bar.update(size)
+        bar.set_postfix(robust=int(alive.sum()))
+    bar.close()
     steps[alive] = max_steps
     return steps
 
@@ -266,11 +286,12 @@ def rpr_curve(steps, max_steps):
         "n_samples": [Interval(Integral, 1, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left"), None],
         "random_state": ["random_state"],
+        "verbose": ["verbose"],
     },
     prefer_skip_nested_validation=True,
 )
 def label_flip_rate(
-    estimator, X, *, perturbation, n_samples=1000, batch_size=None, random_state=None
+    estimator, X, *, perturbation, n_samples=1000, batch_size=None, random_state=None, verbose=0
 ):
     """Per sample, the fraction of perturbed copies predicted differently (paper 003, §4.2).
 
@@ -286,6 +307,8 @@ def label_flip_rate(
         Samples per batch (128 when None): at most ``batch_size`` times 128 perturbed
         rows per ``predict`` call; results do not depend on it.
     random_state : int, RandomState instance or None, default=None
+    verbose : int, default=0
+        Show a progress bar over the perturbed copies when positive.
 
     Returns
     -------
@@ -315,6 +338,7 @@ def label_flip_rate(
     everyone = np.ones(data.X.shape[0], dtype=bool)
     done, round_ = 0, 0
     buffer = _buffer(data, per_call, largest)
+    bar = progress_bar(verbose, n_samples, "label flips", unit="copy")
     while done < n_samples:
         size = min(_FLIP_ROUND, n_samples - done)
         batches = _perturbed_batches(data, perturbation, entropy, round_, size, everyone, buffer)
@@ -323,6 +347,8 @@ def label_flip_rate(
             flips[owners] += (pred != reference[owners][:, None]).sum(axis=1)
         done += size
         round_ += 1
+        bar.update(size)
+    bar.close()
     return flips / n_samples
 
 
@@ -358,6 +384,8 @@ class RPRScorer(BaseEstimator):
         is fitted on the training data and then perturbed; None is
         ``LogisticRegression()``. Wrap an already fitted model in
         :class:`sklearn.frozen.FrozenEstimator` to use it as it is.
+    verbose : int, default=0
+        Show a progress bar over the steps of every call when positive.
 
     Attributes
     ----------
@@ -390,6 +418,7 @@ class RPRScorer(BaseEstimator):
         "batch_size": [Interval(Integral, 1, None, closed="left"), None],
         "random_state": ["random_state"],
         "estimator": [HasMethods(["fit", "predict"]), None],
+        "verbose": ["verbose"],
     }
 
     def __init__(
@@ -401,6 +430,7 @@ class RPRScorer(BaseEstimator):
         batch_size=None,
         random_state=None,
         estimator=None,
+        verbose=0,
     ):
         self.perturbation = perturbation
         self.max_steps = max_steps
@@ -408,6 +438,7 @@ class RPRScorer(BaseEstimator):
         self.batch_size = batch_size
         self.random_state = random_state
         self.estimator = estimator
+        self.verbose = verbose
 
     def rpr_steps(self, estimator, X, y):
         """:func:`rpr_steps` with this scorer's settings."""
@@ -420,6 +451,7 @@ class RPRScorer(BaseEstimator):
             max_steps=self.max_steps,
             batch_size=self.batch_size,
             random_state=0 if self.random_state is None else self.random_state,
+            verbose=self.verbose,
         )
 
     def __call__(self, estimator, X, y, **kwargs):

@@ -277,11 +277,12 @@ def certified_radius(layers, x, y, lo, hi, norm, method, upper, steps=30):
 
 
 # --------------------------------------------------------------------------- exact
-def exact_distortion(layers, x, y, lo, hi, norm, upper, time_limit):
+def exact_distortion(layers, x, y, lo, hi, norm, upper, time_limit, bar=None):
     """Exact minimal L∞ or L1 distortion by MILP: (lower, upper, points) per sample.
 
     ``upper``: a known adversarial distortion per sample (the best attack's); the minimum
-    lies in that ball, so the ReLU bounds over it give valid big-M constants.
+    lies in that ball, so the ReLU bounds over it give valid big-M constants. ``bar``: a
+    progress bar advanced by one per sample.
     """
     n, d = x.shape
     lower_out, upper_out = np.zeros(n), upper.astype(float).copy()
@@ -290,6 +291,8 @@ def exact_distortion(layers, x, y, lo, hi, norm, upper, time_limit):
     # the ReLU bounds over the L∞ box of radius `upper` (it contains the L1 ball too)
     pre = relu_bounds(layers, x, radius, lo, hi, np.inf)
     for i in range(n):
+        if bar is not None and i:
+            bar.update(1)
         deadline = time.monotonic() + time_limit
         best, best_pt, lows = upper_out[i], None, []
         for j in range(layers[-1][0].shape[0]):

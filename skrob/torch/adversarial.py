@@ -23,6 +23,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 from sklearn.utils.validation import _num_samples
 
+from skrob._progress import progress_bar
 from skrob._validation import check_clip, reject_metadata, warn_user
 from skrob.torch._attacks import (
     ATTACKS,
@@ -58,6 +59,7 @@ from skrob.torch._model import (
         "device": [str, torch.device, None],
         "input_shape": [tuple, None],
         "return_adversarial": ["boolean"],
+        "verbose": ["verbose"],
     },
     prefer_skip_nested_validation=True,
 )
@@ -75,6 +77,7 @@ def minimal_distortion(
     device=None,
     input_shape=None,
     return_adversarial=False,
+    verbose=0,
 ):
     """Norm of the smallest perturbation found that changes each correct prediction.
 
@@ -101,6 +104,9 @@ def minimal_distortion(
     device, input_shape : see :func:`skrob.torch.laplacian`.
     return_adversarial : bool, default=False
         Also return the adversarial points and the per-sample success mask.
+    verbose : int, default=0
+        Show a progress bar over the samples when positive (one for the attacks, one for
+        the exact programs of "exact").
 
     Returns
     -------
@@ -119,7 +125,7 @@ def minimal_distortion(
     (5,)
     """
     distortion, X_adv, success, _ = _distortions(
-        model, X, y, norm, method, clip, tol, batch_size, device, input_shape, time_limit
+        model, X, y, norm, method, clip, tol, batch_size, device, input_shape, time_limit, verbose
     )
     if return_adversarial:
         return distortion, X_adv, success
@@ -127,7 +133,18 @@ def minimal_distortion(
 
 
 def _distortions(
-    model, X, y, norm, method, clip, tol, batch_size, device, input_shape, time_limit=10.0
+    model,
+    X,
+    y,
+    norm,
+    method,
+    clip,
+    tol,
+    batch_size,
+    device,
+    input_shape,
+    time_limit=10.0,
+    verbose=0,
 ):
     """:func:`minimal_distortion`'s work; also returns which samples were correct."""
     p = np.inf if (norm == "inf" or (isinstance(norm, Real) and np.isinf(norm))) else norm
@@ -160,6 +177,7 @@ def _distortions(
     X_adv = X.detach().clone()
     success = np.zeros(n, dtype=bool)
     correct_all = np.zeros(n, dtype=bool)
+    bar = progress_bar(verbose, n, "minimal distortion", unit="sample")
     with eval_mode(module):
         for start in range(0, n, batch_size):
             x, yb = X[start : start + batch_size], y[start : start + batch_size]
@@ -168,12 +186,14 @@ def _distortions(
             correct = z.argmax(1) == yb
             correct_all[start : start + len(x)] = correct.cpu().numpy()
             if not correct.any():
+                bar.update(len(x))
                 continue
             xc, yc = x[correct], yb[correct]
             margin0 = margin_loss(z[correct], yc)
             best = torch.full((len(xc),), torch.inf, dtype=torch.float64, device=dev)
             best_x = xc.clone()
             for m, params in methods:
+                bar.set_postfix_str(m)
                 cand, hit = run_attack(m, f, xc, yc, attack_p, lo, hi, tol, **params)
                 cand = shrink(f, xc, cand, yc, margin0, hit)
                 d = lp_norm(cand - xc, p)
@@ -189,13 +209,15 @@ def _distortions(
             distortion[rows[ok]] = best[torch.isfinite(best)].cpu().numpy()
             success[rows] = ok
             X_adv[rows] = best_x
+            bar.update(len(x))
+    bar.close()
     X_adv = X_adv.cpu().numpy()
     if method == "exact" and success.any():
-        _exact(module, X, y, p, lo, hi, time_limit, distortion, X_adv, success)
+        _exact(module, X, y, p, lo, hi, time_limit, distortion, X_adv, success, verbose)
     return distortion, X_adv, success, correct_all
 
 
-def _exact(module, X, y, p, lo, hi, time_limit, distortion, X_adv, success):
+def _exact(module, X, y, p, lo, hi, time_limit, distortion, X_adv, success, verbose=0):
     """Replace the attacks' results by the exact minima (in place)."""
     from skrob.torch._verify import exact_distortion, relu_layers
 
@@ -204,6 +226,7 @@ def _exact(module, X, y, p, lo, hi, time_limit, distortion, X_adv, success):
     rows = np.flatnonzero(success)
     x = X[rows].flatten(1).double().cpu().numpy()
     d = x.shape[1]
+    bar = progress_bar(verbose, len(rows), "exact (MILP)", unit="sample")
     lower, upper, points = exact_distortion(
         layers,
         x,
@@ -213,7 +236,10 @@ def _exact(module, X, y, p, lo, hi, time_limit, distortion, X_adv, success):
         p,
         distortion[rows],
         time_limit,
+        bar,
     )
+    bar.update(bar.total - bar.n)
+    bar.close()
     found = np.all(np.isfinite(points), axis=1)
     X_adv[rows[found]] = points[found].reshape((found.sum(), *X_adv.shape[1:]))
     distortion[rows] = upper
@@ -302,6 +328,7 @@ class AdversarialDistortionScorer(BaseEstimator):
         input_shape=None,
         statistic="mean",
         epsilon=None,
+        verbose=0,
     ):
         self.norm = norm
         self.method = method
@@ -313,6 +340,7 @@ class AdversarialDistortionScorer(BaseEstimator):
         self.input_shape = input_shape
         self.statistic = statistic
         self.epsilon = epsilon
+        self.verbose = verbose
 
     _parameter_constraints = {
         **{
@@ -361,6 +389,7 @@ class AdversarialDistortionScorer(BaseEstimator):
             p["device"],
             p["input_shape"],
             p["time_limit"],
+            p["verbose"],
         )
         if self.statistic == "robust_accuracy":
             with np.errstate(invalid="ignore"):

@@ -25,6 +25,7 @@ import torch
 from sklearn.base import BaseEstimator
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 
+from skrob._progress import progress_bar
 from skrob._validation import entropy, reject_metadata
 from skrob.torch._forward_laplacian import forward_laplacian as _forward_laplacian
 from skrob.torch._model import (
@@ -123,6 +124,7 @@ def _hutchinson(module, X, n_probes, seeds, batch_size, returns_probabilities):
         "random_state": ["random_state"],
         "input_shape": [tuple, None],
         "piecewise_linear": [StrOptions({"auto"}), "boolean"],
+        "verbose": ["verbose"],
     },
     prefer_skip_nested_validation=True,
 )
@@ -138,6 +140,7 @@ def laplacian(
     random_state=None,
     input_shape=None,
     piecewise_linear="auto",
+    verbose=0,
 ):
     """Laplacian (trace of the input Hessian) of a class probability, per sample.
 
@@ -170,6 +173,8 @@ def laplacian(
         Use the Jacobian route ("auto": when a torch.fx trace finds only piecewise-linear
         operations). For such nets LO is exact almost everywhere but does not predict the
         mean change over a finite radius: the kinks dominate it.
+    verbose : int, default=0
+        Show a progress bar over the samples when positive.
 
     Returns
     -------
@@ -200,7 +205,7 @@ def laplacian(
     rows = DEFAULT_BATCH_SIZE if batch_size is None else batch_size
     route = "hutchinson" if method == "hutchinson" else "linear" if piecewise_linear else "smooth"
     with eval_mode(module):
-        lo = _all_classes(module, X, route, rows, n_probes, seeds, returns_probabilities)
+        lo = _all_classes(module, X, route, rows, n_probes, seeds, returns_probabilities, verbose)
         if target == "all":
             return lo.cpu().double().numpy()
         with torch.no_grad():
@@ -213,11 +218,12 @@ def laplacian(
     return lo[torch.arange(X.shape[0]), classes].cpu().double().numpy()
 
 
-def _all_classes(module, X, route, rows, n_probes, seeds, returns_probabilities):
+def _all_classes(module, X, route, rows, n_probes, seeds, returns_probabilities, verbose=0):
     """LO of every class, ``rows`` samples at a time (64 directions each: the work shared by
     the directions, the leading affine layers, is amortised)."""
     evaluations = rows * _DIRECTIONS
     out = []
+    bar = progress_bar(verbose, X.shape[0], "Laplacian", unit="sample")
     for start in range(0, X.shape[0], rows):
         Xb = X[start : start + rows]
         if route == "hutchinson":
@@ -234,6 +240,8 @@ def _all_classes(module, X, route, rows, n_probes, seeds, returns_probabilities)
         else:
             lo = _exact_smooth(module, Xb, evaluations, returns_probabilities)
         out.append(lo.detach())
+        bar.update(Xb.shape[0])
+    bar.close()
     return torch.cat(out)
 
 
@@ -282,6 +290,7 @@ class LaplacianScorer(BaseEstimator):
         random_state=None,
         input_shape=None,
         piecewise_linear="auto",
+        verbose=0,
     ):
         self.target = target
         self.method = method
@@ -291,6 +300,7 @@ class LaplacianScorer(BaseEstimator):
         self.random_state = random_state
         self.input_shape = input_shape
         self.piecewise_linear = piecewise_linear
+        self.verbose = verbose
 
     _parameter_constraints = {
         k: v for k, v in laplacian._skl_parameter_constraints.items() if k not in ("model", "X")
