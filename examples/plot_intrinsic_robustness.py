@@ -110,7 +110,7 @@ for order, epsilons in budgets.items():
         row["linear model robust accuracy"] = np.mean(correct & (distortion > eps))
         for gamma in GAMMAS:
             est = IntrinsicRobustnessEstimator(
-                eps, alpha=alpha, gamma=gamma, norm=order, n_regions=5, random_state=0
+                eps, alpha=alpha, gamma=gamma, norm=order, n_regions=5, random_state=0, verbose=1
             )
             with warnings.catch_warnings():  # infeasible constraints show as NaN below
                 warnings.simplefilter("ignore", UserWarning)

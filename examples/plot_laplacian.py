@@ -102,7 +102,7 @@ print(
 # Study 1: Bottom and Top LO among confident predictions (Table 1)
 # ----------------------------------------------------------------
 t0 = time.perf_counter()
-lo = laplacian(standard, X_test)
+lo = laplacian(standard, X_test, verbose=1)  # verbose=1: a progress bar
 print(f"LO of {len(X_test)} test images: {time.perf_counter() - t0:.1f} s")
 confident = standard.predict_proba(X_test).max(axis=1) >= 0.8
 order = np.flatnonzero(confident)[np.argsort(lo[confident])]
@@ -132,7 +132,7 @@ print(table1.round(2).to_string())
 # %%
 # Study 2: standard against FGSM adversarial training (§4.4)
 # ----------------------------------------------------------
-lo_adv = laplacian(adversarial, X_test)
+lo_adv = laplacian(adversarial, X_test, verbose=1)
 test2 = stats.mannwhitneyu(np.abs(lo), np.abs(lo_adv), alternative="greater")
 print(
     f"mean |LO|: standard {np.abs(lo).mean():.5f}, FGSM-trained {np.abs(lo_adv).mean():.5f}; "
@@ -144,7 +144,8 @@ print(
 # ----------------------------------------------
 noisy = np.clip(X_test + rng.normal(0, 0.1, X_test.shape), 0, 1).astype(np.float32)
 blurred = ndimage.gaussian_filter(X_test, sigma=(0, 0, 1, 1)).astype(np.float32)
-lo_noisy, lo_blur = laplacian(standard, noisy), laplacian(standard, blurred)
+lo_noisy = laplacian(standard, noisy, verbose=1)
+lo_blur = laplacian(standard, blurred, verbose=1)
 rows = []
 for corruption, values in (("Gaussian noise 0.1", lo_noisy), ("blur sigma 1", lo_blur)):
     p = stats.wilcoxon(np.abs(values), np.abs(lo), alternative="greater").pvalue

@@ -80,8 +80,8 @@ def report(title, df, fmt="{:.4f}"):
 # Robustness of x and of t, each on its own, and the subsets
 # ----------------------------------------------------------
 t0 = time.perf_counter()
-Rx = sample_robustness(Xx, yx)
-Rt = sample_robustness(Xt, yt)
+Rx = sample_robustness(Xx, yx, verbose=1)  # verbose=1: a progress bar over blocks
+Rt = sample_robustness(Xt, yt, verbose=1)
 print(f"robustness of x and t: {time.perf_counter() - t0:.1f} s")
 
 n_x = len(yx)

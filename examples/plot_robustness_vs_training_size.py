@@ -94,7 +94,9 @@ t0 = time.perf_counter()
 for (arch, size), net in models.items():
     row = {"model": arch, "train size": size, "test accuracy": net.score(X_test, y_test)}
     for label, p in (("L-inf", np.inf), ("L2", 2)):
-        d = minimal_distortion(net, X_test[attack_rows], y_test[attack_rows], norm=p, method=method)
+        d = minimal_distortion(
+            net, X_test[attack_rows], y_test[attack_rows], norm=p, method=method, verbose=1
+        )
         row[f"mean {label} distortion"] = np.nanmean(d)
         row[f"{label} success"] = np.isfinite(d).mean()
     if extra_args.paper_attacks:

@@ -80,7 +80,13 @@ print(
 # ---------------------------------------------
 t0 = time.perf_counter()
 steps_M = rpr_steps(
-    model, X_test, y_test, perturbation=perturbation, max_steps=MAX_STEPS, random_state=0
+    model,
+    X_test,
+    y_test,
+    perturbation=perturbation,
+    max_steps=MAX_STEPS,
+    random_state=0,
+    verbose=1,  # a progress bar over the steps
 )
 print(
     f"test RPR of M: {np.mean(steps_M == MAX_STEPS):.4f} robust ({time.perf_counter() - t0:.0f} s)"
@@ -94,7 +100,11 @@ print(
 # images of every class: as many as the class with the fewest has.
 t0 = time.perf_counter()
 scorer = RPRScorer(
-    perturbation, max_steps=MAX_STEPS, random_state=0, estimator=FrozenEstimator(model)
+    perturbation,
+    max_steps=MAX_STEPS,
+    random_state=0,
+    estimator=FrozenEstimator(model),
+    verbose=1,
 )
 selector = RobustSubsetSelector(
     strategy="rpr", robustness=scorer, class_balanced=True, random_state=0
@@ -143,6 +153,7 @@ for name, (Xs, ys) in training_sets.items():
             perturbation=perturbation,
             max_steps=MAX_STEPS,
             random_state=0,
+            verbose=1,
         )
         curves.setdefault(name, steps)
         results.append((name, seed, len(ys), retrained.score(X_test, y_test), steps))
