@@ -128,6 +128,22 @@ fig.subplots_adjust(top=0.82)
 fig.savefig(out / "least_most_robust.png", dpi=110)
 plt.close("all")
 
+# Are the least robust images the faint ones? The ink of an image (its mean pixel value),
+# as a percentile among the training images of its class.
+ink = Xx.mean(axis=1)
+ink_table = pd.DataFrame(
+    {
+        "least robust: ink percentile": [100 * np.mean(ink[yx == yx[i]] < ink[i]) for i in least],
+        "most robust: ink percentile": [100 * np.mean(ink[yx == yx[i]] < ink[i]) for i in most],
+    },
+    index=names,
+)
+print("\nInk (mean pixel value) of each class's least and most robust training image,")
+print("as a percentile of the class (0: the faintest image of the class):")
+print(ink_table.round(1).to_string())
+faint = int((ink_table["least robust: ink percentile"] < 50).sum())
+print(f"the least robust image is fainter than the class median in {faint} of 10 classes")
+
 # %%
 # Which test images to look at: a per-sample diagnosis
 # ----------------------------------------------------
