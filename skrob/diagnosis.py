@@ -241,3 +241,82 @@ def _diagnose(
         index=index if index is not None else pd.RangeIndex(n, name="sample"),
     )
     return frame, dist
+
+
+def register_datalab_issue_type(issue_name="sample_robustness"):
+    """Register skrob's diagnosis as an issue type of cleanlab's ``Datalab``.
+
+    After ``register_datalab_issue_type()``, ``Datalab.find_issues`` takes
+    ``issue_types={"sample_robustness": {"features": X}}``. For every example it reports:
+
+    - ``is_sample_robustness_issue``: a conflicting duplicate, or a suggested label that
+      differs from the given one (:func:`diagnose`'s ``conflicting_duplicate | relabel``);
+    - ``sample_robustness_score``: the sample robustness R in [0, 1), low meaning severe
+      (cleanlab's convention for scores);
+
+    and ``Datalab.get_info("sample_robustness")`` holds the whole :func:`diagnose` table.
+    The features must be numeric and in comparable units (standardise them first).
+    Needs ``pip install "cleanlab[datalab]"``.
+
+    Parameters
+    ----------
+    issue_name : str, default="sample_robustness"
+        The key of the issue type in ``Datalab``.
+
+    Returns
+    -------
+    manager : type
+        The registered ``cleanlab`` ``IssueManager`` subclass.
+    """
+    try:
+        from cleanlab.datalab.internal.issue_manager import IssueManager
+        from cleanlab.datalab.internal.issue_manager_factory import register
+    except ImportError as exc:
+        raise ImportError(
+            'register_datalab_issue_type needs cleanlab: pip install "cleanlab[datalab]".'
+        ) from exc
+
+    def find_issues(self, features=None, **kwargs):
+        if features is None:
+            raise ValueError(
+                f"The {issue_name!r} issue type computes distances between examples: pass "
+                f'Datalab.find_issues(issue_types={{"{issue_name}": {{"features": X}}}}).'
+            )
+        labels = np.asarray(self.datalab.labels)
+        table = diagnose(features, labels, **kwargs)
+        score = table["robustness"].to_numpy()
+        self.issues = pd.DataFrame(
+            {
+                f"is_{self.issue_name}_issue": (
+                    table["relabel"] | table["conflicting_duplicate"]
+                ).to_numpy(),
+                self.issue_score_key: score,
+            }
+        )
+        self.summary = self.make_summary(score=float(score.mean()))
+        self.info = self.collect_info(table)
+
+    def collect_info(self, table):
+        return {
+            "diagnosis": table,
+            "suggested_label": table["suggested_label"].to_numpy(),
+            "nearest_other": table["nearest_other"].to_numpy(),
+        }
+
+    manager = type(
+        "SampleRobustnessIssueManager",
+        (IssueManager,),
+        {
+            "issue_name": issue_name,
+            "description": (
+                "Examples whose features sit closer to another class than to their own "
+                "(suggested label differs), or that duplicate a differently labelled "
+                "example; the score is skrob's sample robustness R (low: severe)."
+            ),
+            "verbosity_levels": {0: [], 1: [], 2: [], 3: []},
+            "find_issues": find_issues,
+            "collect_info": collect_info,
+            "__module__": __name__,
+        },
+    )
+    return register(manager)
