@@ -160,7 +160,7 @@ def run(seed):
 # Study 1 (Table 1): among the test images predicted with probability >= 0.8, the 50
 # with the lowest LO (Bottom) and the 50 with the highest (Top), and the share of
 # perturbed copies (uniform on the sphere of radius r) whose label flips. Study 2 (§4.4):
-# |LO| of the standard model against the FGSM-trained one. Study 3 (§4.3): |LO| on
+# ``|LO|`` of the standard model against the FGSM-trained one. Study 3 (§4.3): ``|LO|`` on
 # clean against corrupted test images.
 results, arrays = [], None
 for seed in SEEDS:

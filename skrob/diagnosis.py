@@ -119,6 +119,14 @@ def diagnose(
         - ``label_uncertainty``: kNN label uncertainty in [0, 2];
         - ``least_robust``: among the ``least_robust`` fraction of smallest R.
 
+    References
+    ----------
+    Introducing Sample Robustness. Anonymous authors, ICLR 2021 conference submission
+    (paper 000), https://openreview.net/forum?id=8-sxWOto_iI
+
+    X. Zhang, D. Evans. Understanding Intrinsic Robustness Using Label Uncertainty.
+    ICLR 2022 (paper 004).
+
     Examples
     --------
     >>> from skrob import diagnose

@@ -66,6 +66,12 @@ def relative_error_distortion(
         NaN for samples whose prediction is not correct to begin with (or y = 0), ``inf``
         for samples no δ up to ``max_distortion`` breaks.
 
+    References
+    ----------
+    How Training Data Affect the Accuracy and Robustness of Neural Networks for Image
+    Classification. Anonymous authors, ICLR 2019 conference submission (paper 002),
+    https://openreview.net/forum?id=HklKWhC5F7
+
     Examples
     --------
     >>> import numpy as np
@@ -319,6 +325,12 @@ def decision_based_distortion(
         found inside the box within the budget.
     X_adv : ndarray of shape (n_samples, n_features), only with ``return_adversarial``
 
+    References
+    ----------
+    How Training Data Affect the Accuracy and Robustness of Neural Networks for Image
+    Classification. Anonymous authors, ICLR 2019 conference submission (paper 002),
+    https://openreview.net/forum?id=HklKWhC5F7
+
     Examples
     --------
     >>> from sklearn.datasets import load_iris
@@ -520,6 +532,12 @@ def exact_distortion(
         NaN for misclassified samples (and, with a warning, where the time limit struck
         before the minimum was proven); ``inf`` where no point of another class is in the box.
 
+    References
+    ----------
+    How Training Data Affect the Accuracy and Robustness of Neural Networks for Image
+    Classification. Anonymous authors, ICLR 2019 conference submission (paper 002),
+    https://openreview.net/forum?id=HklKWhC5F7
+
     Examples
     --------
     >>> import numpy as np
@@ -579,6 +597,12 @@ class DecisionDistortionScorer(BaseEstimator):
     ``random_state=None`` means seed 0: every candidate of a search is attacked with the
     same random draws (common random numbers), so scores differ only through the models.
     Other parameters are those of :func:`decision_based_distortion`.
+
+    References
+    ----------
+    How Training Data Affect the Accuracy and Robustness of Neural Networks for Image
+    Classification. Anonymous authors, ICLR 2019 conference submission (paper 002),
+    https://openreview.net/forum?id=HklKWhC5F7
 
     Examples
     --------

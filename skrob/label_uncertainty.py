@@ -59,6 +59,11 @@ def label_uncertainty(soft_labels, y, *, classes=None, normalize=False):
     -------
     lu : ndarray of shape (n_samples,), values in [0, 2]
 
+    References
+    ----------
+    X. Zhang, D. Evans. Understanding Intrinsic Robustness Using Label Uncertainty.
+    ICLR 2022 (paper 004).
+
     Examples
     --------
     >>> from skrob.label_uncertainty import label_uncertainty
@@ -168,6 +173,11 @@ def knn_soft_labels(X, y, n_neighbors=10, *, metric="euclidean", n_jobs=None, me
     soft_labels : ndarray of shape (n_samples, n_classes)
         Columns in the order of ``np.unique(y)``; rows sum to 1.
 
+    References
+    ----------
+    X. Zhang, D. Evans. Understanding Intrinsic Robustness Using Label Uncertainty.
+    ICLR 2022 (paper 004).
+
     Examples
     --------
     >>> import numpy as np
@@ -269,6 +279,11 @@ class IntrinsicRobustnessEstimator(BaseEstimator):
     complete_ : bool
         Whether the regions cover at least ``⌈n α⌉`` samples of the first half.
     n_features_in_ : int
+
+    References
+    ----------
+    X. Zhang, D. Evans. Understanding Intrinsic Robustness Using Label Uncertainty.
+    ICLR 2022 (paper 004).
 
     Examples
     --------

@@ -70,6 +70,11 @@ class RobustnessSubsetSplit(BaseCrossValidator):
     robustness : SampleRobustnessTransformer, default=None
         None means ``SampleRobustnessTransformer()``; cloned for every fold.
 
+    References
+    ----------
+    Introducing Sample Robustness. Anonymous authors, ICLR 2021 conference submission
+    (paper 000), https://openreview.net/forum?id=8-sxWOto_iI
+
     Examples
     --------
     >>> from sklearn.datasets import load_iris
@@ -302,6 +307,11 @@ def subset_scorer(scoring=None, *, subset="least", fraction=0.5, robustness=None
     scorer : callable
         ``scorer(estimator, X, y, robustness=None, **kwargs) -> float``.
 
+    References
+    ----------
+    Introducing Sample Robustness. Anonymous authors, ICLR 2021 conference submission
+    (paper 000), https://openreview.net/forum?id=8-sxWOto_iI
+
     Examples
     --------
     >>> from sklearn.datasets import load_iris
@@ -354,6 +364,12 @@ def balanced_nested_subsets(y, sizes, random_state=None):
     -------
     subsets : list of ndarray
         Ascending indices of each set.
+
+    References
+    ----------
+    How Training Data Affect the Accuracy and Robustness of Neural Networks for Image
+    Classification. Anonymous authors, ICLR 2019 conference submission (paper 002),
+    https://openreview.net/forum?id=HklKWhC5F7
 
     Examples
     --------
@@ -454,6 +470,12 @@ def robustness_learning_curve(
     curve : pandas.DataFrame
         One row per size: ``train_size``, then one column per scorer, and
         ``n_common`` (the size of the commonly-correct set) with ``robustness_set="common"``.
+
+    References
+    ----------
+    How Training Data Affect the Accuracy and Robustness of Neural Networks for Image
+    Classification. Anonymous authors, ICLR 2019 conference submission (paper 002),
+    https://openreview.net/forum?id=HklKWhC5F7
     """
     import pandas as pd
     from sklearn.metrics import get_scorer

@@ -200,6 +200,11 @@ def rpr_steps(
         sample is RPR-robust, including one first fooled at exactly the last step, as in
         the paper); 0 for samples misclassified without perturbation.
 
+    References
+    ----------
+    A. Ilie, M. Popescu, A. Stefanescu. Robustness as Inherent Property of Datapoints.
+    AISafety workshop at IJCAI-PRICAI 2020, CEUR Workshop Proceedings (paper 001).
+
     Examples
     --------
     >>> from sklearn.datasets import load_digits
@@ -262,6 +267,11 @@ def rpr_curve(steps, max_steps):
         would deem robust with ``MAX_STEPS = s``: its Figure 3); the last value is the
         RPR-robust fraction.
 
+    References
+    ----------
+    A. Ilie, M. Popescu, A. Stefanescu. Robustness as Inherent Property of Datapoints.
+    AISafety workshop at IJCAI-PRICAI 2020, CEUR Workshop Proceedings (paper 001).
+
     Examples
     --------
     >>> from skrob.rpr import rpr_curve
@@ -315,6 +325,12 @@ def label_flip_rate(
     rate : ndarray of shape (n_samples_X,)
         Fraction of the copies whose predicted label differs from the prediction for the
         unperturbed sample.
+
+    References
+    ----------
+    R. Yang, P. Liu, M. Bilgic. The Analysis of the Expected Change in the Classification
+    Probability of the Predicted Label. Transactions on Machine Learning Research
+    (paper 003), https://openreview.net/forum?id=guqzvUVPiQ
 
     Examples
     --------
@@ -395,6 +411,11 @@ class RPRScorer(BaseEstimator):
         Steps of the training samples (after :meth:`fit`).
     robustness_ : ndarray of shape (n_samples,)
         ``steps_ / max_steps``: 1 for the RPR-robust training samples.
+
+    References
+    ----------
+    A. Ilie, M. Popescu, A. Stefanescu. Robustness as Inherent Property of Datapoints.
+    AISafety workshop at IJCAI-PRICAI 2020, CEUR Workshop Proceedings (paper 001).
 
     Examples
     --------

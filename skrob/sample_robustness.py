@@ -247,6 +247,11 @@ def sample_robustness(
     robustness : ndarray of shape (n_samples,)
         Values in [0, 1); 0 for a sample with a differently labelled exact duplicate.
 
+    References
+    ----------
+    Introducing Sample Robustness. Anonymous authors, ICLR 2021 conference submission
+    (paper 000), https://openreview.net/forum?id=8-sxWOto_iI
+
     Examples
     --------
     >>> from skrob import sample_robustness
@@ -341,6 +346,11 @@ class SampleRobustnessTransformer(TransformerMixin, BaseEstimator):
         Number of features seen during fit.
     feature_names_in_ : ndarray of shape ``(n_features_in_,)``
         Feature names seen during fit, when X had string column names.
+
+    References
+    ----------
+    Introducing Sample Robustness. Anonymous authors, ICLR 2021 conference submission
+    (paper 000), https://openreview.net/forum?id=8-sxWOto_iI
 
     Examples
     --------

@@ -109,6 +109,14 @@ class RobustSubsetSelector(BaseEstimator):
     feature_names_in_ : ndarray of shape ``(n_features_in_,)``
         Defined when ``X`` has feature names that are all strings.
 
+    References
+    ----------
+    Introducing Sample Robustness. Anonymous authors, ICLR 2021 conference submission
+    (paper 000), https://openreview.net/forum?id=8-sxWOto_iI
+
+    A. Ilie, M. Popescu, A. Stefanescu. Robustness as Inherent Property of Datapoints.
+    AISafety workshop at IJCAI-PRICAI 2020, CEUR Workshop Proceedings (paper 001).
+
     Examples
     --------
     >>> from sklearn.datasets import load_iris
@@ -358,6 +366,11 @@ class RobustSubsetEstimator(MetaEstimatorMixin, BaseEstimator):
     classes_ : ndarray of shape (n_classes,)
         The inner classifier's classes.
     n_features_in_ : int
+
+    References
+    ----------
+    Introducing Sample Robustness. Anonymous authors, ICLR 2021 conference submission
+    (paper 000), https://openreview.net/forum?id=8-sxWOto_iI
 
     Examples
     --------

@@ -114,6 +114,12 @@ def minimal_distortion(
         NaN for samples misclassified to begin with and for samples no attack flipped.
     X_adv, success : ndarray, only with ``return_adversarial``
 
+    References
+    ----------
+    How Training Data Affect the Accuracy and Robustness of Neural Networks for Image
+    Classification. Anonymous authors, ICLR 2019 conference submission (paper 002),
+    https://openreview.net/forum?id=HklKWhC5F7
+
     Examples
     --------
     >>> import torch
@@ -272,6 +278,12 @@ def common_correct_mask(estimators, X, y):
     Returns
     -------
     mask : ndarray of shape (n_samples,), bool
+
+    References
+    ----------
+    How Training Data Affect the Accuracy and Robustness of Neural Networks for Image
+    Classification. Anonymous authors, ICLR 2019 conference submission (paper 002),
+    https://openreview.net/forum?id=HklKWhC5F7
     """
     y = np.asarray(y)
     if y.ndim != 1:
@@ -302,6 +314,12 @@ class AdversarialDistortionScorer(BaseEstimator):
     all samples classified correctly and *certified* within ``epsilon`` by CROWN
     (:func:`certified_radius`): a lower bound on the true robust accuracy. Other
     parameters are those of :func:`minimal_distortion`.
+
+    References
+    ----------
+    How Training Data Affect the Accuracy and Robustness of Neural Networks for Image
+    Classification. Anonymous authors, ICLR 2019 conference submission (paper 002),
+    https://openreview.net/forum?id=HklKWhC5F7
 
     Examples
     --------

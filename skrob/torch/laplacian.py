@@ -180,6 +180,12 @@ def laplacian(
     -------
     lo : ndarray of shape (n_samples,), or (n_samples, n_classes) with target="all"
 
+    References
+    ----------
+    R. Yang, P. Liu, M. Bilgic. The Analysis of the Expected Change in the Classification
+    Probability of the Predicted Label. Transactions on Machine Learning Research
+    (paper 003), https://openreview.net/forum?id=guqzvUVPiQ
+
     Examples
     --------
     >>> import torch
@@ -258,6 +264,12 @@ def expected_probability_change(model, X, radius, **kwargs):
     length ``radius`` (paper 003, Theorem 1), n the number of input values.
 
     ``radius`` is a finite positive number; ``kwargs`` go to :func:`laplacian`.
+
+    References
+    ----------
+    R. Yang, P. Liu, M. Bilgic. The Analysis of the Expected Change in the Classification
+    Probability of the Predicted Label. Transactions on Machine Learning Research
+    (paper 003), https://openreview.net/forum?id=guqzvUVPiQ
     """
     lo = laplacian(model, X, **kwargs)
     shape = kwargs.get("input_shape")
@@ -269,6 +281,12 @@ class LaplacianScorer(BaseEstimator):
     """``-mean |LO|`` over X as a scorer: a smaller ``|LO|`` is a more robust model (paper 003).
 
     Parameters are those of :func:`laplacian`.
+
+    References
+    ----------
+    R. Yang, P. Liu, M. Bilgic. The Analysis of the Expected Change in the Classification
+    Probability of the Predicted Label. Transactions on Machine Learning Research
+    (paper 003), https://openreview.net/forum?id=guqzvUVPiQ
 
     Examples
     --------
