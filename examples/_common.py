@@ -41,6 +41,26 @@ def load_images():
         return load_mnist_5k(), "MNIST 5k"
 
 
+def adam_net(module, seed, *, epochs, batch_size, net_class=None, **kwargs):
+    """A skorch classifier of ``module`` (logits, cross-entropy loss, Adam, shuffled batches,
+    no validation split), its weights seeded with ``seed``."""
+    import torch
+    from skorch import NeuralNetClassifier
+
+    torch.manual_seed(seed)
+    return (net_class or NeuralNetClassifier)(
+        module,
+        criterion=torch.nn.CrossEntropyLoss,  # the modules return logits
+        optimizer=torch.optim.Adam,
+        max_epochs=epochs,
+        batch_size=batch_size,
+        iterator_train__shuffle=True,
+        train_split=None,
+        verbose=0,
+        **kwargs,
+    )
+
+
 def perceptron():
     """A 2-layer perceptron for 28x28 images."""
     from torch import nn

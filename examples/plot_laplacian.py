@@ -29,10 +29,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
-from _common import example_setup, lenet, load_images
+from _common import adam_net, example_setup, lenet, load_images
 from scipy import ndimage, stats
 from skorch import NeuralNetClassifier
-from torch import nn
 
 from skrob import SphereNoise, label_flip_rate
 from skrob.plotting import LaplacianDisplay
@@ -78,19 +77,7 @@ class FGSMTrainedNet(NeuralNetClassifier):
 
 
 def fit(cls, seed, **kwargs):
-    torch.manual_seed(seed)
-    net = cls(
-        lenet,
-        criterion=nn.CrossEntropyLoss,  # the module returns logits
-        optimizer=torch.optim.Adam,
-        lr=1e-3,
-        max_epochs=epochs,
-        batch_size=64,
-        iterator_train__shuffle=True,
-        train_split=None,
-        verbose=0,
-        **kwargs,
-    )
+    net = adam_net(lenet, seed, epochs=epochs, batch_size=64, net_class=cls, lr=1e-3, **kwargs)
     return net.fit(X_train, y_train)
 
 

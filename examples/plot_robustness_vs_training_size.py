@@ -31,9 +31,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
-from _common import example_setup, load_images, perceptron, small_cnn
-from skorch import NeuralNetClassifier
-from torch import nn
+from _common import adam_net, example_setup, load_images, perceptron, small_cnn
 
 from skrob import balanced_nested_subsets
 from skrob.torch import common_correct_mask, minimal_distortion
@@ -76,18 +74,7 @@ def run(seed):
     t0 = time.perf_counter()
     for arch, build in ARCHITECTURES.items():
         for size, rows in zip(sizes, subsets, strict=True):
-            torch.manual_seed(seed)
-            net = NeuralNetClassifier(
-                build,
-                criterion=nn.CrossEntropyLoss,
-                optimizer=torch.optim.Adam,
-                lr=1e-3,
-                max_epochs=epochs,
-                batch_size=128,
-                iterator_train__shuffle=True,
-                train_split=None,
-                verbose=0,
-            )
+            net = adam_net(build, seed, epochs=epochs, batch_size=128, lr=1e-3)
             models[arch, size] = net.fit(X_train[rows], y_train[rows])
     print(f"seed {seed}: trained {len(models)} models in {time.perf_counter() - t0:.0f} s")
     # Accuracy, and distortion over the commonly correct test images

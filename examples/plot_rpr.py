@@ -35,10 +35,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
-from _common import Paper001CNN, example_setup
+from _common import Paper001CNN, adam_net, example_setup
 from sklearn.frozen import FrozenEstimator
 from sklearn.model_selection import train_test_split
-from skorch import NeuralNetClassifier
 
 from skrob import PixelNoise, RobustSubsetSelector, RPRScorer, rpr_steps
 from skrob.datasets import load_mnist_5k
@@ -59,17 +58,8 @@ print(f"MNIST 5k: {len(y_train)} training, {len(y_test)} test images")
 
 
 def make_cnn(seed):
-    torch.manual_seed(seed)
-    return NeuralNetClassifier(
-        Paper001CNN,
-        criterion=torch.nn.CrossEntropyLoss,
-        optimizer=torch.optim.Adam,  # "ADAM using the default hyperparameters"
-        max_epochs=EPOCHS,
-        batch_size=64,
-        iterator_train__shuffle=True,
-        train_split=None,
-        verbose=0,
-    )
+    # "ADAM using the default hyperparameters"; skorch's default learning rate (0.01)
+    return adam_net(Paper001CNN, seed, epochs=EPOCHS, batch_size=64)
 
 
 perturbation = PixelNoise()  # floor(sqrt(784)) = 28 pixels, values uniform in [0, 1]
