@@ -275,14 +275,25 @@ def _class_pairs(ctx, frame, dist, classes):
     return closest, pairs.reset_index(drop=True)
 
 
+def _pairs(frame, idx):
+    """(sample, its nearest differently labelled sample) for ``idx``, a mutual pair once."""
+    partner_of = frame["nearest_other"].to_numpy()
+    pairs, seen = [], set()
+    for i in idx:
+        j = int(partner_of[i])
+        if (j, int(i)) not in seen:
+            seen.add((int(i), j))
+            pairs.append((int(i), j))
+    return pairs
+
+
 def _pair_figure(ctx, frame, idx, classes):
     """Each sample beside its nearest differently labelled sample, as images."""
     from skrob.plotting import plot_image_grid
 
     names = dict(zip(classes, _names(ctx, classes), strict=True))
     images, titles = [], []
-    for i in idx:
-        j = int(frame["nearest_other"].iloc[i])
+    for i, j in _pairs(frame, idx):
         images += [ctx.X_raw[i], ctx.X_raw[j]]
         titles += [
             f"#{i} {names[ctx.y[i]]}\nR={frame['robustness'].iloc[i]:.3f}",
@@ -300,14 +311,7 @@ def _pair_figure(ctx, frame, idx, classes):
 def _pair_table(ctx, frame, idx, classes):
     """Each sample above its nearest differently labelled sample, in the raw features."""
     names = dict(zip(classes, _names(ctx, classes), strict=True))
-    partner_of = frame["nearest_other"].to_numpy()
-    pairs, seen = [], set()
-    for i in idx:  # a mutual pair once
-        j = int(partner_of[i])
-        if (j, i) not in seen:
-            seen.add((i, j))
-            pairs.append((int(i), j))
-    pairs = pairs[:8]
+    pairs = _pairs(frame, idx)[:8]
     left = np.array([i for i, _ in pairs])
     right = np.array([j for _, j in pairs])
     diff = np.abs(ctx.X[left] - ctx.X[right]).sum(axis=0)
@@ -434,8 +438,8 @@ def overview_section(ctx):
             "<h3 id='least-robust'>The least robust samples and their nearest differently "
             "labelled samples</h3>"
             + (
-                "<p>Each sample beside the sample of another class nearest to it; d is their "
-                "distance, the sample's reach.</p>"
+                "<p>Each sample beside the sample of another class nearest to it (a mutual "
+                "pair once); d is their distance, the sample's reach.</p>"
                 if ctx.image_shape is not None
                 else ""
             )
@@ -447,8 +451,8 @@ def overview_section(ctx):
         "mean robustness R": significant(R.mean()),
         "samples nearer another class than their own": int(relabel.sum()),
         "conflicting duplicates": int(duplicates.sum()),
-        "closest classes": ", ".join(
-            f"{a}/{b}" for a, b in zip(top["class A"], top["class B"], strict=True)
+        "closest classes": "; ".join(
+            f"{a} & {b}" for a, b in zip(top["class A"], top["class B"], strict=True)
         ),
         "robustness time (s)": significant(elapsed, 3),
     }
