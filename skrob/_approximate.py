@@ -8,6 +8,7 @@ import numpy as np
 
 from skrob._cdist import CdistMetric, paired_cdist
 from skrob._exact import exact_dist, max_abs, pow2_scale, scaled_mean, scaled_norms
+from skrob._progress import progress_bar
 
 # pynndescent query: neighbours kept and search frontier (see approximate_nearest_other_label)
 _QUERY_K = 10
@@ -58,11 +59,9 @@ def approximate_nearest_other_label(
     n_classes = int(codes.max()) + 1
     best = np.full(n, np.inf)
     partner = np.full(n, -1, dtype=np.intp)
-    classes = range(n_classes)
-    if verbose:
-        from tqdm.auto import tqdm
-
-        classes = tqdm(classes, desc="pynndescent indexes", unit="class")
+    classes = progress_bar(
+        verbose, n_classes, "pynndescent indexes", unit="class", iterable=range(n_classes)
+    )
     for k in classes:
         members = np.flatnonzero(codes == k)
         others = np.flatnonzero(codes != k)

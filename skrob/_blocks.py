@@ -8,6 +8,8 @@ from joblib import Parallel, delayed
 from joblib.parallel import get_active_backend
 from threadpoolctl import threadpool_limits
 
+from skrob._progress import progress_bar
+
 DEFAULT_BATCH_SIZE = 2048  # samples per block of the exact kernels
 
 # A task scans at most this many batches of columns: enough tasks for every worker of a
@@ -40,11 +42,7 @@ def run_tasks(func, tasks, *, shared=(), n_jobs=None, verbose=0, desc=""):
     # With joblib, one BLAS thread per job, so that jobs do not oversubscribe the cores;
     # a process-based or distributed backend limits its own workers.
     blas = nullcontext() if sequential else threadpool_limits(limits=1, user_api="blas")
-    progress = None
-    if verbose:
-        from tqdm.auto import tqdm
-
-        progress = tqdm(total=len(tasks), desc=desc, unit="block")
+    progress = progress_bar(verbose, len(tasks), desc, unit="block")
     try:
         with blas:
             if sequential:
@@ -57,12 +55,10 @@ def run_tasks(func, tasks, *, shared=(), n_jobs=None, verbose=0, desc=""):
             results = []
             for result in outputs:
                 results.append(result)
-                if progress is not None:
-                    progress.update()
+                progress.update()
         return results
     finally:
-        if progress is not None:
-            progress.close()
+        progress.close()
 
 
 def _replicate_on_dask(shared):

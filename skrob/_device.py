@@ -12,6 +12,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from skrob._euclidean import row_layout
+from skrob._progress import progress_bar
 
 
 def resolve_device(device):
@@ -99,11 +100,7 @@ def device_candidates(data, tasks, both, col_block, self_col, device, verbose=0,
     ``device``; return the candidate pairs ``(i, j, value)`` as host arrays."""
     import torch
 
-    progress = tasks
-    if verbose:
-        from tqdm.auto import tqdm
-
-        progress = tqdm(tasks, desc=desc, unit="block")
+    progress = progress_bar(verbose, len(tasks), desc, unit="block", iterable=tasks)
     with torch.no_grad(), _full_float32():
         B = torch.from_numpy(data.B).to(device)
         A = None if data.A is None else torch.from_numpy(data.A).to(device)

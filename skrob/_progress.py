@@ -5,8 +5,11 @@ nothing. The exact kernels' block bars live in :mod:`skrob._blocks`.
 """
 
 
-def progress_bar(verbose, total, desc, unit="it"):
-    """A tqdm bar over ``total`` units when ``verbose`` is positive, else a silent one."""
+def progress_bar(verbose, total, desc, unit="it", iterable=None):
+    """A tqdm bar over ``total`` units (or over ``iterable``) when ``verbose`` is positive,
+    else a silent one."""
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, unit=unit, disable=not verbose, dynamic_ncols=True)
+    return tqdm(
+        iterable, total=total, desc=desc, unit=unit, disable=not verbose, dynamic_ncols=True
+    )
