@@ -10,8 +10,9 @@ from sklearn.utils._param_validation import Interval, validate_params
 from skrob._cdist import resolve_metric
 from skrob._neighbors import nearest_in_groups, reach_to_robustness
 from skrob._subsets import extreme_indices
-from skrob._validation import encode_classes, resolve_task
+from skrob._validation import resolve_task
 from skrob.label_uncertainty import knn_soft_labels, label_uncertainty
+from skrob.sample_robustness import _check_targets
 
 COLUMNS = [
     "label",
@@ -174,22 +175,18 @@ def _diagnose(
         ensure_all_finite=True,
         input_name="X",
     )
-    y = np.asarray(y)
-    if y.ndim == 2 and y.shape[1] == 1:
-        y = y[:, 0]
-    if y.ndim != 1 or y.shape[0] != X.shape[0]:
+    if np.ndim(y) > 1 and np.shape(y)[1:] != (1,):  # no multi-output labels here
         raise ValueError(
-            f"y must be one label per sample, shape ({X.shape[0]},); got shape {y.shape}."
+            f"y must be one label per sample, shape ({X.shape[0]},); got shape {np.shape(y)}."
         )
-    if y.dtype.kind in "fc" and not np.all(np.isfinite(y)):
-        raise ValueError("Input y contains NaN or infinity.")
+    _, classes, codes = _check_targets(y, "classification", X.shape[0])  # length, NaN
     if resolve_task(y, "auto", warn=False) != "classification":
         raise ValueError(
             "diagnose needs class labels; y looks continuous (regression). Use "
             "sample_robustness(X, y) for the robustness of real-valued targets, or pass "
             "integer class labels."
         )
-    classes, codes = encode_classes(y)
+    y = classes[codes]  # one label per sample, 1-D
     if n_neighbors >= X.shape[0]:
         raise ValueError(
             f"n_neighbors={n_neighbors} must be below the number of samples ({X.shape[0]})."

@@ -131,7 +131,9 @@ def test_pandas_index_sparse_and_labels():
     [
         ([[0.0], [1.0], [np.nan]], [0, 1, 0], "NaN"),
         ([[0.0], [1.0], [2.0]], [0, 0, 0], "two distinct labels"),
-        ([[0.0], [1.0], [2.0]], [0, 1], "one label per sample"),
+        ([[0.0], [1.0], [2.0]], [0, 1], "inconsistent numbers of samples"),
+        ([[0.0], [1.0], [2.0]], [[0, 1], [1, 0], [0, 0]], "one label per sample"),
+        ([[0.0], [1.0], [2.0]], [0.0, np.nan, 1.0], "NaN"),
         (np.arange(200.0)[:, None], np.linspace(0, 1, 200) ** 2, "continuous"),
         ([[0.0], [1.0], [2.0]], [0, 1, 0], "n_neighbors"),
     ],
