@@ -86,7 +86,7 @@ class ReportContext:
         self.X_raw = np.asarray(self.X, dtype=np.float64)
         if self.feature_names is None:
             self.feature_names = [f"x{j}" for j in range(self.X_raw.shape[1])]
-        images = self.image_shape is not None and self.X_raw.min() >= 0 and self.X_raw.max() <= 1
+        images = _unit_images(self.image_shape, self.X_raw)
         if self.scale not in ("auto", "standard", "none"):
             raise ValueError(f"scale must be 'auto', 'standard' or 'none', got {self.scale!r}.")
         if self.scale == "auto":
@@ -113,6 +113,11 @@ class ReportContext:
                     "(--scale standard) unless their units are comparable."
                 )
                 self.notes.append(message)
+
+
+def _unit_images(image_shape, X):
+    """Whether the rows of X are images (``image_shape`` given) with values in [0, 1]."""
+    return image_shape is not None and X.min() >= 0 and X.max() <= 1
 
 
 class SectionSkipped(Exception):
@@ -210,6 +215,11 @@ def _names(ctx, classes):
     return [str(c) for c in classes]
 
 
+def _name_map(ctx, classes):
+    """{label: display name} for ``classes``."""
+    return dict(zip(classes, _names(ctx, classes), strict=True))
+
+
 def _diagnosis(ctx):
     """:func:`skrob.diagnosis._diagnose` on the report's space, computed once."""
     if "diagnosis" not in ctx.cache:
@@ -291,7 +301,7 @@ def _pair_figure(ctx, frame, idx, classes):
     """Each sample beside its nearest differently labelled sample, as images."""
     from skrob.plotting import plot_image_grid
 
-    names = dict(zip(classes, _names(ctx, classes), strict=True))
+    names = _name_map(ctx, classes)
     images, titles = [], []
     for i, j in _pairs(frame, idx):
         images += [ctx.X_raw[i], ctx.X_raw[j]]
@@ -310,7 +320,7 @@ def _pair_figure(ctx, frame, idx, classes):
 
 def _pair_table(ctx, frame, idx, classes):
     """Each sample above its nearest differently labelled sample, in the raw features."""
-    names = dict(zip(classes, _names(ctx, classes), strict=True))
+    names = _name_map(ctx, classes)
     pairs = _pairs(frame, idx)[:8]
     left = np.array([i for i, _ in pairs])
     right = np.array([j for _, j in pairs])
@@ -405,7 +415,7 @@ def overview_section(ctx):
     order = np.lexsort((-gain, ~duplicates, ~(duplicates | relabel)))
     look = order[: max(ctx.n_show, 1)]
     look = look[duplicates[look] | relabel[look]]
-    names = dict(zip(classes, _names(ctx, classes), strict=True))
+    names = _name_map(ctx, classes)
     parts = ["\n".join(verdict)]
     if look.size:
         table = pd.DataFrame(
@@ -595,7 +605,7 @@ def sample_robustness_section(ctx):
     parts = [_per_class_part(ctx, R)]
     if ctx.image_shape is not None and ctx.n_show:
         classes = np.unique(ctx.y)
-        names = dict(zip(classes, _names(ctx, classes), strict=True))
+        names = _name_map(ctx, classes)
         most = np.argsort(-R, kind="stable")[: ctx.n_show]
         fig = plot_image_grid(
             ctx.X_raw[most].reshape(-1, *ctx.image_shape),
@@ -824,7 +834,7 @@ def _default_classifier(ctx, X_x):
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    images = ctx.image_shape is not None and ctx.X.min() >= 0 and ctx.X.max() <= 1
+    images = _unit_images(ctx.image_shape, ctx.X)
     if images:
         return LogisticRegression(max_iter=2000), "LogisticRegression", (0.0, 1.0), images
     model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
