@@ -117,6 +117,12 @@ def build_parser():
     )
     rep.add_argument("--random-state", type=int, default=0, help="seed")
     rep.add_argument(
+        "--force",
+        action="store_true",
+        help="write into an existing --output folder that holds files skrob did not write "
+        "(files of the same names are replaced; the input data file never is)",
+    )
+    rep.add_argument(
         "--verbose", "-v", action="count", default=0, help="progress bars inside each step too"
     )
     rep.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
@@ -166,18 +172,34 @@ def _task(task, y):
     return resolve_task(y, warn=False)
 
 
+def _check_task(task, y):
+    """A regression target must be numbers: say which values are not."""
+    if task != "regression":
+        return
+    values = np.asarray(y)
+    if values.dtype.kind in "iuf":
+        return
+    try:
+        values.astype(np.float64)
+    except (TypeError, ValueError):
+        examples = [str(v) for v in values[:3]]
+        raise ValueError(
+            f"--task regression needs a numeric target; it holds values like {examples}. "
+            "Use --task classification (or auto) for class labels."
+        ) from None
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    from skrob._report import ReportContext, _text, write_report
+    from skrob._report import ReportContext, _text, check_output, write_report
 
     out = Path(args.output)
-    if out.exists() and not out.is_dir():
-        print(f"skrob report: --output {out} exists and is not a folder.", file=sys.stderr)
-        return 2
     try:
+        check_output(out, force=args.force)  # before any work: never write over user files
         X, y, name, label_names, feature_names = _load(args)
         task = _task(args.task, y)
-    except (FileNotFoundError, ValueError) as exc:
+        _check_task(task, y)
+    except (OSError, ValueError) as exc:
         print(f"skrob report: {exc}", file=sys.stderr)
         return 2
     if args.max_samples is not None and args.max_samples < X.shape[0]:
@@ -187,28 +209,33 @@ def main(argv=None):
             )
         )
         X, y = X[keep], y[keep]
-    ctx = ReportContext(
-        X=X,
-        y=y,
-        dataset_name=name,
-        out_dir=out,
-        task=task,
-        image_shape=_image_shape(args.image_shape, X.shape[1]),
-        label_names=label_names,
-        metric=args.metric,
-        algorithm=args.algorithm,
-        n_show=args.n_show,
-        random_state=args.random_state,
-        verbose=args.verbose,
-        scale=args.scale,
-        feature_names=feature_names,
-        progress=not args.quiet,
-    )
+    try:
+        ctx = ReportContext(
+            X=X,
+            y=y,
+            dataset_name=name,
+            out_dir=out,
+            task=task,
+            image_shape=_image_shape(args.image_shape, X.shape[1]),
+            label_names=label_names,
+            metric=args.metric,
+            algorithm=args.algorithm,
+            n_show=args.n_show,
+            random_state=args.random_state,
+            verbose=args.verbose,
+            scale=args.scale,
+            feature_names=feature_names,
+            progress=not args.quiet,
+        )
+    except ValueError as exc:
+        print(f"skrob report: {exc}", file=sys.stderr)
+        return 2
     for note in ctx.notes:
         print(f"skrob report: warning: {note}", file=sys.stderr)
+    protect = [args.data] if args.data and Path(args.data).is_file() else []
     try:
-        path, summary = write_report(ctx)
-    except ValueError as exc:
+        path, summary = write_report(ctx, protect=protect, force=args.force)
+    except (OSError, ValueError) as exc:
         print(f"skrob report: {exc}", file=sys.stderr)
         return 2
     width = max(len(k) for k in summary)

@@ -91,13 +91,19 @@ class ReportContext:
             raise ValueError(f"scale must be 'auto', 'standard' or 'none', got {self.scale!r}.")
         if self.scale == "auto":
             self.scale = "none" if images else "standard"
-        std = self.X_raw.std(axis=0)
+        if not np.isfinite(self.X_raw).all():
+            bad = np.flatnonzero(~np.isfinite(self.X_raw).all(axis=0))
+            names = [self.feature_names[j] for j in bad[:10]]
+            raise ValueError(
+                f"{bad.size} feature columns hold NaN or infinite values: {names}. Replace "
+                "or drop them first."
+            )
+        standardised, std = standardise(self.X_raw)
         spread = std[std > 0]
-        ratio = float(spread.max() / spread.min()) if spread.size else 1.0
+        with np.errstate(over="ignore"):
+            ratio = float(spread.max() / spread.min()) if spread.size else 1.0
         if self.scale == "standard":
-            from sklearn.preprocessing import StandardScaler
-
-            self.X = StandardScaler().fit_transform(self.X_raw)
+            self.X = standardised
             self.space = (
                 "standardised features (each feature's mean subtracted and divided by its "
                 "standard deviation, as scikit-learn's StandardScaler does): distances are in "
@@ -113,6 +119,26 @@ class ReportContext:
                     "(--scale standard) unless their units are comparable."
                 )
                 self.notes.append(message)
+
+
+def standardise(X):
+    """``(Z, std)``: each feature's mean subtracted and divided by its standard deviation,
+    as scikit-learn's StandardScaler does, at any finite magnitude: each column is first
+    divided by its largest absolute value, so that neither values near 1e300 (whose
+    squares overflow) nor near 1e-200 (whose variance underflows, which StandardScaler
+    then takes for a constant feature) lose the data. Constant columns become 0."""
+    X = np.asarray(X, dtype=np.float64)
+    top = np.abs(X).max(axis=0, initial=0.0)
+    top[top == 0] = 1.0
+    Z = X / top
+    mean = Z.mean(axis=0)
+    sd = Z.std(axis=0)
+    constant = ~(sd > 0)
+    sd[constant] = 1.0
+    Z = (Z - mean) / sd
+    with np.errstate(over="ignore"):
+        std = np.where(constant, 0.0, sd * top)
+    return Z, std
 
 
 def _unit_images(image_shape, X):
@@ -157,6 +183,16 @@ def _text(value):
     return str(value)
 
 
+def _header(path, sep):
+    """The column names of a CSV file as written (pandas renames duplicates to 'a.1')."""
+    import csv
+    import gzip
+
+    opener = gzip.open if path.suffix.lower() == ".gz" else open
+    with opener(path, "rt", newline="", encoding="utf-8-sig") as f:
+        return next(csv.reader(f, delimiter=sep), [])
+
+
 def load_table(path, target):
     """Read a CSV or Parquet file; return the features ``X``, the labels ``y`` and the
     feature names."""
@@ -171,12 +207,28 @@ def load_table(path, target):
                 f"reading Parquet needs pyarrow ({exc}); install it with "
                 "pip install pyarrow, or pass a CSV file."
             ) from None
+        names = [str(c) for c in df.columns]
     elif path.suffix.lower() in (".csv", ".gz", ".txt", ".tsv"):
-        df = pd.read_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",")
+        sep = "\t" if path.suffix.lower() == ".tsv" else ","
+        try:
+            names = _header(path, sep)
+            df = pd.read_csv(path, sep=sep)
+        except (UnicodeDecodeError, pd.errors.ParserError, OSError) as exc:
+            raise ValueError(f"{path} could not be read as a table: {exc}") from None
     else:
         raise ValueError(f"Unknown data format {path.suffix!r}: use .csv or .parquet.")
     if target is None:
         raise ValueError("--data needs --target, the name of the label column.")
+    duplicates = sorted({c for c in names if names.count(c) > 1})
+    if duplicates:
+        which = (
+            f"the target {target!r} names {names.count(target)} columns"
+            if target in duplicates
+            else f"duplicate column names {duplicates[:10]}"
+        )
+        raise ValueError(
+            f"{path}: {which}; every column needs its own name. Rename them in the file."
+        )
     if target not in df.columns:
         raise ValueError(f"Target column {target!r} not in {list(df.columns)[:20]}...")
     if len(df) == 0:
@@ -190,7 +242,17 @@ def load_table(path, target):
             f"Feature columns must be numeric; these are not: {non_numeric[:10]}. "
             "Encode them first (e.g. with sklearn's OneHotEncoder)."
         )
-    return df.to_numpy(dtype=np.float64), y, [str(c) for c in df.columns]
+    X = df.to_numpy(dtype=np.float64)
+    bad = [str(c) for c, ok in zip(df.columns, np.isfinite(X).all(axis=0), strict=True) if not ok]
+    if bad:
+        raise ValueError(
+            f"Feature columns hold missing or infinite values: {bad[:10]}. Replace or drop "
+            "them first."
+        )
+    missing = pd.isna(y)
+    if missing.any():
+        raise ValueError(f"{int(missing.sum())} labels of {target!r} are missing; drop those rows.")
+    return X, y, [str(c) for c in df.columns]
 
 
 def _fig_to_png(fig, ctx, name, alt):
@@ -778,6 +840,11 @@ def rpr_section(ctx):
         )
     else:
         sigma = float(0.25 * np.mean(X_x.std(axis=0)))
+        if not (np.isfinite(sigma) and sigma > 0):
+            raise SectionSkipped(
+                f"the features' spread gives no usable noise scale (sigma={sigma:g}); "
+                "scale the features (--scale standard)"
+            )
         perturbation = GaussianNoise(sigma)
         described = (
             f"Gaussian noise of standard deviation {sigma:.3g}, a quarter of the mean "
@@ -946,14 +1013,132 @@ def _references():
     return f"<h2 id='references'>References</h2><ul>{items}</ul>"
 
 
-def write_report(ctx, sections=SECTIONS):
+# The file in a report folder that lists what skrob wrote there: only those files are
+# ever replaced without --force.
+MARKER = ".skrob-report"
+
+
+def _stamp(path):
+    st = path.stat()
+    return [st.st_size, st.st_mtime_ns]
+
+
+def _owned(out_dir):
+    """The files of ``out_dir`` that skrob wrote and nobody changed since (name, size and
+    modification time as its marker recorded them), the marker included; None when the
+    folder holds no skrob report."""
+    import json
+
+    marker = out_dir / MARKER
+    if not marker.is_file():
+        return None
+    try:
+        files = json.loads(marker.read_text(encoding="utf-8"))["files"]
+        owned = {MARKER}
+        for name, stamp in files.items():
+            path = out_dir / str(name)
+            if path.is_file() and _stamp(path) == list(stamp):
+                owned.add(str(name))
+        return owned
+    except (ValueError, KeyError, TypeError, AttributeError, OSError):
+        return None
+
+
+def check_output(out_dir, force=False):
+    """Refuse, before any work, an output folder skrob may not write into: ``out_dir``
+    must be a folder or not exist, below a folder; an existing folder that holds files
+    must hold a skrob report (its marker), unless ``force``."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"--output {out_dir} exists and is not a folder.")
+    for parent in out_dir.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ValueError(f"--output {out_dir}: {parent} is a file, not a folder.")
+            break
+    if not out_dir.is_dir() or force:
+        return
+    present = sorted(p.name for p in out_dir.iterdir())
+    if present and _owned(out_dir) is None:
+        raise ValueError(
+            f"--output {out_dir} exists and holds files skrob did not write "
+            f"({', '.join(present[:5])}{', ...' if len(present) > 5 else ''}); skrob never "
+            "writes over them. Choose a new folder, or pass --force to write the report "
+            "into it anyway (files of the same names are then replaced; the input never)."
+        )
+
+
+def _publish(staging, out_dir, protect, force):
+    """Move the staged report files into ``out_dir``. A file there that skrob did not
+    write (or that changed since) is replaced only with ``force``; an input file never.
+    Every clash is checked before the first file moves."""
+    import json
+    import os
+    import shutil
+
+    owned = _owned(out_dir) or {MARKER}
+    names = sorted(p.name for p in staging.iterdir())
+    protected = [Path(p) for p in protect if p is not None and Path(p).exists()]
+    for name in [*names, MARKER]:
+        target = out_dir / name
+        if not target.exists():
+            continue
+        if any(os.path.samefile(target, p) for p in protected):
+            raise ValueError(
+                f"The report would write {target}, which is the input data file; skrob "
+                "never writes over its input. Choose another --output folder."
+            )
+        if name not in owned and not force:
+            raise ValueError(
+                f"{target} exists and was not written by skrob (or changed since); it is "
+                "left as it is. Choose another --output folder, or pass --force to replace it."
+            )
+    kept = {}  # earlier report files left in place, unchanged: still skrob's
+    if (out_dir / MARKER).is_file():
+        try:
+            old = json.loads((out_dir / MARKER).read_text(encoding="utf-8"))["files"]
+            kept = {n: v for n, v in old.items() if n in owned and n not in names}
+        except (ValueError, KeyError, TypeError, AttributeError, OSError):
+            kept = {}
+    for name in names:
+        shutil.move(str(staging / name), str(out_dir / name))
+    files = {**kept, **{name: _stamp(out_dir / name) for name in names}}
+    (out_dir / MARKER).write_text(
+        json.dumps({"written_by": "skrob report", "files": files}, indent=1), encoding="utf-8"
+    )
+
+
+def write_report(ctx, sections=SECTIONS, *, protect=(), force=False):
     """Run every section and write ``index.html`` with its PNGs and ``diagnosis.csv`` into
-    ``ctx.out_dir``; return the page's path and the summary dict."""
+    ``ctx.out_dir``; return the page's path and the summary dict.
+
+    Nothing is written over a file skrob did not write (a marker file lists a report's
+    own files) unless ``force``, and never over a file in ``protect`` (the input data):
+    the report is built in a staging folder first and moved in only after those checks.
+    """
+    import shutil
+    import tempfile
+
+    out_dir = Path(ctx.out_dir)
+    check_output(out_dir, force)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".skrob-staging-", dir=out_dir))
+    ctx.out_dir = staging
+    try:
+        path, summary = _write_sections(ctx, sections)
+        ctx.out_dir = out_dir
+        _publish(staging, out_dir, protect, force)
+    finally:
+        ctx.out_dir = out_dir
+        shutil.rmtree(staging, ignore_errors=True)
+    return out_dir / path.name, summary
+
+
+def _write_sections(ctx, sections):
     import matplotlib
     from tqdm.auto import tqdm
 
     matplotlib.use("Agg")
-    ctx.out_dir.mkdir(parents=True, exist_ok=True)
     done = []
     bar = tqdm(
         sections, desc="skrob report", unit="section", disable=not ctx.progress, file=sys.stderr

@@ -143,7 +143,8 @@ def test_report_errors(tmp_path, capsys):
     assert main(["report", "--data", str(path), "--target", "nope"]) == 2
     assert main(["report", "--data", str(tmp_path / "missing.csv"), "--target", "t"]) == 2
     pd.DataFrame({"a": [1.0, 2.0], "t": [0, 0]}).to_csv(path, index=False)
-    assert main(["report", "--data", str(path), "--target", "t", "-o", str(tmp_path)]) == 2
+    out = str(tmp_path / "out")
+    assert main(["report", "--data", str(path), "--target", "t", "-o", out]) == 2
     assert "one class" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["report", "--help"])
