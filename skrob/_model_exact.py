@@ -19,16 +19,20 @@ import time
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.optimize import Bounds, LinearConstraint, milp
+from sklearn.dummy import DummyClassifier
 from sklearn.ensemble import (
     ExtraTreesClassifier,
     GradientBoostingClassifier,
     RandomForestClassifier,
 )
+from sklearn.exceptions import NotFittedError
 from sklearn.linear_model._base import LinearClassifierMixin
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import MaxAbsScaler, MinMaxScaler, RobustScaler, StandardScaler
 from sklearn.tree import DecisionTreeClassifier, ExtraTreeClassifier
+from sklearn.utils.validation import check_is_fitted
+
+from skrob import _milp
+from skrob._affine import per_feature
 
 SUPPORTED = (
     "linear classifiers (LogisticRegression, LinearSVC, RidgeClassifier, SGDClassifier, "
@@ -40,39 +44,44 @@ SUPPORTED = (
 
 # --------------------------------------------------------------------------- pipelines
 def unwrap_affine(estimator, n_features):
-    """``(final_estimator, scale, offset)``: the final step sees ``x * scale + offset``."""
+    """``(final_estimator, scale, offset)``: the final step sees ``x * scale + offset``.
+
+    Every step is read as it transforms (:func:`skrob._affine.per_feature`); a step that
+    is not a per-feature affine map, or that clips (``MinMaxScaler(clip=True)``), is
+    refused with an error that names it. An unfitted estimator is an error too.
+    """
+    final = estimator.steps[-1][1] if isinstance(estimator, Pipeline) else estimator
+    try:
+        check_is_fitted(estimator)
+        check_is_fitted(final)
+    except NotFittedError:
+        raise NotFittedError(
+            f"exact_distortion needs a fitted model; this {type(estimator).__name__} is not "
+            "fitted yet. Call fit first."
+        ) from None
     scale, offset = np.ones(n_features), np.zeros(n_features)
     if not isinstance(estimator, Pipeline):
         return estimator, scale, offset
     for name, step in estimator.steps[:-1]:
-        if step is None or step == "passthrough":
-            continue
-        s, o = _affine_step(step, n_features, name)
+        read = per_feature(step, n_features, name)
+        if read is None:
+            raise ValueError(
+                f"Exact minimal distortion folds only per-feature affine scalers into the "
+                f"model; the Pipeline step {name!r} is a {type(step).__name__}. Supported: "
+                f"{SUPPORTED}."
+            )
+        s, o, clip = read
+        if clip is not None:
+            raise ValueError(
+                f"The Pipeline step {name!r} is MinMaxScaler(clip=True): its clipping makes "
+                "the model constant beyond the feature range, which exact_distortion does "
+                "not model. Refit with clip=False, or pass clip= (the box) to "
+                "exact_distortion and a model without the clipping step."
+            )
+        if not (np.all(np.isfinite(s)) and np.all(s > 0)):
+            raise ValueError(f"The Pipeline step {name!r} has a non-positive or non-finite scale.")
         scale, offset = scale * s, offset * s + o
-    return estimator.steps[-1][1], scale, offset
-
-
-def _affine_step(step, n_features, name):
-    one, zero = np.ones(n_features), np.zeros(n_features)
-    if isinstance(step, StandardScaler):
-        s = one / step.scale_ if step.scale_ is not None else one
-        o = -step.mean_ * s if step.mean_ is not None else zero
-    elif isinstance(step, MinMaxScaler):
-        s, o = np.asarray(step.scale_, float), np.asarray(step.min_, float)
-    elif isinstance(step, MaxAbsScaler):
-        s, o = one / step.scale_, zero
-    elif isinstance(step, RobustScaler):
-        s = one / step.scale_ if step.scale_ is not None else one
-        o = -step.center_ * s if step.center_ is not None else zero
-    else:
-        raise ValueError(
-            f"Exact minimal distortion folds only per-feature affine scalers into the model; "
-            f"the Pipeline step {name!r} is a {type(step).__name__}. Supported: {SUPPORTED}."
-        )
-    s, o = np.broadcast_to(s, n_features).astype(float), np.broadcast_to(o, n_features)
-    if not (np.all(np.isfinite(s)) and np.all(s > 0)):
-        raise ValueError(f"The Pipeline step {name!r} has a non-positive or non-finite scale.")
-    return s, o.astype(float)
+    return final, scale, offset
 
 
 def model_kind(model):
@@ -279,6 +288,7 @@ class _Ensemble:
         k = len(self.classes)
         self.trees = []  # (lo, hi, scores (n_leaves, n_score_columns))
         if isinstance(model, GradientBoostingClassifier):
+            _check_constant_init(model)
             lr = model.learning_rate
             cols = model.estimators_.shape[1]
             for stage in model.estimators_:
@@ -322,6 +332,27 @@ class _Ensemble:
         return int(np.argmax(raw))
 
 
+def _check_constant_init(model):
+    """Gradient boosting starts from ``init``'s raw prediction: modelled as the constant it
+    is for the default (the class prior), ``"zero"`` and constant dummies; any other
+    ``init`` estimator varies with x and is refused."""
+    init = getattr(model, "init_", None)
+    if isinstance(init, str) and init == "zero":
+        return
+    if isinstance(init, DummyClassifier) and init.strategy in (
+        "prior",
+        "most_frequent",
+        "constant",
+    ):
+        return
+    raise ValueError(
+        f"GradientBoostingClassifier(init={type(init).__name__}(...)) starts from an "
+        "estimator whose prediction varies with x; exact_distortion models only a constant "
+        "start (init=None, 'zero', or a DummyClassifier with strategy 'prior', "
+        "'most_frequent' or 'constant'). Use skrob.decision_based_distortion for this model."
+    )
+
+
 def _cells(thresholds, x, lo_box, hi_box):
     """Cells (θ_{k-1}, θ_k] of one feature, their distances to x and reachability."""
     edges_lo = np.concatenate(([-np.inf], thresholds))
@@ -331,8 +362,43 @@ def _cells(thresholds, x, lo_box, hi_box):
     return dist, ok
 
 
-def ensemble_distance(model, scale, offset, X, labels, lo_box, hi_box, norm, time_limit):
-    """Per row: (lower, upper) bounds on the exact minimal distortion; equal when proven."""
+def _upper_bounds(X, labels, X_ref, pred_ref, lo_box, hi_box, norm, chunk=256):
+    """Per row of X: the distance to the nearest row of ``X_ref`` that the model predicts
+    differently (``pred_ref``) and that lies in the box; ``inf`` where none does. A
+    verified adversarial distance: the minimum is at most this."""
+    out = np.full(len(X), np.inf)
+    if X_ref is None or len(X_ref) == 0:
+        return out
+    inside = np.all((X_ref >= lo_box) & (X_ref <= hi_box), axis=1)
+    X_ref, pred_ref = X_ref[inside], np.asarray(pred_ref)[inside]
+    for start in range(0, len(X), chunk):
+        x = X[start : start + chunk]
+        diff = np.abs(x[:, None, :] - X_ref[None, :, :])
+        if norm == np.inf:
+            d = diff.max(axis=2, initial=0.0)
+        elif norm == 2:
+            d = np.sqrt(np.einsum("nmd,nmd->nm", diff, diff))
+        else:
+            d = diff.sum(axis=2)
+        d[pred_ref[None, :] == np.asarray(labels[start : start + chunk])[:, None]] = np.inf
+        out[start : start + chunk] = d.min(axis=1, initial=np.inf)
+    return out
+
+
+def ensemble_distance(
+    model, scale, offset, X, labels, lo_box, hi_box, norm, time_limit, X_ref=None, pred_ref=None
+):
+    """Per row: (lower, upper) bounds on the exact minimal distortion; equal when proven.
+
+    The rows of ``X_ref`` predicted ``pred_ref`` give each sample a verified upper bound U
+    (:func:`_upper_bounds`). Cells farther than U cannot hold the minimum and are left out,
+    and the objective is scaled so that U is 1e6: the program's coefficients stay within
+    HiGHS' range whatever the features' units (distances of 1e-4 and 1e4 side by side give
+    squared coefficients 1e16 apart otherwise, which HiGHS refuses as a model error).
+    Every point the solver returns is checked against our reconstruction of the model
+    and its distance taken exactly; a minimum is then confirmed by programs without
+    presolve that must prove no point of any other class closer.
+    """
     n, d = X.shape
     ens = _Ensemble(model, scale, offset, d)
     const = ens.constant_ = ens.constant(X)
@@ -405,80 +471,116 @@ def ensemble_distance(model, scale, offset, X, labels, lo_box, hi_box, norm, tim
     lower = np.full(n, np.inf)
     upper = np.full(n, np.inf)
     label_idx = np.searchsorted(classes, labels)
+    known = _upper_bounds(X, labels, X_ref, pred_ref, lo_box, hi_box, norm)
     for i in range(n):
         deadline = time.monotonic() + time_limit
-        cost = np.zeros(n_var)
-        e_ub = np.ones(n_var)
-        e_ub[t_var] = np.inf
-        dist_rows = []
         cells = [_cells(thr[f], X[i, f], lo_box[f], hi_box[f]) for f in used]
-        # HiGHS stops within an absolute gap of 1e-6: the objective is scaled so that its
-        # typical cell distance is 1e6, and that gap is 1e-12 of it.
-        positive = np.concatenate([dist[ok & (dist > 0)] for dist, ok in cells] or [[]])
-        unit = 1e6 / (np.median(positive) if positive.size else 1.0)
-        unit = unit**2 if norm == 2 else unit
-        for f, (dist, ok) in zip(used, cells, strict=True):
-            sl = slice(e_start[f], e_start[f] + dist.size)
-            e_ub[sl] = ok.astype(float)
-            if norm == np.inf:
-                row = np.zeros(n_var)
-                row[sl] = dist * unit
-                row[t_var] = -1.0
-                dist_rows.append(row)
-            else:
-                cost[sl] = (dist**2 if norm == 2 else dist) * unit
-        if norm == np.inf:
-            cost[t_var] = 1.0
-        bounds = Bounds(np.zeros(n_var), e_ub)
-        best, lows = np.inf, []
         own = label_idx[i]
         targets = [1 - own] if ens.binary else [j for j in range(len(classes)) if j != own]
-        for j in targets:
-            # class j's score minus the own class's >= 0 (> 0 when argmax would pick own)
-            if ens.binary:  # class 1 iff raw >= 0 (GradientBoostingClassifier.predict)
-                sign = 1.0 if j == 1 else -1.0
-                diff = sign * S[[0]]
-                rhs = -sign * const[0]
-                strict = j == 0
-            else:  # argmax: ties go to the first class
-                diff = S[[j]] - S[[own]]
-                rhs = const[own] - const[j]
-                strict = j > own
 
-            def verify(sol, i=i, own=own):
-                """The exact distance of the program's point, or None if it is not adversarial
-                (class j beats the own class, so the argmax is some other class)."""
-                z, gap = _cell_point(sol, X[i], thr, used, e_start)
-                if ens.label(z) == own:
-                    return None
-                return float(np.linalg.norm(gap, ord=norm))
+        def verify(sol, i=i, own=own):
+            """The exact distance of the program's point, or None if it is not adversarial
+            (class j beats the own class, so the argmax is some other class)."""
+            z, gap = _cell_point(sol, X[i], thr, used, e_start)
+            if ens.label(z) == own:
+                return None
+            return float(np.linalg.norm(gap, ord=norm))
 
-            res = _solve(
-                cost,
-                integrality,
-                bounds,
-                A_struct,
-                lb_struct,
-                ub_struct,
-                dist_rows,
-                diff,
-                rhs,
-                strict,
-                best,
-                norm,
-                deadline,
-                verify,
-                unit,
-            )
-            if res is None:
-                continue
-            lo_j, up_j = res
-            lows.append(lo_j)
-            best = min(best, up_j)
-        lows = [min(v, best) for v in lows]
+        def run(
+            U,
+            cap,
+            presolve,
+            targets=targets,
+            own=own,
+            cells=cells,
+            verify=verify,
+            deadline=deadline,
+        ):
+            """One program per target class over the cells within U, the points closer
+            than ``cap``: the best verified distance and the lowest proven bound."""
+            program = _program(cells, used, e_start, n_var, t_var, U, norm)
+            best, low = cap, np.inf
+            for j in targets:
+                diff, rhs, strict = _class_row(ens, S, const, own, j)
+                lo_j, up_j = _solve(
+                    program,
+                    integrality,
+                    A_struct,
+                    lb_struct,
+                    ub_struct,
+                    diff,
+                    rhs,
+                    strict,
+                    best,
+                    norm,
+                    deadline,
+                    verify,
+                    presolve,
+                )
+                low = min(low, lo_j)
+                best = min(best, up_j)
+            return best, low
+
+        U = known[i]
+        best, low = run(U, U, True)
+        if np.isfinite(best) and low >= best * (1 - 1e-6):
+            # confirm without presolve, in a program scaled to the minimum itself
+            found, low2 = run(best, best * (1 - 1e-6), False)
+            if found < best * (1 - 1e-6):
+                best = found
+            low = min(low2, best) if low2 < best * (1 - 1e-6) else best
+        elif not np.isfinite(best) and np.isfinite(U):
+            # a verified point exists, yet no program found one as close: not proven
+            best, low = U, min(low, U)
         upper[i] = best
-        lower[i] = min(lows, default=np.inf)
+        lower[i] = min(low, best)
     return lower, upper
+
+
+def _program(cells, used, e_start, n_var, t_var, U, norm):
+    """The objective of one sample's programs: (cost, variable upper bounds, L∞ rows,
+    unit), cells farther than U left out and distances scaled so that U (or, without
+    one, the median cell distance) is 1e6."""
+    cost = np.zeros(n_var)
+    e_ub = np.ones(n_var)
+    e_ub[t_var] = np.inf
+    reach = np.inf if not np.isfinite(U) else U * (1 + 1e-9)
+    positive = np.concatenate(
+        [dist[ok & (dist > 0) & (dist <= reach)] for dist, ok in cells] or [[]]
+    )
+    power = 2 if norm == 2 else 1
+    if np.isfinite(U) and U > 0:
+        base = U
+    else:
+        base = np.median(positive) if positive.size else 1.0
+    unit = 1e6 / base**power
+    if positive.size:  # keep every coefficient within HiGHS' range
+        unit = min(unit, 1e9 / positive.max() ** power)
+    dist_rows = []
+    for f, (dist, ok) in zip(used, cells, strict=True):
+        sl = slice(e_start[f], e_start[f] + dist.size)
+        ok = ok & (dist <= reach)
+        e_ub[sl] = ok.astype(float)
+        scaled = np.where(ok, dist, 0.0)
+        if norm == np.inf:
+            row = np.zeros(n_var)
+            row[sl] = scaled * unit
+            row[t_var] = -1.0
+            dist_rows.append(row)
+        else:
+            cost[sl] = (scaled**2 if norm == 2 else scaled) * unit
+    if norm == np.inf:
+        cost[t_var] = 1.0
+    return cost, e_ub, dist_rows, unit
+
+
+def _class_row(ens, S, const, own, j):
+    """The row ``diff · v >= rhs`` (strict or not) of "class j beats the own class"."""
+    if ens.binary:  # class 1 iff raw >= 0 (GradientBoostingClassifier.predict)
+        sign = 1.0 if j == 1 else -1.0
+        return sign * S[[0]], -sign * const[0], j == 0
+    # argmax: ties go to the first class
+    return S[[j]] - S[[own]], const[own] - const[j], j > own
 
 
 def _cell_point(sol, x, thr, used, e_start):
@@ -496,24 +598,12 @@ def _cell_point(sol, x, thr, used, e_start):
 
 
 def _solve(
-    cost,
-    integrality,
-    bounds,
-    A,
-    lb,
-    ub,
-    dist_rows,
-    diff,
-    rhs,
-    strict,
-    best,
-    norm,
-    deadline,
-    verify,
-    unit,
+    program, integrality, A, lb, ub, diff, rhs, strict, cap, norm, deadline, verify, presolve
 ):
-    """One program: (lower, upper) bounds of the objective in distance units, or None when
-    infeasible (no point of that class in the box, or none closer than ``best``)."""
+    """One class's program over the points closer than ``cap``: (lower, upper) bounds of
+    its minimum in distance units; ``(inf, inf)`` when proven empty. A solver that stops
+    short (time limit, model error) leaves the bracket it proved."""
+    cost, e_ub, dist_rows, unit = program
     blocks, lbs, ubs = [A], [lb], [ub]
     for row in dist_rows:  # t >= distance of the chosen cell, per feature
         blocks.append(sp.csr_array(row[None, :]))
@@ -527,39 +617,34 @@ def _solve(
         rows = [*blocks, sp.csr_array(diff)]
         lo_ = [*lbs, [rhs + gap * scale_]]
         up_ = [*ubs, [np.inf]]
-        if np.isfinite(best):  # only points closer than the best class so far
-            cap = (best if norm != 2 else best**2) * unit * (1 + 1e-9)
+        if np.isfinite(cap):  # only points closer than the best so far
             rows.append(sp.csr_array(cost[None, :]))
             lo_.append([-np.inf])
-            up_.append([cap])
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return 0.0, np.inf
-        res = milp(
+            up_.append([(cap if norm != 2 else cap**2) * unit * (1 + 1e-9)])
+        out = _milp.solve(
             cost,
-            integrality=integrality,
-            bounds=bounds,
-            constraints=LinearConstraint(
-                sp.vstack(rows).tocsr(), np.concatenate(lo_), np.concatenate(up_)
-            ),
-            options={"time_limit": remaining, "mip_rel_gap": 1e-9},
+            integrality,
+            np.zeros(len(cost)),
+            e_ub,
+            sp.vstack(rows).tocsr(),
+            np.concatenate(lo_),
+            np.concatenate(up_),
+            deadline,
+            presolve,
         )
-        if res.status == 2:  # infeasible
-            return None
-        if res.x is None:  # time out before any feasible point
-            bound = getattr(res, "mip_dual_bound", None)
-            low = 0.0 if bound is None or not np.isfinite(bound) else max(0.0, bound)
-            return _units(low / unit, norm), np.inf
+        if out.status == "infeasible":
+            return np.inf, np.inf
+        low = _units(out.bound / unit, norm) if out.status != "failed" else 0.0
+        if out.x is None:  # stopped before any point
+            return low, np.inf
         # HiGHS works to a feasibility tolerance: check the chosen point's class exactly,
         # and take its distance exactly.
-        value = verify(res.x)
+        value = verify(out.x)
         if value is None:
             gap = max(gap * 10.0, 1e-6)
             continue
-        if res.status == 0:
+        if out.status == "optimal":
             return value, value
-        bound = getattr(res, "mip_dual_bound", None)
-        low = 0.0 if bound is None or not np.isfinite(bound) else _units(max(bound, 0) / unit, norm)
         return min(low, value), value
     return 0.0, np.inf
 

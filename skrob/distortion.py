@@ -222,6 +222,27 @@ def _check_data(X, y, clip, owner):
     return wrap, X, y, lo, hi
 
 
+def _check_classifier(estimator, y, owner):
+    """Minimal distortion flips a class: a regressor (or a continuous target) is an
+    error that says what measures it instead, never an array of NaN."""
+    from sklearn.base import is_classifier, is_regressor
+    from sklearn.utils.multiclass import type_of_target
+
+    final = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
+    if is_regressor(estimator) or is_regressor(final):
+        raise ValueError(
+            f"{owner} measures classifiers (the smallest change of the predicted class); "
+            f"{type(final).__name__} is a regressor. For regression use "
+            "skrob.relative_error_distortion."
+        )
+    kind = type_of_target(y, input_name="y") if len(y) else "binary"
+    if kind.startswith("continuous") and not is_classifier(estimator):
+        raise ValueError(
+            f"{owner} takes class labels y; got a continuous target ({kind}). For "
+            "regression use skrob.relative_error_distortion."
+        )
+
+
 def _predict(estimator, wrap, X, y):
     pred = np.asarray(estimator.predict(wrap(X)))
     if pred.shape != y.shape:
@@ -347,6 +368,7 @@ def decision_based_distortion(
     if method == "ray" and norm != np.inf:
         raise ValueError("method='ray' searches sign directions: it is L∞ only (norm=np.inf).")
     wrap, X, y, lo, hi = _check_data(X, y, clip, owner)
+    _check_classifier(estimator, y, owner)
     out = np.full(len(y), np.nan)
     X_adv = np.full(X.shape, np.nan)
     pred = _predict(estimator, wrap, X, y)
@@ -552,6 +574,7 @@ def exact_distortion(
     owner = "exact_distortion"
     norm = _norm(norm, owner, (np.inf, 2, 1))
     wrap, X, y, lo, hi = _check_data(X, y, clip, owner)
+    _check_classifier(estimator, y, owner)
     model, scale, offset = exact.unwrap_affine(estimator, X.shape[1])
     kind = exact.model_kind(model)
     pred = _predict(estimator, wrap, X, y)
@@ -567,7 +590,7 @@ def exact_distortion(
             lower[correct] = upper[correct] = d
         else:
             lo_b, up_b = exact.ensemble_distance(
-                model, scale, offset, Xc, labels, lo, hi, norm, time_limit
+                model, scale, offset, Xc, labels, lo, hi, norm, time_limit, X, pred
             )
             lower[correct], upper[correct] = lo_b, up_b
     if return_bounds:
@@ -575,9 +598,9 @@ def exact_distortion(
     open_ = np.flatnonzero(lower < upper)
     if open_.size:
         warn_user(
-            f"exact_distortion: the time limit ({time_limit} s per sample) struck before the "
-            f"minimum of {open_.size} samples was proven; they are NaN. Pass "
-            "return_bounds=True for their brackets, or a larger time_limit."
+            f"exact_distortion: the minimum of {open_.size} samples was not proven (the time "
+            f"limit of {time_limit} s per sample struck, or HiGHS stopped short); they are "
+            "NaN. Pass return_bounds=True for their brackets, or a larger time_limit."
         )
     out = upper.copy()
     out[open_] = np.nan
