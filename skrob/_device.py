@@ -16,7 +16,9 @@ from skrob._progress import progress_bar
 
 
 def resolve_device(device):
-    """``torch.device(device)``, with an error that says what to install or fix."""
+    """``torch.device(device)`` for a device this torch can use, with an error that says
+    what to install or fix (never torch's traceback from deep inside a kernel);
+    ``"auto"``: CUDA when available, else CPU."""
     try:
         import torch
     except ImportError as exc:  # pragma: no cover - torch is in the [torch] extra
@@ -24,12 +26,27 @@ def resolve_device(device):
             f"device={device!r} runs the kernel through torch: pip install torch (or the "
             "[torch] extra), or leave device=None for the CPU kernel."
         ) from exc
+    if isinstance(device, str) and device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ValueError(f"device={device!r} is not a torch device: {exc}") from exc
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r}: torch sees no CUDA device here.")
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(
+            f"device={device!r} is not a torch device; use 'cpu', 'cuda', 'cuda:0', "
+            "'auto' (CUDA when available) or None."
+        ) from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"device={device!r}, but this torch sees no CUDA device "
+                "(torch.cuda.is_available() is False); use device='cpu' or 'auto'."
+            )
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device={device!r}, but only {torch.cuda.device_count()} CUDA devices exist."
+            )
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device={device!r}, but MPS is not available; use device='cpu'.")
     return dev
 
 

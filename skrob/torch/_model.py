@@ -9,12 +9,7 @@ import torch
 from sklearn.exceptions import NotFittedError
 from sklearn.pipeline import Pipeline
 
-
-def resolve_device(device):
-    """``"auto"``: CUDA when available, else CPU; otherwise ``torch.device(device)``."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+from skrob._device import resolve_device  # noqa: F401 - one device check for skrob
 
 
 def _on(module, device):

@@ -12,15 +12,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from sklearn.compose import ColumnTransformer
-from sklearn.decomposition import PCA, TruncatedSVD
-from sklearn.preprocessing import (
-    FunctionTransformer,
-    MaxAbsScaler,
-    MinMaxScaler,
-    Normalizer,
-    RobustScaler,
-    StandardScaler,
-)
+from sklearn.preprocessing import FunctionTransformer, Normalizer
+
+from skrob._affine import affine as affine_map
 
 SUPPORTED = (
     "StandardScaler, MinMaxScaler, MaxAbsScaler, RobustScaler, Normalizer, PCA, "
@@ -95,31 +89,10 @@ class Columns(torch.nn.Module):
         )
 
 
-def _affine(step, n_in):
-    """``(W, b)`` of a fitted affine step on ``n_in`` inputs, or None if it is not one."""
-    eye = np.eye(n_in)
-    if step is None or step == "passthrough":
-        return eye, np.zeros(n_in)
-    if isinstance(step, StandardScaler | RobustScaler):
-        center = step.mean_ if isinstance(step, StandardScaler) else step.center_
-        if isinstance(step, StandardScaler) and not step.with_mean:
-            center = None
-        scale = step.scale_
-        s = np.ones(n_in) if scale is None else 1.0 / scale
-        m = np.zeros(n_in) if center is None else center
-        return np.diag(s), -m * s
-    if isinstance(step, MinMaxScaler):
-        return np.diag(step.scale_), step.min_.astype(np.float64)
-    if isinstance(step, MaxAbsScaler):
-        return np.diag(1.0 / step.scale_), np.zeros(n_in)
-    if isinstance(step, PCA):
-        W = step.components_.astype(np.float64)
-        if step.whiten:
-            W = W / np.sqrt(step.explained_variance_)[:, None]
-        return W, -W @ step.mean_
-    if isinstance(step, TruncatedSVD):
-        return step.components_.astype(np.float64), np.zeros(step.components_.shape[0])
-    return None
+def _affine(step, n_in, name="step"):
+    """``(W, b, clip)`` of a fitted affine step on ``n_in`` inputs, or None if it is not one
+    (:func:`skrob._affine.affine`, the reading the exact sklearn path shares)."""
+    return affine_map(step, n_in, name)
 
 
 def _column_indices(ct, columns, n_in):
@@ -141,28 +114,23 @@ def _column_indices(ct, columns, n_in):
 
 def _step_modules(name, step, n_in, dtype):
     """The modules (affine ones as ``(W, b)``) of one fitted step; its output width."""
-    affine = _affine(step, n_in)
+    affine = _affine(step, n_in, name)
     if affine is not None:
-        width = affine[0].shape[0]
-        out = [("affine", affine, width)]
-        if isinstance(step, MinMaxScaler) and step.clip:
-            out.append(("module", Clamp(*step.feature_range), width))
+        W, b, clip = affine
+        width = W.shape[0]
+        out = [("affine", (W, b), width)]
+        if clip is not None:
+            out.append(("module", _named(Clamp(*clip), name, "MinMaxScaler(clip=True)"), width))
         return out, width
     if isinstance(step, Normalizer):
-        return [("module", RowNormalizer(step.norm), n_in)], n_in
+        module = _named(RowNormalizer(step.norm), name, f"Normalizer(norm={step.norm!r})")
+        return [("module", module, n_in)], n_in
     if isinstance(step, FunctionTransformer):
         if step.func is None:
             return [("affine", (np.eye(n_in), np.zeros(n_in)), n_in)], n_in
-        module = Function(step.func, step.kw_args)
-        try:
-            with torch.no_grad():
-                width = module(torch.zeros((1, n_in), dtype=dtype)).shape[1]
-        except Exception as exc:  # noqa: BLE001 - any failure means "not torch-callable"
-            raise ValueError(
-                f"Pipeline step {name!r}: FunctionTransformer's func cannot take a torch "
-                f"tensor ({exc}). Write it with torch operations (they work on numpy "
-                "arrays too, via torch.as_tensor), or transform X before the pipeline."
-            ) from exc
+        func = getattr(step.func, "__name__", type(step.func).__name__)
+        module = _named(Function(step.func, step.kw_args), name, f"FunctionTransformer({func})")
+        width = _torch_width(module, name, func, n_in, dtype)
         return [("module", module, width)], width
     if isinstance(step, ColumnTransformer):
         return _column_transformer(name, step, n_in, dtype)
@@ -171,6 +139,34 @@ def _step_modules(name, step, n_in, dtype):
         f"skrob.torch; supported: {SUPPORTED}. Remedy: transform X first and pass the "
         "last step, or replace the step by a supported one."
     )
+
+
+def _named(module, step_name, description):
+    """Tag a non-affine module with the Pipeline step it comes from, for error messages."""
+    module.step_name, module.description = step_name, description
+    return module
+
+
+def _torch_width(module, name, func, n_in, dtype):
+    """The output width of a FunctionTransformer's ``func`` run on a tensor; an error
+    naming the step unless it takes and returns torch tensors that carry gradients."""
+    x = torch.full((2, n_in), 0.5, dtype=dtype, requires_grad=True)
+    fix = (
+        f"Pipeline step {name!r}: FunctionTransformer(func={func}) must take and return "
+        "torch tensors so that skrob.torch can differentiate through it (numpy functions "
+        "such as np.log1p turn tensors into arrays; use torch.log1p), or transform X before "
+        "the pipeline and pass its last step."
+    )
+    try:
+        out = module(x)
+    except Exception as exc:  # noqa: BLE001 - any failure means "not torch-callable"
+        raise ValueError(f"{fix} Calling it on a tensor failed: {exc}") from exc
+    if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[0] != 2:
+        got = type(out).__name__ if not isinstance(out, torch.Tensor) else tuple(out.shape)
+        raise ValueError(f"{fix} It returned {got} for a (2, {n_in}) tensor.")
+    if not out.requires_grad:
+        raise ValueError(f"{fix} Its output carries no gradient.")
+    return out.shape[1]
 
 
 def _column_transformer(name, ct, n_in, dtype):
@@ -194,6 +190,7 @@ def _column_transformer(name, ct, n_in, dtype):
             row += out
         return [("affine", (W, b), width)], width
     columns = Columns([(_build(m, cols.size, dtype), cols) for m, cols, _ in parts])
+    columns = _named(columns, name, "a ColumnTransformer with a non-affine part")
     return [("module", columns, width)], width
 
 
@@ -231,9 +228,13 @@ def pipeline_module(pipeline, net, dtype):
     try:
         n_in = pipeline.n_features_in_
     except AttributeError:
+        first_name, first = pipeline.steps[0]
         raise ValueError(
-            "The pipeline has no n_features_in_: fit it first (its first step must be "
-            "fitted to know its input width)."
+            f"The Pipeline's first step {first_name!r} ({type(first).__name__}) has no "
+            "n_features_in_: it is not fitted, or it is a custom transformer that does not "
+            "record its input width. Fit the Pipeline first; a custom transformer must set "
+            "n_features_in_ in fit (scikit-learn's convention). skrob.torch differentiates "
+            f"through {SUPPORTED}."
         ) from None
     modules, width = [], n_in
     for name, step in pipeline.steps[:-1]:

@@ -20,9 +20,9 @@ import time
 import numpy as np
 import scipy.sparse as sp
 import torch
-from scipy.optimize import Bounds, LinearConstraint, milp
 from torch import nn
 
+from skrob import _milp
 from skrob.torch._ops import AFFINE_MODULES
 
 SUPPORTED = (
@@ -37,9 +37,13 @@ def _chain(module):
         return [_module_op(module)]
     from skrob.torch._pipeline import Affine
 
-    class Tracer(torch.fx.Tracer):  # a Pipeline's composed scalers are one layer
+    class Tracer(torch.fx.Tracer):  # a Pipeline's steps are one layer each
         def is_leaf_module(self, m, qualname):
-            return isinstance(m, Affine) or super().is_leaf_module(m, qualname)
+            return (
+                isinstance(m, Affine)
+                or hasattr(m, "step_name")
+                or super().is_leaf_module(m, qualname)
+            )
 
     try:
         gm = torch.fx.GraphModule(module, Tracer().trace(module))
@@ -87,6 +91,13 @@ def _module_op(m):
         return "softmax", m
     if isinstance(m, AFFINE_MODULES + (Affine,)):
         return "affine", m
+    if hasattr(m, "step_name"):  # a non-affine Pipeline step (skrob.torch._pipeline)
+        raise ValueError(
+            f"Exact and certified bounds need a chain of affine maps and ReLUs; the "
+            f"Pipeline step {m.step_name!r} is {m.description}, which is not piecewise "
+            f"linear in this sense. Supported: {SUPPORTED}. Transform X before the "
+            "Pipeline and pass its last step, or use a minimal_distortion attack method."
+        )
     raise ValueError(f"Exact and certified bounds need {SUPPORTED}; got {type(m).__name__}.")
 
 
@@ -116,13 +127,21 @@ def _function_op(node):
 
 
 def relu_layers(module, input_shape):
-    """``[(W, b), ...]`` float64 numpy affine maps with a ReLU between consecutive ones."""
+    """``[(W, b), ...]`` float64 numpy affine maps with a ReLU between consecutive ones.
+
+    The parameters are read exactly: the affine maps are probed on a float64 copy of the
+    module (its float32 weights are exact in float64), never by running the float32 net,
+    whose rounding would blur them.
+    """
+    import copy
+
+    module = copy.deepcopy(module).to(device="cpu", dtype=torch.float64)
     ops = _chain(module)
     if ops and ops[-1][0] == "softmax":
         ops = ops[:-1]  # monotone in each logit's lead: the argmax and the flip are the same
     if any(kind == "softmax" for kind, _ in ops):
         raise ValueError("A Softmax inside the network (not last) is not piecewise linear.")
-    dtype = next((p.dtype for p in module.parameters()), torch.float32)
+    dtype = torch.float64
     segments = [[]]  # the affine operations between consecutive ReLUs
     for kind, f in ops:
         if kind == "affine":
@@ -249,28 +268,92 @@ def _backward(layers, pre, C, x, eps, lo, hi, norm):
     return _linear_min(A, c, x, eps, lo, hi, norm)
 
 
-def margins_lower(layers, x, y, eps, lo, hi, norm, method):
-    """Lower bound of ``min_{j≠y} z_y − z_j`` over the ball ∩ box: (n,)."""
-    m = layers[-1][0].shape[0]
-    n = len(x)
-    others = np.array([[j for j in range(m) if j != t] for t in y])  # (n, m-1)
+def _spec(y, m):
+    """``C`` (n, m-1, m): the rows ``e_y − e_j`` for every class j other than y."""
+    n = len(y)
+    others = np.array([[j for j in range(m) if j != t] for t in y]).reshape(n, m - 1)
     C = np.zeros((n, m - 1, m))
     C[np.arange(n)[:, None], np.arange(m - 1)[None, :], y[:, None]] = 1.0
     C[np.arange(n)[:, None], np.arange(m - 1)[None, :], others] -= 1.0
+    return C, others
+
+
+def _ibp_margins(layers, x, eps, lo, hi, norm, C):
+    """Standard IBP (Gowal et al., 2018) lower bounds of ``C · logits``: intervals through
+    the hidden layers, the specification folded into the last layer (its rows
+    ``W_y − W_j`` meet the interval once, not the two logits separately)."""
+    if len(layers) > 1:
+        zl, zu = interval_bounds(layers[:-1], x, eps, lo, hi, norm)[-1]
+        low, u = np.maximum(zl, 0.0), np.maximum(zu, 0.0)
+    else:
+        low, u = _input_box(x, eps, lo, hi, norm)
+    W, b = layers[-1]
+    A = C @ W  # (n, m-1, width)
+    c = C @ b
+    mid, rad = (low + u) / 2, (u - low) / 2
+    out = c + np.einsum("nmw,nw->nm", A, mid) - np.einsum("nmw,nw->nm", np.abs(A), rad)
+    if len(layers) == 1 and norm == 2:  # the L2 ball itself on the input
+        ball = c + np.einsum("nmd,nd->nm", A, x) - eps[:, None] * np.linalg.norm(A, axis=2)
+        out = np.maximum(out, ball)
+    return out
+
+
+def rounding_bound(layers, x, eps, lo, hi, norm, unit):
+    """Upper bound on how far each logit of the network run in a floating-point format of
+    unit roundoff ``unit`` (2**-24 for float32) can be from the exact one, over the ball:
+    (n, m).
+
+    The input is rounded once (``unit·|x'|``); each layer's dot products and bias add
+    err by at most ``γ_k (|W| |h| + |b|)`` with ``γ_k = 2 k u / (1 − k u)`` for ``k`` terms
+    (the classical bound of any summation order, doubled for blocked and vectorised
+    kernels), and carry the error of their input through ``|W|`` (ReLU is 1-Lipschitz).
+    ``|h|`` is bounded by IBP over the ball. ``unit=0``: no rounding (zeros).
+    """
+    n = len(x)
+    if unit == 0:
+        return np.zeros((n, layers[-1][0].shape[0]))
+    low, u = _input_box(x, eps, lo, hi, norm)
+    mag = np.maximum(np.abs(low), np.abs(u))
+    err = unit * mag
+    pre = interval_bounds(layers, x, eps, lo, hi, norm)
+    for k, (W, b) in enumerate(layers):
+        terms = W.shape[1] + 1
+        gamma = 2 * terms * unit / (1 - terms * unit)
+        absW = np.abs(W)
+        err = err @ absW.T + gamma * (mag @ absW.T + np.abs(b))
+        zl, zu = pre[k]
+        mag = np.maximum(np.maximum(zl, 0.0), np.maximum(zu, 0.0))  # |relu(z)|
+    return err
+
+
+def margins_lower(layers, x, y, eps, lo, hi, norm, method, unit=0.0):
+    """Lower bound of ``min_{j≠y} z_y − z_j`` over the ball ∩ box: (n,).
+
+    ``unit``: the unit roundoff of the format the network predicts in (2**-24 for
+    float32): the bound is lowered by :func:`rounding_bound`'s margin, so that a positive
+    bound holds for the network as it computes, not only in exact arithmetic.
+    """
+    m = layers[-1][0].shape[0]
+    C, others = _spec(y, m)
     if method == "ibp":
-        zl, zu = interval_bounds(layers, x, eps, lo, hi, norm)[-1]
-        return (zl[np.arange(n), y][:, None] - np.take_along_axis(zu, others, 1)).min(axis=1)
-    return crown_bounds(layers, x, eps, lo, hi, norm, C).min(axis=1)
+        margins = _ibp_margins(layers, x, eps, lo, hi, norm, C)
+    else:
+        margins = crown_bounds(layers, x, eps, lo, hi, norm, C)
+    if unit:
+        err = rounding_bound(layers, x, eps, lo, hi, norm, unit)
+        n = len(y)
+        margins = margins - (err[np.arange(n), y][:, None] + np.take_along_axis(err, others, 1))
+    return margins.min(axis=1)
 
 
-def certified_radius(layers, x, y, lo, hi, norm, method, upper, steps=30):
+def certified_radius(layers, x, y, lo, hi, norm, method, upper, steps=30, unit=0.0):
     """Per sample the largest radius (bisected) whose margin lower bound stays positive."""
     n = len(x)
     r_lo, r_hi = np.zeros(n), upper.astype(float).copy()
-    ok0 = margins_lower(layers, x, y, np.zeros(n), lo, hi, norm, method) > 0
+    ok0 = margins_lower(layers, x, y, np.zeros(n), lo, hi, norm, method, unit) > 0
     for _ in range(steps):
         mid = (r_lo + r_hi) / 2
-        safe = margins_lower(layers, x, y, mid, lo, hi, norm, method) > 0
+        safe = margins_lower(layers, x, y, mid, lo, hi, norm, method, unit) > 0
         r_lo = np.where(safe, mid, r_lo)
         r_hi = np.where(safe, r_hi, mid)
     return np.where(ok0, r_lo, 0.0)
@@ -295,16 +378,23 @@ def exact_distortion(layers, x, y, lo, hi, norm, upper, time_limit, bar=None):
             bar.update(1)
         deadline = time.monotonic() + time_limit
         best, best_pt, lows = upper_out[i], None, []
-        for j in range(layers[-1][0].shape[0]):
-            if j == y[i]:
-                continue
-            res = _solve_one(layers, pre, i, x[i], y[i], j, lo, hi, norm, radius[i], best, deadline)
-            if res is None:
-                continue
-            low, val, pt = res
+        others = [j for j in range(layers[-1][0].shape[0]) if j != y[i]]
+        for j in others:
+            args = (layers, pre, i, x[i], y[i], j, lo, hi, norm, radius[i])
+            low, val, pt = _solve_one(*args, best * (1 + 1e-9), deadline)
             lows.append(low)
             if pt is not None and val < best:
                 best, best_pt = val, pt
+        # HiGHS' presolve has returned suboptimal points marked optimal (upstream bugs):
+        # a proven minimum is confirmed by programs without presolve that look for any
+        # point of another class closer than it; each must be proven empty.
+        if np.isfinite(best) and min(lows, default=best) >= best * (1 - 1e-6):
+            for j in others:
+                args = (layers, pre, i, x[i], y[i], j, lo, hi, norm, radius[i])
+                low, val, pt = _solve_one(*args, best * (1 - 1e-6), deadline, presolve=False)
+                lows.append(low)
+                if pt is not None and val < best:
+                    best, best_pt = val, pt
         upper_out[i] = best
         lower_out[i] = min(min(lows, default=best), best)
         if best_pt is not None:
@@ -312,8 +402,10 @@ def exact_distortion(layers, x, y, lo, hi, norm, upper, time_limit, bar=None):
     return lower_out, upper_out, points
 
 
-def _solve_one(layers, pre, i, x, y, j, lo, hi, norm, radius, best, deadline):
-    """One class's program: (lower, value, point) or None when no closer point exists."""
+def _solve_one(layers, pre, i, x, y, j, lo, hi, norm, radius, cap, deadline, presolve=True):
+    """One class's program over the points closer than ``cap``: (lower bound, value,
+    point); ``(inf, inf, None)`` when it is proven empty, ``(bound, inf, None)`` when the
+    solver stopped (time limit, failure) without a point."""
     d = x.size
     # variables: x' (d) | per ReLU layer: z (w), h (w), a (w binaries) | t or (p, q)
     var_lo, var_hi, integrality = [], [], []
@@ -377,7 +469,7 @@ def _solve_one(layers, pre, i, x, y, j, lo, hi, norm, radius, best, deadline):
         cost = np.zeros(n_var)
         cost[ps : ps + d] = 1.0
         cost[qs : qs + d] = 1.0
-    rows.append(({k: v for k, v in enumerate(cost) if v}, -np.inf, best * (1 + 1e-9)))
+    rows.append(({k: v for k, v in enumerate(cost) if v}, -np.inf, cap))
     r_idx, c_idx, vals = [], [], []
     for r, (cols, _, _) in enumerate(rows):
         for c, v in cols.items():
@@ -385,22 +477,22 @@ def _solve_one(layers, pre, i, x, y, j, lo, hi, norm, radius, best, deadline):
             c_idx.append(c)
             vals.append(v)
     A = sp.csr_array((vals, (r_idx, c_idx)), shape=(len(rows), n_var))
-    remaining = deadline - time.monotonic()
-    if remaining <= 0:
-        return 0.0, np.inf, None
-    res = milp(
+    out = _milp.solve(
         cost,
-        integrality=np.concatenate(integrality),
-        bounds=Bounds(np.concatenate(var_lo), np.concatenate(var_hi)),
-        constraints=LinearConstraint(A, [r[1] for r in rows], [r[2] for r in rows]),
-        options={"time_limit": remaining, "mip_rel_gap": 1e-9},
+        np.concatenate(integrality),
+        np.concatenate(var_lo),
+        np.concatenate(var_hi),
+        A,
+        [r[1] for r in rows],
+        [r[2] for r in rows],
+        deadline,
+        presolve,
     )
-    if res.status == 2:
-        return None
-    bound = getattr(res, "mip_dual_bound", None)
-    bound = 0.0 if bound is None or not np.isfinite(bound) else max(float(bound), 0.0)
-    if res.x is None:
+    if out.status == "infeasible":
+        return np.inf, np.inf, None
+    bound = max(out.bound, 0.0) if out.status != "failed" else 0.0
+    if out.x is None:
         return bound, np.inf, None
-    pt = res.x[xs : xs + d]
+    pt = out.x[xs : xs + d]
     val = float(np.abs(pt - x).max() if norm == np.inf else np.abs(pt - x).sum())
-    return (val if res.status == 0 else min(bound, val)), val, pt
+    return (val if out.status == "optimal" else min(bound, val)), val, pt

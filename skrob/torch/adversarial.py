@@ -218,18 +218,26 @@ def _distortions(
             bar.update(len(x))
     bar.close()
     X_adv = X_adv.cpu().numpy()
-    if method == "exact" and success.any():
-        _exact(module, X, y, p, lo, hi, time_limit, distortion, X_adv, success, verbose)
+    if method == "exact" and correct_all.any():
+        # every correct sample: the attacks' points only narrow the search; where none
+        # succeeded, the program starts from the whole box
+        _exact(
+            module, X, y, p, lo, hi, time_limit, distortion, X_adv, success, correct_all, verbose
+        )
     return distortion, X_adv, success, correct_all
 
 
-def _exact(module, X, y, p, lo, hi, time_limit, distortion, X_adv, success, verbose=0):
-    """Replace the attacks' results by the exact minima (in place)."""
+def _exact(module, X, y, p, lo, hi, time_limit, distortion, X_adv, success, correct, verbose=0):
+    """Replace the attacks' results by the exact minima (in place), for every correctly
+    classified sample: an attack's success bounds the program's ball; without one the
+    ball is the whole box. A proven empty program means no point of another class in the
+    box: ``inf``."""
     from skrob.torch._verify import exact_distortion, relu_layers
 
     with eval_mode(module):
         layers = relu_layers(module, tuple(X.shape[1:]))
-    rows = np.flatnonzero(success)
+    rows = np.flatnonzero(correct)
+    start = np.where(success[rows], distortion[rows], np.inf)
     x = X[rows].flatten(1).double().cpu().numpy()
     d = x.shape[1]
     bar = progress_bar(verbose, len(rows), "exact (MILP)", unit="sample")
@@ -240,7 +248,7 @@ def _exact(module, X, y, p, lo, hi, time_limit, distortion, X_adv, success, verb
         np.full(d, lo),
         np.full(d, hi),
         p,
-        distortion[rows],
+        start,
         time_limit,
         bar,
     )
@@ -249,6 +257,7 @@ def _exact(module, X, y, p, lo, hi, time_limit, distortion, X_adv, success, verb
     found = np.all(np.isfinite(points), axis=1)
     X_adv[rows[found]] = points[found].reshape((found.sum(), *X_adv.shape[1:]))
     distortion[rows] = upper
+    success[rows] = np.isfinite(upper)
     open_ = int((lower < upper * (1 - 1e-9)).sum())
     if open_:
         warn_user(
@@ -482,14 +491,16 @@ def certified_radius(
     """
     from skrob.torch._verify import certified_radius as bisect_radius
 
-    p, layers, x, yc, correct, lo_v, hi_v = _verification_inputs(
+    p, layers, x, yc, correct, lo_v, hi_v, unit = _verification_inputs(
         model, X, y, norm, clip, device, input_shape, "certified_radius"
     )
     out = np.full(len(correct), np.nan)
     if correct.any():
         width = float(np.max(hi_v - lo_v))
         top = width if p == np.inf else width * np.sqrt(x.shape[1])
-        out[correct] = bisect_radius(layers, x, yc, lo_v, hi_v, p, method, np.full(len(x), top))
+        out[correct] = bisect_radius(
+            layers, x, yc, lo_v, hi_v, p, method, np.full(len(x), top), unit=unit
+        )
     return out
 
 
@@ -513,18 +524,21 @@ def _verification_inputs(model, X, y, norm, clip, device, input_shape, owner):
         layers = relu_layers(module, tuple(X.shape[1:]))
     x = X[correct].flatten(1).double().cpu().numpy()
     d = x.shape[1]
-    return p, layers, x, y.cpu().numpy()[correct], correct, np.full(d, lo), np.full(d, hi)
+    # the unit roundoff of the format the network predicts in: certificates hold for it
+    unit = float(torch.finfo(X.dtype).eps) / 2
+    lo_v, hi_v = np.full(d, lo), np.full(d, hi)
+    return p, layers, x, y.cpu().numpy()[correct], correct, lo_v, hi_v, unit
 
 
 def _certified_share(model, X, y, norm, clip, epsilon, device, input_shape):
     """The share of all samples classified correctly and certified at ``epsilon``."""
     from skrob.torch._verify import margins_lower
 
-    p, layers, x, yc, correct, lo_v, hi_v = _verification_inputs(
+    p, layers, x, yc, correct, lo_v, hi_v, unit = _verification_inputs(
         model, X, y, norm, clip, device, input_shape, "AdversarialDistortionScorer"
     )
     if not correct.any():
         return 0.0
     eps = np.full(len(x), float(epsilon))
-    safe = margins_lower(layers, x, yc, eps, lo_v, hi_v, p, "crown") > 0
+    safe = margins_lower(layers, x, yc, eps, lo_v, hi_v, p, "crown", unit) > 0
     return float(safe.sum() / len(correct))

@@ -1,0 +1,181 @@
+"""'Exact' and 'certified' for networks, against independent checks: float32 flips found
+by bisection on the network as it predicts, a reference IBP written on the torch modules,
+and the exact programs started with and without the attacks."""
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+from sklearn.base import BaseEstimator, TransformerMixin  # noqa: E402
+from sklearn.pipeline import make_pipeline  # noqa: E402
+from sklearn.preprocessing import FunctionTransformer, Normalizer  # noqa: E402
+from torch import nn  # noqa: E402
+
+import skrob.torch.adversarial as adversarial  # noqa: E402
+from skrob.torch import (  # noqa: E402
+    AdversarialDistortionScorer,
+    certified_radius,
+    minimal_distortion,
+)
+from skrob.torch._verify import margins_lower, relu_layers  # noqa: E402
+from tests.torch.test_verify import _blobs, _trained  # noqa: E402
+
+
+def _float32_flip(net, x, x_adv, y):
+    """The smallest t in [0, 1] at which the float32 net's prediction on
+    x + t (x_adv - x) leaves y, by bisection, checked on the net itself: the distance of a
+    verified adversarial point of the model as it predicts."""
+    x, x_adv = np.asarray(x, np.float64), np.asarray(x_adv, np.float64)
+
+    def flipped(t):
+        point = torch.as_tensor((x + t[:, None] * (x_adv - x)).astype(np.float32))
+        with torch.no_grad():
+            return net(point).argmax(1).numpy() != y
+
+    lo, hi = np.zeros(len(x)), np.ones(len(x))
+    assert flipped(hi).all()
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        f = flipped(mid)
+        hi, lo = np.where(f, mid, hi), np.where(f, lo, mid)
+    # the point actually evaluated is the float32 rounding of x + hi (x_adv - x)
+    point = (x + hi[:, None] * (x_adv - x)).astype(np.float32).astype(np.float64)
+    assert flipped(hi).all()
+    return point
+
+
+@pytest.mark.parametrize("norm", [np.inf, 2])
+def test_certificates_hold_for_the_float32_network_as_it_predicts(norm):
+    """A linear net: the certificate is the exact float64 minimum, so float32 rounding of
+    the logits decides which side of it a flip lands; the certificate must stay below
+    every verified float32 flip (it did not, by ~1e-7, before the rounding margin)."""
+    torch.manual_seed(0)
+    X, y = _blobs(300, 12, 3, 1)
+    net = _trained(nn.Linear(12, 3), X.astype(np.float32), y)
+    # large offsets make float32 rounding of the logits matter
+    with torch.no_grad():
+        net.bias += 1000.0
+    X32 = torch.as_tensor(X, dtype=torch.float32)
+    y_pred = net(X32).argmax(1).numpy()
+    cert = certified_radius(net, X32, y_pred, norm=norm)
+    d, X_adv, ok = minimal_distortion(net, X32, y_pred, norm=norm, return_adversarial=True)
+    assert ok.any()
+    points = _float32_flip(net, X[ok], X_adv[ok].reshape(ok.sum(), -1), y_pred[ok])
+    diff = points - X[ok]
+    flip = np.abs(diff).max(1) if norm == np.inf else np.linalg.norm(diff, axis=1)
+    assert np.all(cert[ok] <= flip), np.max(cert[ok] / flip)
+    # and the margin (a rigorous bound of float32 rounding, logits near 1000) costs little
+    assert np.median(cert[ok] / flip) > 0.98
+
+
+def test_weights_are_read_exactly_not_through_the_float32_net():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(5, 7), nn.ReLU(), nn.Linear(7, 3))
+    with torch.no_grad():
+        net[0].bias += 1e4  # float32 (x W + b) - b would blur W
+    layers = relu_layers(net, (5,))
+    with torch.no_grad():
+        np.testing.assert_array_equal(layers[0][0], net[0].weight.double().numpy())
+        np.testing.assert_array_equal(layers[0][1], net[0].bias.double().numpy())
+
+
+def test_exact_solves_from_the_box_where_no_attack_succeeded(monkeypatch):
+    """'exact' must not depend on the attacks: with every attack failing, the programs
+    start from the whole box and reach the same minima; robust_accuracy counts none of
+    them as robust unless proven."""
+    torch.manual_seed(0)
+    X, y = _blobs(40, 4, 3, 2)
+    net = _trained(nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3)).double(), X, y)
+    X, y = X[:8], y[:8]
+    with_attacks = minimal_distortion(net, X, y, method="exact")
+
+    def failing(method, f, x, y_, p, lo, hi, tol, **params):
+        return x.clone(), torch.zeros(len(x), dtype=torch.bool, device=x.device)
+
+    monkeypatch.setattr(adversarial, "run_attack", failing)
+    without = minimal_distortion(net, X, y, method="exact")
+    correct = ~np.isnan(with_attacks)
+    assert np.isfinite(without[correct]).all()
+    np.testing.assert_allclose(without, with_attacks, rtol=1e-5)
+    eps = float(np.nanmedian(without))
+    scorer = AdversarialDistortionScorer(method="exact", statistic="robust_accuracy", epsilon=eps)
+    robust = correct & (without > eps)
+    assert scorer(net, X, y) == pytest.approx(robust.mean())
+
+
+def _reference_ibp(net, x, y, eps, lo=0.0, hi=1.0):
+    """Standard IBP (Gowal et al. 2018), written on the torch modules: intervals through
+    Linear/ReLU, the last Linear with the specification e_y - e_j folded in."""
+    low = torch.clamp(x - eps[:, None], lo, hi)
+    up = torch.clamp(x + eps[:, None], lo, hi)
+    layers = list(net)
+    for m in layers[:-1]:
+        if isinstance(m, nn.Linear):
+            mid, rad = (low + up) / 2, (up - low) / 2
+            c = mid @ m.weight.T + m.bias
+            r = rad @ m.weight.abs().T
+            low, up = c - r, c + r
+        else:
+            low, up = torch.relu(low), torch.relu(up)
+    last = layers[-1]
+    out = []
+    for i in range(len(x)):
+        rows = [j for j in range(last.out_features) if j != y[i]]
+        W = last.weight[y[i]][None] - last.weight[rows]
+        b = last.bias[y[i]] - last.bias[rows]
+        mid, rad = (low[i] + up[i]) / 2, (up[i] - low[i]) / 2
+        out.append((W @ mid - W.abs() @ rad + b).min())
+    return torch.stack(out).numpy()
+
+
+def test_ibp_is_standard_ibp():
+    torch.manual_seed(0)
+    X, y = _blobs(60, 6, 4, 3)
+    net = _trained(
+        nn.Sequential(
+            nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 4)
+        ).double(),
+        X,
+        y,
+    )
+    layers = relu_layers(net, (6,))
+    eps = np.full(len(X), 0.02)
+    got = margins_lower(layers, X, y, eps, np.zeros(6), np.ones(6), np.inf, "ibp")
+    with torch.no_grad():
+        want = _reference_ibp(net, torch.as_tensor(X), y, torch.as_tensor(eps))
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+
+
+class _NoWidth(TransformerMixin, BaseEstimator):
+    def fit(self, X, y=None):
+        self.fitted_ = True
+        return self
+
+    def transform(self, X):
+        return X
+
+
+def test_pipeline_steps_and_devices_get_errors_that_name_them():
+    torch.manual_seed(0)
+    X, y = _blobs(30, 4, 3, 4)
+    X32 = X.astype(np.float32)
+    net = _trained(nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3)), X32, y, 20)
+    log = make_pipeline(FunctionTransformer(np.log1p), net)
+    log[0].fit(X32)
+    with pytest.raises(ValueError, match=r"'functiontransformer'.*FunctionTransformer\(func=log1p"):
+        minimal_distortion(log, X32, y)
+    norm = make_pipeline(Normalizer(), net)
+    norm[0].fit(X32)
+    with pytest.raises(ValueError, match=r"step 'normalizer' is Normalizer\(norm='l2'\)"):
+        certified_radius(norm, X32, y)
+    with pytest.raises(ValueError, match=r"step 'normalizer' is Normalizer"):
+        minimal_distortion(norm, X32, y, method="exact")
+    custom = make_pipeline(_NoWidth(), net)
+    custom[0].fit(X32)
+    with pytest.raises(ValueError, match=r"'_nowidth' \(_NoWidth\) has no n_features_in_"):
+        minimal_distortion(custom, X32, y)
+    with pytest.raises(ValueError, match=r"device='bogus' is not a torch device"):
+        minimal_distortion(net, X32, y, device="bogus")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match=r"device='cuda'.*no CUDA device"):
+            minimal_distortion(net, X32, y, device="cuda")
