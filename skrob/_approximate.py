@@ -16,6 +16,37 @@ _QUERY_K = 10
 _QUERY_EPSILON = 0.2
 
 
+# scipy's cdist names that pynndescent spells differently
+_PYNNDESCENT_NAMES = {"cityblock": "manhattan", "jensenshannon": "jensen_shannon"}
+
+
+def _pynndescent_metric(name):
+    """The pynndescent name of a scipy metric, or an error saying to use the exact path."""
+    from pynndescent.distances import named_distances
+
+    name = _PYNNDESCENT_NAMES.get(name, name)
+    if name not in named_distances:
+        raise ValueError(
+            f"algorithm='approximate' (pynndescent) does not know metric={name!r}; use "
+            "algorithm='exact', which takes every scipy cdist metric."
+        )
+    return name
+
+
+def _rescore(X, rows, cand, metric):
+    """Float64 distance of each ``rows[a]`` to its nearest candidate among ``cand[a]``
+    (n, k): ``(distance, partner)``."""
+    n, k = cand.shape
+    flat_rows = np.repeat(rows, k)
+    flat = cand.ravel()
+    if metric == "euclidean":
+        d = exact_dist(X, X, flat_rows, flat).reshape(n, k)
+    else:
+        d = paired_cdist(X, X, flat_rows, flat, metric).reshape(n, k)
+    pick = d.argmin(axis=1)
+    return d[np.arange(n), pick], cand[np.arange(n), pick]
+
+
 def approximate_nearest_other_label(
     X, codes, *, metric="euclidean", n_neighbors=30, random_state=None, n_jobs=None, verbose=0
 ):
@@ -41,6 +72,7 @@ def approximate_nearest_other_label(
             "algorithm='approximate' needs a metric name pynndescent knows, not a callable; "
             "use algorithm='exact'."
         )
+    name = _pynndescent_metric(name)
     # Centred and scaled by powers of two, so that float32 holds any finite input; the
     # distances returned are re-scored on X itself.
     g = pow2_scale(max_abs(X))
@@ -68,8 +100,7 @@ def approximate_nearest_other_label(
         if members.size == 0 or others.size == 0:
             continue
         if members.size == 1:
-            j = np.full(others.size, members[0])
-            d_approx = None
+            cand = np.full((others.size, 1), members[0])
         else:
             index = NNDescent(
                 X32[members],
@@ -83,19 +114,11 @@ def approximate_nearest_other_label(
             )
             # k=1 queries miss often (recall ~0.5 measured); the search keeps a few and
             # widens its frontier (epsilon) for recall >= 0.98 on hard synthetic data.
-            nn, d_approx = index.query(
-                X32[others], k=min(_QUERY_K, members.size), epsilon=_QUERY_EPSILON
-            )
-            j = members[nn[:, 0]]
-        if metric == "euclidean" or d_approx is None:
-            # Re-score in float64; for a single-member class this is the exact distance.
-            d = (
-                exact_dist(X, X, others, j)
-                if metric == "euclidean"
-                else (paired_cdist(X, X, others, j, metric))
-            )
-        else:
-            d = d_approx[:, 0].astype(np.float64)
+            nn, _ = index.query(X32[others], k=min(_QUERY_K, members.size), epsilon=_QUERY_EPSILON)
+            cand = members[nn]
+        # Re-score every candidate in float64 (pynndescent ranks in float32): each
+        # distance is that of a real pair, exact to rounding, never below the true reach.
+        d, j = _rescore(X, others, cand, metric)
         better = d < best[others]
         best[others[better]] = d[better]
         partner[others[better]] = j[better]

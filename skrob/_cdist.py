@@ -81,6 +81,13 @@ def resolve_metric(metric, metric_params, X):
             params["V"] = X.var(axis=0, ddof=1)
         if name == "mahalanobis" and "VI" not in params:
             params["VI"] = np.linalg.pinv(np.atleast_2d(np.cov(X.T)))
+        d = X.shape[1]
+        for key, shape in (("VI", (d, d)), ("V", (d,)), ("w", (d,))):
+            if key in params and np.shape(params[key]) != shape:
+                raise ValueError(
+                    f"metric={name!r}: metric_params[{key!r}] must have shape {shape} for X "
+                    f"with {d} features; got shape {np.shape(params[key])}."
+                )
         if name == "seuclidean" and not np.all(np.asarray(params["V"]) > 0):
             raise ValueError(
                 "metric='seuclidean' divides by each feature's variance V; some are 0 "
@@ -157,9 +164,17 @@ def cdist_task(XA, XB, both, col_block, metric, self_col, r0, r1, c0, c1):
 
 
 def paired_cdist(XA, XB, i, j, metric):
-    """``d(XA[i], XB[j])`` for a cdist metric, one pair at a time (few pairs only)."""
-    return np.fromiter(
-        (pairwise(XA[[a]], XB[[b]], metric)[0, 0] for a, b in zip(i, j, strict=True)),
-        dtype=np.float64,
-        count=len(i),
-    )
+    """``d(XA[i], XB[j])`` for a cdist metric, exact float64 (scaled like the exact
+    kernel, so extreme magnitudes neither overflow nor underflow). Consecutive pairs
+    that share a row of XA are computed in one cdist call."""
+    i, j = np.asarray(i), np.asarray(j)
+    out = np.empty(len(i), dtype=np.float64)
+    if len(i) == 0:
+        return out
+    starts = np.flatnonzero(np.r_[True, i[1:] != i[:-1]])
+    ends = np.r_[starts[1:], len(i)]
+    for s, e in zip(starts, ends, strict=True):
+        (a, b), unscale = cdist_scaling(metric, XA[i[[s]]], XB[j[s:e]])
+        with np.errstate(over="ignore", invalid="ignore"):
+            out[s:e] = unscale(pairwise(a, b, metric)[0])
+    return out

@@ -7,6 +7,7 @@ from numbers import Integral, Real
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import sklearn
 from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import type_of_target
@@ -87,13 +88,22 @@ def plain(value):
     return value.item() if isinstance(value, np.generic) else value
 
 
+def _is_missing(v):
+    """None, or a float NaN (pandas' missing value in an object column)."""
+    return v is None or (isinstance(v, float) and v != v) or v is getattr(pd, "NA", None)
+
+
 def check_label_kinds(y):
     """Refuse labels that mix strings with other types, or hold None (np.unique cannot
     order them)."""
     y = np.asarray(y)
     if y.dtype.kind == "O":
-        if any(v is None for v in y.ravel()):
-            raise ValueError("y contains None: every sample needs a label.")
+        missing = sum(1 for v in y.ravel() if _is_missing(v))
+        if missing:
+            raise ValueError(
+                f"{missing} labels of y are missing (None or NaN); every sample needs a "
+                "label: drop those rows (e.g. df.dropna(subset=[target]))."
+            )
         strings = np.fromiter((isinstance(v, str) for v in y.ravel()), bool, y.size)
         if strings.any() and not strings.all():
             others = sorted({type(v).__name__ for v in y.ravel() if not isinstance(v, str)})

@@ -288,6 +288,10 @@ def register_datalab_issue_type(issue_name="sample_robustness"):
                 f'Datalab.find_issues(issue_types={{"{issue_name}": {{"features": X}}}}).'
             )
         labels = np.asarray(self.datalab.labels)
+        # Datalab holds integer codes; the table speaks the dataset's own labels
+        label_map = getattr(self.datalab, "_label_map", None) or {}
+        if label_map:
+            labels = np.array([label_map[int(c)] for c in labels])
         table = diagnose(features, labels, **kwargs)
         score = table["robustness"].to_numpy()
         self.issues = pd.DataFrame(

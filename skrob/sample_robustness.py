@@ -90,7 +90,13 @@ def _check_targets(y, task, n_samples):
     if y.shape[0] != n_samples:
         check_consistent_length(np.empty(n_samples), y)
     if y.dtype.kind in "fc" and not np.all(np.isfinite(y)):
-        raise ValueError("Input y contains NaN or infinity.")
+        missing = int(np.isnan(y).sum())
+        if missing:
+            raise ValueError(
+                f"{missing} labels of y are missing (NaN); every sample needs a label: drop "
+                "those rows (e.g. df.dropna(subset=[target]))."
+            )
+        raise ValueError("Input y contains infinity.")
     task = resolve_task(y, task)
     if task == "classification":
         if y.ndim == 2 and y.shape[1] == 1:

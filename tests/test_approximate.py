@@ -38,3 +38,16 @@ def test_approximate_accepts_a_random_state_instance(digits_both):
     R = sample_robustness(X, y, algorithm="nndescent", random_state=np.random.RandomState(0))
     assert R.shape == approx.shape
     assert np.all(R >= digits_both[2] - 1e-12)
+
+
+@pytest.mark.parametrize("metric", ["manhattan", "l1", "cosine", "canberra"])
+def test_other_metrics_are_rescored_in_float64_and_never_below_exact(metric):
+    """pynndescent ranks in float32; every reach it returns is re-scored in float64, so
+    no robustness falls below the exact one (it did, by ~1e-8, for cosine and canberra),
+    and scipy's names that pynndescent spells differently (cityblock) work."""
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:500] / 16.0, y[:500]
+    exact = sample_robustness(X, y, metric=metric, algorithm="exact")
+    approx = sample_robustness(X, y, metric=metric, algorithm="nndescent", random_state=0)
+    assert np.all(approx >= exact * (1 - 1e-12))  # rounding of the same pair, at most
+    assert np.mean(np.isclose(approx, exact, rtol=1e-12, atol=0)) >= 0.95

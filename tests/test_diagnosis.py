@@ -180,3 +180,10 @@ def test_cleanlab_datalab_issue_type(capsys):
     empty = Datalab(data={"label": y}, label_name="label", verbosity=0)
     empty.find_issues(issue_types={"sample_robustness": {}})
     assert '{"sample_robustness": {"features": X}}' in capsys.readouterr().out
+    # the dataset's own labels, not Datalab's integer codes
+    names = np.array(["cat", "dog", "emu", "fox", "gnu", "yak"])[y]
+    named = Datalab(data={"label": names}, label_name="label", verbosity=0)
+    named.find_issues(issue_types={"sample_robustness": {"features": X}})
+    table = named.get_info("sample_robustness")["diagnosis"]
+    assert set(table["label"]) <= set(names) and set(table["suggested_label"]) <= set(names)
+    np.testing.assert_array_equal(table["label"], names)

@@ -497,9 +497,9 @@ def test_knn_soft_labels_over_the_finite_range():
 
 def test_missing_labels_are_named():
     X = np.random.default_rng(0).normal(size=(6, 2))
-    with pytest.raises(ValueError, match="y contains None"):
+    with pytest.raises(ValueError, match="labels of y are missing"):
         sample_robustness(X, np.array([0, None, 1, 0, 1, 1], dtype=object))
-    with pytest.raises(ValueError, match="y contains None"):
+    with pytest.raises(ValueError, match="labels of y are missing"):
         sample_robustness(X, np.array([0, None, 1, 0, 1, 1], dtype=object), task="classification")
 
 
@@ -551,3 +551,28 @@ def test_metric_params_errors_name_them():
         sample_robustness(X, y, metric="minkowski", metric_params={"q": 3})
     with pytest.raises(ValueError, match="constant features"):
         sample_robustness(np.c_[np.ones(40), X[:, 0]], y, metric="seuclidean")
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"VI": np.eye(2)}, r"metric_params\['VI'\] must have shape \(3, 3\)"),
+        ({"V": np.ones(4)}, r"metric_params\['V'\] must have shape \(3,\)"),
+    ],
+)
+def test_metric_params_of_the_wrong_shape_are_named(params, message):
+    X = np.random.default_rng(0).normal(size=(20, 3))
+    y = np.arange(20) % 2
+    metric = "mahalanobis" if "VI" in params else "seuclidean"
+    with pytest.raises(ValueError, match=message):
+        sample_robustness(X, y, metric=metric, metric_params=params)
+
+
+def test_missing_labels_are_counted_and_the_fix_is_to_drop_them():
+    X = np.random.default_rng(0).normal(size=(6, 2))
+    for y in (
+        np.array(["a", "b", np.nan, "a", None, "b"], dtype=object),
+        np.array([0.0, 1.0, np.nan, 0.0, np.nan, 1.0]),
+    ):
+        with pytest.raises(ValueError, match="2 labels of y are missing.*drop those rows"):
+            sample_robustness(X, y)
