@@ -1,6 +1,6 @@
 """skrob: robustness of data and models, the scikit-learn way."""
 
-from skrob.diagnosis import diagnose
+from skrob.diagnosis import diagnose, label_issues
 from skrob.distortion import (
     DecisionDistortionScorer,
     decision_based_distortion,
@@ -43,6 +43,7 @@ __all__ = [
     "diagnose",
     "exact_distortion",
     "knn_soft_labels",
+    "label_issues",
     "label_flip_rate",
     "label_uncertainty",
     "relative_error_distortion",

@@ -451,10 +451,14 @@ def overview_section(ctx):
         "</ul>",
         "<p><b>What to do.</b></p><ul>",
     ]
-    if duplicates.any() or relabel.any():
+    issues = frame["label_issue"].to_numpy()
+    quality = frame["label_quality"].to_numpy()
+    if duplicates.any() or issues.any():
         verdict.append(
-            "<li>Look at the samples in <i>Samples to look at first</i> below: conflicting "
-            "duplicates, then samples whose features fit another label better. Each is "
+            f"<li>Look at the samples in <i>Samples to look at first</i> below: "
+            f"{int(duplicates.sum()):,} conflicting duplicates and {int(issues.sum()):,} "
+            "likely label errors (confident learning on the labels of each sample's "
+            "nearest neighbours, as cleanlab finds label issues, without a model). Each is "
             "mislabelled, ambiguous, or a sign that the features cannot tell these classes "
             "apart.</li>"
         )
@@ -472,11 +476,11 @@ def overview_section(ctx):
     ]
     verdict += [f"<p class='warning'>Warning: {html.escape(n_)}</p>" for n_ in ctx.notes]
 
-    # Samples to look at first: conflicting duplicates, then the largest gain in R.
-    gain = frame["suggested_robustness"].to_numpy() - R
-    order = np.lexsort((-gain, ~duplicates, ~(duplicates | relabel)))
+    # Samples to look at first: conflicting duplicates, then likely label errors, each
+    # group by label quality (lowest first)
+    order = np.lexsort((quality, ~duplicates, ~(duplicates | issues)))
     look = order[: max(ctx.n_show, 1)]
-    look = look[duplicates[look] | relabel[look]]
+    look = look[duplicates[look] | issues[look]]
     names = _name_map(ctx, classes)
     parts = ["\n".join(verdict)]
     if look.size:
@@ -485,16 +489,23 @@ def overview_section(ctx):
                 "sample": look,
                 "label": [names[v] for v in ctx.y[look]],
                 "suggested label": [names[v] for v in frame["suggested_label"].to_numpy()[look]],
+                "label quality": quality[look],
+                "conflicting duplicate": np.where(duplicates[look], "yes", ""),
                 "R": R[look],
                 "R if relabelled": frame["suggested_robustness"].to_numpy()[look],
                 "nearest other": frame["nearest_other"].to_numpy()[look],
-                "conflicting duplicate": np.where(duplicates[look], "yes", ""),
                 "label uncertainty": frame["label_uncertainty"].to_numpy()[look],
             }
         )
         parts.append(
-            "<h3 id='look-first'>Samples to look at first</h3><p>R if relabelled: the "
-            "robustness the sample would have under the suggested label. Label uncertainty "
+            "<h3 id='look-first'>Samples to look at first</h3><p>Order: conflicting "
+            "duplicates first, then likely label errors; within each, lowest label quality "
+            f"first. Showing {look.size:,} of {int((duplicates | issues).sum()):,}; "
+            "<code>diagnosis.csv</code> has all (columns <code>label_issue</code>, "
+            "<code>label_quality</code>). Label quality: the probability of the given label "
+            "estimated from the labels of the sample's nearest other samples (averaged over "
+            "5 to 50 neighbours), low meaning likely wrong. R if relabelled: the robustness "
+            "under the suggested label. Label uncertainty "
             f"{cite('004')}: 1 − (share of the 10 nearest samples with the sample's label) + "
             "(largest share of another label), from 0 (all agree) to 2 (all carry one other "
             "label).</p>" + _table(table, index=False)
@@ -522,6 +533,7 @@ def overview_section(ctx):
         "median robustness R": significant(np.median(R)),
         "mean robustness R": significant(R.mean()),
         "samples nearer another class than their own": int(relabel.sum()),
+        "likely label errors": int(frame["label_issue"].sum()),
         "conflicting duplicates": int(duplicates.sum()),
         "closest classes": "; ".join(
             f"{a} & {b}" for a, b in zip(top["class A"], top["class B"], strict=True)

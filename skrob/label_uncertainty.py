@@ -12,15 +12,13 @@ import warnings
 from numbers import Integral, Real
 
 import numpy as np
-import scipy.sparse as sp
 from sklearn.base import BaseEstimator, _fit_context
-from sklearn.neighbors import NearestNeighbors
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 from sklearn.utils.validation import check_array, check_consistent_length, validate_data
 
 from skrob._concentration import measure, place_regions
-from skrob._exact import centred_unit, pow2_scale
+from skrob._exact import centred_unit
 from skrob._validation import check_label_kinds
 
 
@@ -193,20 +191,13 @@ def knn_soft_labels(X, y, n_neighbors=10, *, metric="euclidean", n_jobs=None, me
     check_consistent_length(X, y)
     if n_neighbors >= X.shape[0]:
         raise ValueError(f"n_neighbors={n_neighbors} needs more than {n_neighbors} samples.")
+    from skrob._label_issues import nearest_neighbours, vote_counts
+
     classes, codes = np.unique(y, return_inverse=True)
-    if sp.issparse(X):  # scaled by a power of two only: centring would densify it
-        X = X * pow2_scale(abs(X).max() if X.nnz else 0.0)
-    elif metric in ("euclidean", "cityblock", "chebyshev", "minkowski", "l1", "l2", "manhattan"):
-        # Translation- and scale-equivariant: centred and scaled by powers of two, so that
-        # scikit-learn's distances neither overflow nor cancel on large offsets.
-        X, _ = centred_unit(np.asarray(X, dtype=np.float64))
-    nn = NearestNeighbors(
-        n_neighbors=n_neighbors, metric=metric, metric_params=metric_params, n_jobs=n_jobs
-    ).fit(X)
-    neighbors = nn.kneighbors(return_distance=False)  # excludes each sample itself
-    counts = np.zeros((X.shape[0], classes.size))
-    np.add.at(counts, (np.arange(X.shape[0])[:, None], codes[neighbors]), 1.0)
-    return counts / n_neighbors
+    _, neighbors = nearest_neighbours(
+        X, n_neighbors, metric=metric, metric_params=metric_params, n_jobs=n_jobs
+    )
+    return vote_counts(codes[neighbors], classes.size) / n_neighbors
 
 
 class IntrinsicRobustnessEstimator(BaseEstimator):

@@ -69,6 +69,9 @@ def test_report_on_digits(tmp_path, capsys):
     printed = capsys.readouterr().out
     line = next(s for s in printed.splitlines() if s.startswith("samples nearer another"))
     assert int(line.split()[-1]) == int(expected["relabel"].sum())
+    line = next(s for s in printed.splitlines() if s.startswith("likely label errors"))
+    assert int(line.split()[-1]) == int(expected["label_issue"].sum())
+    np.testing.assert_array_equal(table["label_issue"], expected["label_issue"])
     assert "report written" in printed
     assert "0.6460607980211024" not in printed  # rounded for people
 
