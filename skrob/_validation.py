@@ -196,3 +196,54 @@ def frame_like(X):
     if frame.__module__.split(".")[0] == "polars":
         return lambda block: frame(block, schema=list(columns), orient="row")
     return lambda block: frame(block, columns=columns)
+
+
+def _final_step(estimator):
+    return estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
+
+
+def _is(kind, *estimators):
+    """scikit-learn's ``is_classifier``/``is_regressor`` on any of ``estimators``; a
+    duck-typed model without scikit-learn's tags is neither."""
+    from sklearn.base import is_classifier, is_regressor
+
+    test = is_classifier if kind == "classifier" else is_regressor
+    for est in estimators:
+        try:
+            if test(est):
+                return True
+        except (AttributeError, TypeError):
+            continue
+    return False
+
+
+def check_classifier(estimator, owner, y=None):
+    """What counts or flips predicted classes (RPR, minimal distortion, label flips) needs
+    a classifier: a regressor, or a continuous target for a model that is not a
+    classifier, is an error that says what measures it instead, never a silent number
+    (every continuous prediction 'changes', every step 'fails')."""
+    final = _final_step(estimator)
+    if _is("regressor", estimator, final):
+        raise ValueError(
+            f"{owner} measures classifiers (changes of the predicted class); "
+            f"{type(final).__name__} is a regressor. For regression use "
+            "skrob.relative_error_distortion."
+        )
+    if y is not None and len(y) and not _is("classifier", estimator, final):
+        kind = type_of_target(np.asarray(y), input_name="y")
+        if kind.startswith("continuous"):
+            raise ValueError(
+                f"{owner} takes class labels y; got a continuous target ({kind}). For "
+                "regression use skrob.relative_error_distortion."
+            )
+
+
+def check_regressor(estimator, owner):
+    """The sibling of :func:`check_classifier`: a relative error needs real predictions."""
+    final = _final_step(estimator)
+    if _is("classifier", estimator, final):
+        raise ValueError(
+            f"{owner} measures regressors (a relative error of real predictions); "
+            f"{type(final).__name__} is a classifier. For classifiers use "
+            "skrob.decision_based_distortion or skrob.exact_distortion."
+        )

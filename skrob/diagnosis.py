@@ -107,7 +107,7 @@ def diagnose(
 
     Returns
     -------
-    diagnosis : pandas.DataFrame of shape (n_samples, 11)
+    diagnosis : pandas.DataFrame of shape (n_samples, 13)
         Indexed like ``X`` when ``X`` is a DataFrame, else by sample position
         (index name "sample"). Columns:
 
@@ -118,6 +118,9 @@ def diagnose(
         - ``suggested_label``, ``suggested_robustness``: the label under which the sample
           is most robust, and R under it (>= ``robustness``);
         - ``relabel``: the suggested label differs from the given one;
+        - ``label_issue``, ``label_quality``: the likely label errors and the ranking
+          score of :func:`label_issues` (confident learning on kNN probabilities: the
+          flag to act on; ``relabel`` says only that the nearest neighbour disagrees);
         - ``conflicting_duplicate``: a differently labelled sample has the same features;
         - ``label_uncertainty``: kNN label uncertainty in [0, 2];
         - ``least_robust``: among the ``least_robust`` fraction of smallest R.

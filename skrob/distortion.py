@@ -19,7 +19,14 @@ from sklearn.utils.validation import check_array, check_consistent_length, colum
 from skrob import _decision_attacks as attacks
 from skrob import _model_exact as exact
 from skrob._progress import progress_bar
-from skrob._validation import entropy, frame_like, reject_metadata, warn_user
+from skrob._validation import (
+    check_classifier,
+    check_regressor,
+    entropy,
+    frame_like,
+    reject_metadata,
+    warn_user,
+)
 
 _MAX = float(np.finfo(np.float64).max)  # finite parameters: Interval(..., None) admits inf
 
@@ -86,6 +93,7 @@ def relative_error_distortion(
     X = check_array(X, dtype=np.float64, input_name="X")
     y = column_or_1d(check_array(y, ensure_2d=False, dtype=np.float64, input_name="y"), warn=True)
     check_consistent_length(X, y)
+    check_regressor(estimator, "relative_error_distortion")
 
     rel_error = _RelativeError(estimator, wrap)
     out = np.full(len(y), np.nan)
@@ -222,27 +230,6 @@ def _check_data(X, y, clip, owner):
     return wrap, X, y, lo, hi
 
 
-def _check_classifier(estimator, y, owner):
-    """Minimal distortion flips a class: a regressor (or a continuous target) is an
-    error that says what measures it instead, never an array of NaN."""
-    from sklearn.base import is_classifier, is_regressor
-    from sklearn.utils.multiclass import type_of_target
-
-    final = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
-    if is_regressor(estimator) or is_regressor(final):
-        raise ValueError(
-            f"{owner} measures classifiers (the smallest change of the predicted class); "
-            f"{type(final).__name__} is a regressor. For regression use "
-            "skrob.relative_error_distortion."
-        )
-    kind = type_of_target(y, input_name="y") if len(y) else "binary"
-    if kind.startswith("continuous") and not is_classifier(estimator):
-        raise ValueError(
-            f"{owner} takes class labels y; got a continuous target ({kind}). For "
-            "regression use skrob.relative_error_distortion."
-        )
-
-
 def _predict(estimator, wrap, X, y):
     pred = np.asarray(estimator.predict(wrap(X)))
     if pred.shape != y.shape:
@@ -368,7 +355,7 @@ def decision_based_distortion(
     if method == "ray" and norm != np.inf:
         raise ValueError("method='ray' searches sign directions: it is L∞ only (norm=np.inf).")
     wrap, X, y, lo, hi = _check_data(X, y, clip, owner)
-    _check_classifier(estimator, y, owner)
+    check_classifier(estimator, owner, y)
     out = np.full(len(y), np.nan)
     X_adv = np.full(X.shape, np.nan)
     pred = _predict(estimator, wrap, X, y)
@@ -574,7 +561,7 @@ def exact_distortion(
     owner = "exact_distortion"
     norm = _norm(norm, owner, (np.inf, 2, 1))
     wrap, X, y, lo, hi = _check_data(X, y, clip, owner)
-    _check_classifier(estimator, y, owner)
+    check_classifier(estimator, owner, y)
     model, scale, offset = exact.unwrap_affine(estimator, X.shape[1])
     kind = exact.model_kind(model)
     pred = _predict(estimator, wrap, X, y)

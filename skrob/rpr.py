@@ -24,8 +24,8 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions, va
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from skrob._progress import progress_bar
+from skrob._validation import check_classifier, frame_like, reject_metadata
 from skrob._validation import entropy as seed_entropy
-from skrob._validation import frame_like, reject_metadata
 from skrob.perturbations import GaussianNoise, Perturbation, _float_dtype
 
 _GROUP = 16  # samples per random stream
@@ -76,9 +76,10 @@ def _predict(estimator, data, rows, batch_size):
     return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
-def _check(estimator, X, y):
+def _check(estimator, X, y, owner="rpr_steps"):
     if not hasattr(estimator, "predict"):
         raise TypeError(f"{estimator!r} has no predict method.")
+    check_classifier(estimator, owner, y)
     try:
         check_is_fitted(estimator)
     except (TypeError, AttributeError):
@@ -345,7 +346,7 @@ def label_flip_rate(
     >>> bool(((rate >= 0) & (rate <= 1)).all())
     True
     """
-    data, _ = _check(estimator, X, None)
+    data, _ = _check(estimator, X, None, "label_flip_rate")
     entropy = seed_entropy(random_state)
     largest = min(_FLIP_ROUND, n_samples)
     per_call = (DEFAULT_BATCH_SIZE if batch_size is None else batch_size) * largest

@@ -225,3 +225,13 @@ def test_regressors_are_refused_by_the_classifier_distortions():
     for f in (decision_based_distortion, exact_distortion):
         with pytest.raises(ValueError, match="relative_error_distortion"):
             f(svr, X, t)
+    # the siblings: every continuous prediction 'changes', every RPR step 'fails'
+    from skrob import GaussianNoise, label_flip_rate, relative_error_distortion, rpr_steps
+
+    with pytest.raises(ValueError, match="rpr_steps measures classifiers"):
+        rpr_steps(svr, X, t, perturbation=GaussianNoise(0.1))
+    with pytest.raises(ValueError, match="label_flip_rate measures classifiers"):
+        label_flip_rate(svr, X, perturbation=GaussianNoise(0.1))
+    y = (t > 0).astype(int)
+    with pytest.raises(ValueError, match="measures regressors"):
+        relative_error_distortion(LogisticRegression().fit(X, y), X, y)

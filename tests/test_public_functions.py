@@ -63,6 +63,7 @@ def _torch_objects():
 VALID = {
     "sample_robustness": lambda: (skrob.sample_robustness, {"X": X, "y": Y}, {"X": "X", "y": "y"}),
     "diagnose": lambda: (skrob.diagnose, {"X": X, "y": Y}, {"X": "X", "y": "y"}),
+    "label_issues": lambda: (skrob.label_issues, {"X": X, "y": Y}, {"X": "X", "y": "y"}),
     "knn_soft_labels": lambda: (skrob.knn_soft_labels, {"X": X, "y": Y}, {"X": "X", "y": "y"}),
     "label_uncertainty": lambda: (
         skrob.label_uncertainty,
@@ -328,7 +329,7 @@ def _bad_data(kind):
 
 
 # Functions that take CSR X (classification, exact search; sparse_groups in skrob._sparse).
-SPARSE_OK = {"sample_robustness", "knn_soft_labels", "diagnose"}
+SPARSE_OK = {"sample_robustness", "knn_soft_labels", "diagnose", "label_issues"}
 
 # X goes as it is to the user's estimators, which decide what they accept (as in
 # scikit-learn's learning_curve and cross_validate): only y is checked here.
