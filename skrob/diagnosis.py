@@ -113,8 +113,9 @@ def diagnose(
 
         - ``label``: the given label;
         - ``robustness``, ``reach``: R and r above;
-        - ``nearest_other``, ``nearest_other_label``: position (0-based row number in
-          ``X``) and label of the nearest differently labelled sample;
+        - ``nearest_other``, ``nearest_other_label``: the nearest differently labelled
+          sample, in the terms of the table's index (X's index label for a DataFrame,
+          else its 0-based position), and its label;
         - ``suggested_label``, ``suggested_robustness``: the label under which the sample
           is most robust, and R under it (>= ``robustness``);
         - ``relabel``: the suggested label differs from the given one;
@@ -164,6 +165,8 @@ def diagnose(
         n_jobs=n_jobs,
         verbose=verbose,
     )
+    if isinstance(X, pd.DataFrame):  # the nearest other in X's own terms: its index
+        frame["nearest_other"] = frame.index[frame["nearest_other"].to_numpy()]
     return frame
 
 

@@ -128,7 +128,9 @@ def test_pandas_index_sparse_and_labels():
     assert list(out.index) == list(frame.index)
     dense = diagnose(X, y)
     assert dense.index.name == "sample"
-    np.testing.assert_array_equal(out.to_numpy(), dense.to_numpy())
+    same = [c for c in out.columns if c != "nearest_other"]
+    np.testing.assert_array_equal(out[same].to_numpy(), dense[same].to_numpy())
+    np.testing.assert_array_equal(out["nearest_other"], frame.index[dense["nearest_other"]])
     X_sparse = sp.csr_matrix(np.where(np.abs(X) < 0.5, 0.0, X))
     np.testing.assert_allclose(
         diagnose(X_sparse, y)["reach"], diagnose(X_sparse.toarray(), y)["reach"], rtol=1e-12
@@ -196,3 +198,13 @@ def test_cleanlab_datalab_issue_type(capsys):
     table = named.get_info("sample_robustness")["diagnosis"]
     assert set(table["label"]) <= set(names) and set(table["suggested_label"]) <= set(names)
     np.testing.assert_array_equal(table["label"], names)
+
+
+def test_nearest_other_speaks_the_index_of_a_frame():
+    X, y = make_data(7, n=60)
+    index = pd.Index([f"row-{i}" for i in range(100, 160)], name="id")
+    table = diagnose(pd.DataFrame(X, index=index), y)
+    positions = diagnose(X, y)["nearest_other"].to_numpy()
+    np.testing.assert_array_equal(table["nearest_other"], index[positions])
+    shifted = diagnose(pd.DataFrame(X, index=pd.RangeIndex(5, 65)), y)
+    np.testing.assert_array_equal(shifted["nearest_other"], positions + 5)
