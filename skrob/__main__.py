@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 
 def _image_shape(text, n_features):
@@ -70,6 +71,20 @@ def build_parser():
     rep.add_argument(
         "--target", metavar="COLUMN", help="the label column of --data (required with a file)"
     )
+    rep.add_argument("--drop", nargs="+", metavar="COLUMN", help="columns of --data to leave out")
+    rep.add_argument(
+        "--index",
+        metavar="COLUMN",
+        help="the column of --data that names each row (kept as the row identity in "
+        "diagnosis.csv, not used as a feature); default: the row number in the file",
+    )
+    rep.add_argument(
+        "--impute",
+        default="auto",
+        choices=["auto", "none"],
+        help="missing feature values: 'auto' replaces them by the column median (the page "
+        "says where), 'none' refuses the file naming the columns",
+    )
     rep.add_argument(
         "--output",
         "-o",
@@ -131,6 +146,8 @@ def build_parser():
 
 def _load(args):
     name = args.data or "digits"
+    if name in ("digits", "fashion-mnist", "mnist-5k") and (args.drop or args.index):
+        raise ValueError("--drop and --index apply to a data file (--data PATH).")
     if name == "digits":
         from sklearn.datasets import load_digits
 
@@ -150,8 +167,10 @@ def _load(args):
         return d.data, d.target, "MNIST 5k", None, None
     from skrob._report import load_table
 
-    X, y, feature_names = load_table(name, args.target)
-    return X, y, Path(name).name, None, feature_names
+    table = load_table(
+        name, args.target, drop=args.drop or (), index=args.index, impute=args.impute
+    )
+    return table.X, table.y, Path(name).name, None, table
 
 
 def _task(task, y):
@@ -196,12 +215,14 @@ def main(argv=None):
     out = Path(args.output)
     try:
         check_output(out, force=args.force)  # before any work: never write over user files
-        X, y, name, label_names, feature_names = _load(args)
+        X, y, name, label_names, table = _load(args)
         task = _task(args.task, y)
         _check_task(task, y)
     except (OSError, ValueError) as exc:
         print(f"skrob report: {exc}", file=sys.stderr)
         return 2
+    row_ids = table.row_ids if table is not None else pd.RangeIndex(X.shape[0], name="sample")
+    data_notes = list(table.notes) if table is not None else []
     if args.max_samples is not None and args.max_samples < X.shape[0]:
         keep = np.sort(
             np.random.default_rng(args.random_state).choice(
@@ -209,6 +230,11 @@ def main(argv=None):
             )
         )
         X, y = X[keep], y[keep]
+        row_ids = row_ids[keep]
+        data_notes.append(
+            f"a random subset of {args.max_samples:,} rows (--max-samples); diagnosis.csv "
+            "names them by their rows in the data"
+        )
     try:
         ctx = ReportContext(
             X=X,
@@ -224,12 +250,16 @@ def main(argv=None):
             random_state=args.random_state,
             verbose=args.verbose,
             scale=args.scale,
-            feature_names=feature_names,
+            feature_names=table.feature_names if table is not None else None,
+            row_ids=row_ids,
+            data_notes=data_notes,
             progress=not args.quiet,
         )
     except ValueError as exc:
         print(f"skrob report: {exc}", file=sys.stderr)
         return 2
+    for note in ctx.data_notes:
+        print(f"skrob report: {note}", file=sys.stderr)
     for note in ctx.notes:
         print(f"skrob report: warning: {note}", file=sys.stderr)
     protect = [args.data] if args.data and Path(args.data).is_file() else []

@@ -6,6 +6,7 @@ the verdict a reader sees first.
 """
 
 import html
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -74,6 +75,8 @@ class ReportContext:
     scale: str = "auto"
     feature_names: list | None = None
     progress: bool = False
+    row_ids: pd.Index | None = None
+    data_notes: list = field(default_factory=list)
     cache: dict = field(default_factory=dict)
     notes: list = field(default_factory=list)
 
@@ -84,6 +87,11 @@ class ReportContext:
             self.task = resolve_task(self.y, warn=False)
         self.out_dir = Path(self.out_dir)
         self.X_raw = np.asarray(self.X, dtype=np.float64)
+        if self.row_ids is None:
+            self.row_ids = pd.RangeIndex(self.X_raw.shape[0], name="sample")
+        self.row_ids = pd.Index(self.row_ids)
+        if len(self.row_ids) != self.X_raw.shape[0]:
+            raise ValueError("row_ids must name every row of X.")
         if self.feature_names is None:
             self.feature_names = [f"x{j}" for j in range(self.X_raw.shape[1])]
         images = _unit_images(self.image_shape, self.X_raw)
@@ -193,9 +201,63 @@ def _header(path, sep):
         return next(csv.reader(f, delimiter=sep), [])
 
 
-def load_table(path, target):
-    """Read a CSV or Parquet file; return the features ``X``, the labels ``y`` and the
-    feature names."""
+@dataclass
+class Table:
+    """A data file made ready for the report: numeric features ``X``, labels ``y``, the
+    feature names, the file's row identity of every kept row, and one note per thing
+    done to the data (for the page)."""
+
+    X: np.ndarray
+    y: np.ndarray
+    feature_names: list
+    row_ids: pd.Index
+    notes: list
+
+
+# A column of strings with more distinct values than this share of the rows (and than
+# _MAX_CATEGORIES) is free text or an identifier, not a category.
+_MAX_CATEGORIES = 50
+_ID_NAME = re.compile(r"(^|[^a-z])(id|uuid|guid|key)$", re.IGNORECASE)
+
+
+def _column_kind(series):
+    """'numeric', 'id', 'text' or 'categorical'."""
+    values = series.dropna()
+    n_unique = values.nunique()
+    all_unique = len(values) >= 20 and n_unique == len(values)
+    if pd.api.types.is_bool_dtype(series):
+        return "categorical"
+    if pd.api.types.is_numeric_dtype(series):
+        integral = pd.api.types.is_integer_dtype(series) or (
+            len(values) and np.all(np.mod(values.to_numpy(dtype=float), 1) == 0)
+        )
+        if integral and all_unique and _ID_NAME.search(str(series.name)):
+            return "id"
+        if pd.api.types.is_integer_dtype(series) and all_unique:
+            sorted_values = np.sort(values.to_numpy())
+            if np.all(np.diff(sorted_values) == 1):  # 1, 2, 3, ...: a row number
+                return "id"
+        return "numeric"
+    if all_unique:
+        return "id" if values.astype(str).str.len().mean() <= 40 else "text"
+    if n_unique > _MAX_CATEGORIES and n_unique > 0.5 * len(values):
+        return "text"
+    if values.astype(str).str.len().mean() > 60:
+        return "text"
+    return "categorical"
+
+
+def load_table(path, target, *, drop=(), index=None, impute="auto"):
+    """Read a CSV or Parquet file and make it ready for distances: a :class:`Table`.
+
+    Rows with a missing label are dropped (counted). Columns: ``drop`` and the ``index``
+    column (the rows' identity) are removed; identifier-like columns (all values distinct:
+    strings, row numbers, integer columns named like ``id``) and free text are dropped
+    with a note; categorical columns are one-hot encoded (one 0/1 column per category, a
+    missing value its own category); missing numeric values are imputed with the column
+    median (``impute="auto"``) or refused (``impute="none"``) naming the columns. Infinite
+    values are refused.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"No such data file: {path}")
@@ -229,30 +291,86 @@ def load_table(path, target):
         raise ValueError(
             f"{path}: {which}; every column needs its own name. Rename them in the file."
         )
-    if target not in df.columns:
-        raise ValueError(f"Target column {target!r} not in {list(df.columns)[:20]}...")
+    df.columns = [str(c) for c in df.columns]
+    for option, columns in (("--target", [target]), ("--drop", list(drop)), ("--index", [index])):
+        missing = [c for c in columns if c is not None and c not in df.columns]
+        if missing:
+            raise ValueError(
+                f"{option}: no column {missing[0]!r} in {path.name}; its columns are "
+                f"{list(df.columns)[:20]}{' ...' if df.shape[1] > 20 else ''}."
+            )
+    if target in drop or target == index:
+        raise ValueError(f"The target {target!r} cannot be dropped or be the index.")
     if len(df) == 0:
         raise ValueError(f"{path} has a header but no rows.")
-    if df.shape[1] < 2:
-        raise ValueError(f"{path} has no feature column besides the target {target!r}.")
-    y = df.pop(target).to_numpy()
-    non_numeric = [c for c in df.columns if not pd.api.types.is_numeric_dtype(df[c])]
-    if non_numeric:
-        raise ValueError(
-            f"Feature columns must be numeric; these are not: {non_numeric[:10]}. "
-            "Encode them first (e.g. with sklearn's OneHotEncoder)."
-        )
-    X = df.to_numpy(dtype=np.float64)
-    bad = [str(c) for c, ok in zip(df.columns, np.isfinite(X).all(axis=0), strict=True) if not ok]
-    if bad:
-        raise ValueError(
-            f"Feature columns hold missing or infinite values: {bad[:10]}. Replace or drop "
-            "them first."
-        )
-    missing = pd.isna(y)
+    notes = []
+    row_ids = df[index] if index is not None else pd.RangeIndex(len(df), name="row")
+    row_ids = pd.Index(row_ids, name=index or "row")
+    if index is not None and not row_ids.is_unique:
+        notes.append(f"the index column {index!r} repeats values; rows keep them as given")
+    labels = df[target]
+    missing = labels.isna().to_numpy()
+    if missing.all():
+        raise ValueError(f"Every label of {target!r} is missing.")
     if missing.any():
-        raise ValueError(f"{int(missing.sum())} labels of {target!r} are missing; drop those rows.")
-    return X, y, [str(c) for c in df.columns]
+        notes.append(
+            f"{int(missing.sum()):,} rows without a label ({target!r} missing) were left out"
+        )
+        df, row_ids = df.loc[~missing], row_ids[~missing]
+    y = df[target].to_numpy()
+    features = df.drop(columns=[target, *drop, *([index] if index is not None else [])])
+    if drop:
+        notes.append(f"dropped as asked (--drop): {', '.join(map(str, drop))}")
+    kinds = {c: _column_kind(features[c]) for c in features.columns}
+    for kind, words in (
+        ("id", "identifier-like (every value distinct), not a feature"),
+        ("text", "free text, not a feature"),
+    ):
+        cols = [c for c, k in kinds.items() if k == kind]
+        if cols:
+            notes.append(f"dropped as {words}: {', '.join(cols[:10])}")
+    numeric = [c for c, k in kinds.items() if k == "numeric"]
+    categorical = [c for c, k in kinds.items() if k == "categorical"]
+    if not numeric and not categorical:
+        raise ValueError(
+            f"{path} has no feature column left besides the target {target!r} "
+            "(identifier and text columns are dropped)."
+        )
+    num = features[numeric].astype(np.float64)
+    values = num.to_numpy()
+    finite_or_gap = (np.isfinite(values) | np.isnan(values)).all(axis=0)
+    infinite = [c for c, ok in zip(numeric, finite_or_gap, strict=True) if not ok]
+    if infinite:
+        raise ValueError(
+            f"Feature columns hold infinite values: {infinite[:10]}. Replace or drop them."
+        )
+    gaps = num.isna().sum()
+    gaps = gaps[gaps > 0]
+    if len(gaps):
+        if impute == "none":
+            raise ValueError(
+                f"Feature columns hold missing values: {list(gaps.index[:10])} "
+                f"({int(gaps.sum()):,} values). Drop or fill them, or leave --impute at "
+                "its default (the column median)."
+            )
+        num = num.fillna(num.median())
+        notes.append(
+            f"{int(gaps.sum()):,} missing values in {len(gaps)} numeric columns "
+            f"({', '.join(list(gaps.index[:5]))}{', ...' if len(gaps) > 5 else ''}) were "
+            "replaced by the column median"
+        )
+    parts, names_out = [num.to_numpy()], list(numeric)
+    if categorical:
+        cat = features[categorical].astype("object").where(features[categorical].notna(), "missing")
+        dummies = pd.get_dummies(cat.astype(str), prefix=categorical, prefix_sep="=")
+        parts.append(dummies.to_numpy(dtype=np.float64))
+        names_out += [str(c) for c in dummies.columns]
+        notes.append(
+            f"categorical columns one-hot encoded (one 0/1 column per category, a missing "
+            f"value its own category): {', '.join(categorical[:10])}"
+        )
+    X = np.hstack(parts)
+    return Table(X, y, names_out, row_ids, notes)
 
 
 def _fig_to_png(fig, ctx, name, alt):
@@ -280,6 +398,25 @@ def _names(ctx, classes):
 def _name_map(ctx, classes):
     """{label: display name} for ``classes``."""
     return dict(zip(classes, _names(ctx, classes), strict=True))
+
+
+def _write_csv(ctx, frame):
+    """``diagnosis.csv``: one row per sample, named by the data's own row identity (the
+    file's row number or its --index column), the nearest other sample too; numbers with
+    10 significant digits."""
+    out = frame.copy()
+    out.index = ctx.row_ids
+    if "nearest_other" in out:
+        out["nearest_other"] = ctx.row_ids[out["nearest_other"].to_numpy()]
+    out.to_csv(ctx.out_dir / "diagnosis.csv", float_format="%.10g")
+
+
+def _data_notes(ctx):
+    """What was done to the data before any distance, as a list for the page."""
+    if not ctx.data_notes:
+        return ""
+    items = "".join(f"<li>{html.escape(n)}</li>" for n in ctx.data_notes)
+    return f"<p><b>How the data were prepared.</b></p><ul class='prep'>{items}</ul>"
 
 
 def _diagnosis(ctx):
@@ -391,7 +528,7 @@ def _pair_table(ctx, frame, idx, classes):
     rows = []
     for i, j in pairs:
         for role, k in (("sample", i), ("its nearest other", j)):
-            row = {"row": k, "": role, "label": names[ctx.y[k]]}
+            row = {"row": ctx.row_ids[k], "": role, "label": names[ctx.y[k]]}
             row["R" if role == "sample" else "distance"] = None
             rows.append(row)
             row["R / distance"] = (
@@ -424,7 +561,7 @@ def overview_section(ctx):
     duplicates = frame["conflicting_duplicate"].to_numpy()
     share = relabel.mean()
     closest, pairs = _class_pairs(ctx, frame, dist, classes)
-    frame.to_csv(ctx.out_dir / "diagnosis.csv")
+    _write_csv(ctx, frame)
     reach = frame["reach"].to_numpy()
     top = pairs.head(3)
     pair_words = ", ".join(
@@ -473,6 +610,7 @@ def overview_section(ctx):
         "Pipeline or GridSearchCV.</li>",
         "</ul>",
         f"<p class='space'>Distances are computed on {html.escape(ctx.space)}.</p>",
+        _data_notes(ctx),
     ]
     verdict += [f"<p class='warning'>Warning: {html.escape(n_)}</p>" for n_ in ctx.notes]
 
@@ -486,14 +624,14 @@ def overview_section(ctx):
     if look.size:
         table = pd.DataFrame(
             {
-                "sample": look,
+                "sample": ctx.row_ids[look],
                 "label": [names[v] for v in ctx.y[look]],
                 "suggested label": [names[v] for v in frame["suggested_label"].to_numpy()[look]],
                 "label quality": quality[look],
                 "conflicting duplicate": np.where(duplicates[look], "yes", ""),
                 "R": R[look],
                 "R if relabelled": frame["suggested_robustness"].to_numpy()[look],
-                "nearest other": frame["nearest_other"].to_numpy()[look],
+                "nearest other": ctx.row_ids[frame["nearest_other"].to_numpy()[look]],
                 "label uncertainty": frame["label_uncertainty"].to_numpy()[look],
             }
         )
@@ -599,10 +737,10 @@ def _regression_overview(ctx):
     R, elapsed = _regression_robustness(ctx)
     zero = int((R == 0).sum())
     order = np.argsort(R, kind="stable")[: ctx.n_show]
-    rows = pd.DataFrame({"sample": order, "R": R[order]})
+    rows = pd.DataFrame({"sample": ctx.row_ids[order], "R": R[order]})
     if ctx.y.ndim == 1:
         rows["target"] = ctx.y[order]
-    pd.DataFrame({"robustness": R}).rename_axis("sample").to_csv(ctx.out_dir / "diagnosis.csv")
+    _write_csv(ctx, pd.DataFrame({"robustness": R}))
     text = (
         f"<p class='verdict'><b>Median sample robustness R = {np.median(R):.3g}.</b> For a "
         f"real-valued target {cite('000')}, R = 1 / (1 + Q / max|y|), Q the largest "
@@ -615,6 +753,7 @@ def _regression_overview(ctx):
         "errors, or expect models to be least accurate there.</li>"
         "<li>Per-sample values: <a href='diagnosis.csv' download>diagnosis.csv</a>.</li></ul>"
         f"<p class='space'>Distances are computed on {html.escape(ctx.space)}.</p>"
+        + _data_notes(ctx)
         + "".join(f"<p class='warning'>Warning: {html.escape(n_)}</p>" for n_ in ctx.notes)
         + "<h3 id='least-robust'>The least robust samples</h3>"
         + _table(rows, index=False)

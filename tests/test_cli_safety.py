@@ -149,3 +149,57 @@ def test_standardise_equals_standard_scaler_where_it_is_defined():
     for scale in (1e-200, 1e300):
         Zs, _ = standardise(X[:, :3] * scale)
         np.testing.assert_allclose(Zs, Z[:, :3], atol=1e-9)
+
+
+def _messy(path, n=120, seed=0):
+    """A data scientist's table: an ID, a categorical with gaps, free text, numeric gaps,
+    missing labels."""
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame(
+        {
+            "customer_id": np.arange(5000, 5000 + n),
+            "age": rng.normal(40, 10, n).round(),
+            "income": rng.lognormal(10, 1, n),
+            "city": rng.choice(["Paris", "Lyon", "Nice", None], n),
+            "comment": [f"note {i}: " + "word " * int(rng.integers(3, 12)) for i in range(n)],
+            "score": rng.normal(size=n),
+        }
+    )
+    df.loc[rng.choice(n, 10, replace=False), "income"] = np.nan
+    df["label"] = np.where(df.score + (df.city == "Paris") > 0.5, "yes", "no")
+    df.loc[[3, 7], "label"] = None
+    df.to_csv(path, index=False)
+    return df
+
+
+def test_a_messy_table_gives_a_report_that_maps_back_to_the_file(tmp_path, capsys):
+    data = tmp_path / "customers.csv"
+    df = _messy(data)
+    assert _report(data, tmp_path / "r") == 0, capsys.readouterr().err
+    err = capsys.readouterr().err
+    for words in ("2 rows without a label", "customer_id", "comment", "median", "city"):
+        assert words in err
+    page = (tmp_path / "r" / "index.html").read_text()
+    assert "How the data were prepared" in page and "one-hot" in page
+    table = pd.read_csv(tmp_path / "r" / "diagnosis.csv", index_col=0)
+    labelled = df.index[df["label"].notna()]
+    assert list(table.index) == list(labelled)  # the file's data rows, 0-based
+    assert list(table["label"]) == list(df.loc[labelled, "label"])
+    assert set(table["nearest_other"]) <= set(labelled)
+    # --index: the rows named by a column; --max-samples keeps the names
+    assert _report(data, tmp_path / "r2", "--index", "customer_id", "--max-samples", "50") == 0
+    table = pd.read_csv(tmp_path / "r2" / "diagnosis.csv", index_col=0)
+    assert table.index.name == "customer_id" and len(table) == 50
+    ids = df.set_index("customer_id")
+    assert list(table["label"]) == list(ids.loc[table.index, "label"])
+    assert set(table["nearest_other"]) <= set(table.index)
+
+
+def test_impute_none_and_drop(tmp_path, capsys):
+    data = tmp_path / "customers.csv"
+    _messy(data)
+    assert _report(data, tmp_path / "r", "--impute", "none") == 2
+    assert "['income']" in capsys.readouterr().err
+    assert _report(data, tmp_path / "r", "--impute", "none", "--drop", "income") == 0
+    assert _report(data, tmp_path / "r3", "--drop", "nope") == 2
+    assert "--drop: no column 'nope'" in capsys.readouterr().err
