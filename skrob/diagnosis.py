@@ -10,7 +10,7 @@ from sklearn.utils._param_validation import Interval, StrOptions, validate_param
 from skrob._cdist import resolve_metric
 from skrob._neighbors import nearest_in_groups, reach_to_robustness
 from skrob._subsets import extreme_indices
-from skrob._validation import resolve_task
+from skrob._validation import resolve_task, warn_on_scales
 from skrob.label_uncertainty import label_uncertainty
 from skrob.sample_robustness import _check_targets
 
@@ -165,6 +165,7 @@ def diagnose(
         n_jobs=n_jobs,
         verbose=verbose,
     )
+    warn_on_scales(check_array(X, accept_sparse="csr", dtype=None), metric, "diagnose")
     if isinstance(X, pd.DataFrame):  # the nearest other in X's own terms: its index
         frame["nearest_other"] = frame.index[frame["nearest_other"].to_numpy()]
     return frame
@@ -255,6 +256,7 @@ def label_issues(X, y, *, n_neighbors="auto", metric="euclidean", metric_params=
     index = X.index if isinstance(X, pd.DataFrame) else None
     X = check_array(X, accept_sparse="csr", dtype=np.float64, input_name="X")
     _, classes, codes = _check_targets(y, "classification", X.shape[0])
+    warn_on_scales(X, metric, "label_issues")
     issues, quality, likely, ks = _label_issues(
         X, codes, classes.size, n_neighbors, metric, metric_params, n_jobs
     )

@@ -19,7 +19,7 @@ from sklearn.utils.validation import check_array, check_consistent_length, valid
 
 from skrob._concentration import measure, place_regions
 from skrob._exact import centred_unit
-from skrob._validation import check_label_kinds
+from skrob._validation import check_label_kinds, warn_on_scales
 
 
 @validate_params(
@@ -189,6 +189,7 @@ def knn_soft_labels(X, y, n_neighbors=10, *, metric="euclidean", n_jobs=None, me
     X = check_array(X, accept_sparse="csr", input_name="X")
     y = _check_labels(y)
     check_consistent_length(X, y)
+    warn_on_scales(X, metric, "knn_soft_labels")
     if n_neighbors >= X.shape[0]:
         raise ValueError(f"n_neighbors={n_neighbors} needs more than {n_neighbors} samples.")
     from skrob._label_issues import nearest_neighbours, vote_counts
@@ -351,6 +352,7 @@ class IntrinsicRobustnessEstimator(BaseEstimator):
                 f"dtype {np.asarray(y).dtype} (compute it with label_uncertainty)."
             )
         X, lu = validate_data(self, X, y, dtype=np.float64, y_numeric=True)
+        warn_on_scales(X, "euclidean", type(self).__name__)
         if lu.ndim != 1:
             raise ValueError("y must be one label uncertainty per sample.")
         if lu.min() < 0 or lu.max() > 2:

@@ -20,7 +20,7 @@ from skrob._lipschitz import (
     robustness_from_q,
 )
 from skrob._neighbors import nearest_in_groups, nearest_other_label, reach_to_robustness
-from skrob._validation import check_label_kinds, encode_classes, resolve_task
+from skrob._validation import check_label_kinds, encode_classes, resolve_task, warn_on_scales
 
 _COMMON_CONSTRAINTS = {
     "task": [StrOptions({"auto", "classification", "regression"})],
@@ -274,6 +274,7 @@ def sample_robustness(
         input_name="X",
     )
     task, first, second = _check_targets(y, task, X.shape[0])
+    warn_on_scales(X, metric, "sample_robustness")
     metric = resolve_metric(metric, metric_params, X)
     algorithm = _resolve_algorithm(algorithm, task, metric, X, device)
     _check_sparse(X, task, algorithm)
@@ -424,6 +425,7 @@ class SampleRobustnessTransformer(TransformerMixin, BaseEstimator):
             y_numeric=False,
         )
         task, first, second = _check_targets(y, self.task, X.shape[0])
+        warn_on_scales(X, self.metric, type(self).__name__)
         if self.per_class and task != "classification":
             raise ValueError("per_class=True is only defined for classification.")
         self._metric = resolve_metric(self.metric, self.metric_params, X)

@@ -576,3 +576,28 @@ def test_missing_labels_are_counted_and_the_fix_is_to_drop_them():
     ):
         with pytest.raises(ValueError, match="2 labels of y are missing.*drop those rows"):
             sample_robustness(X, y)
+
+
+def test_features_in_different_units_warn_and_images_do_not():
+    from sklearn.datasets import load_breast_cancer, load_digits
+    from sklearn.preprocessing import StandardScaler
+
+    from skrob import IntrinsicRobustnessEstimator, diagnose, knn_soft_labels, label_issues
+
+    X, y = load_breast_cancer(return_X_y=True)
+    for call in (
+        lambda: sample_robustness(X, y),
+        lambda: SampleRobustnessTransformer().fit(X, y),
+        lambda: diagnose(X, y),
+        lambda: label_issues(X, y),
+        lambda: knn_soft_labels(X, y),
+        lambda: IntrinsicRobustnessEstimator(0.1).fit(X, np.zeros(len(y))),
+    ):
+        with pytest.warns(UserWarning, match="Standardise X first"):
+            call()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sample_robustness(StandardScaler().fit_transform(X), y)
+        sample_robustness(X, y, metric="seuclidean")  # scale-free: no warning
+        digits, labels = load_digits(return_X_y=True)
+        sample_robustness(digits, labels)  # one unit for every pixel
