@@ -58,13 +58,14 @@ def main():
     parser.add_argument("--n", type=int, default=80000)
     parser.add_argument("--d", type=int, default=784)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--n-classes", type=int, default=10)
     parser.add_argument("--regression", action="store_true", help="time the regression kernel too")
     parser.add_argument("--skip-classification", action="store_true")
     args = parser.parse_args()
 
     from distributed import Client, LocalCluster
 
-    X, y = make_data(args.n, args.d)
+    X, y = make_data(args.n, args.d, args.n_classes)
     X = X.astype(np.float64)  # what sample_robustness works on (float32 copies inside)
     jobs = [] if args.skip_classification else [("classification", y)]
     if args.regression:
