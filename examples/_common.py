@@ -22,7 +22,18 @@ def example_setup(quick_help=None):
         parser.add_argument("--quick", action="store_true", help=quick_help)
     args, _ = parser.parse_known_args()
     out = Path(args.output)
+    # Never write over files the examples did not write: a folder that holds anything
+    # must carry the examples' marker.
+    marker = out / ".skrob-examples"
+    if out.exists() and not out.is_dir():
+        raise SystemExit(f"--output {out} exists and is not a folder.")
+    if out.is_dir() and any(out.iterdir()) and not marker.exists():
+        raise SystemExit(
+            f"--output {out} holds files the skrob examples did not write; they are left "
+            "alone. Choose a new or empty folder."
+        )
     out.mkdir(parents=True, exist_ok=True)
+    marker.touch()
     return args, out
 
 

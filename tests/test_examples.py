@@ -66,3 +66,29 @@ def test_plot_robustness_vs_training_size_quick(tmp_path):
     _run_quick("plot_robustness_vs_training_size.py", tmp_path)
     table = (tmp_path / "robustness_vs_training_size.csv").read_text()
     assert "mean L-inf distortion" in table and "small CNN" in table
+
+
+def test_examples_never_write_over_a_users_files(tmp_path):
+    """The shared --output handling: a folder with files the examples did not write is
+    refused before anything is written; the examples' own folder is reused."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_common", EXAMPLES / "_common.py")
+    common = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(common)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "rpr.png").write_bytes(b"my figure")
+    argv = sys.argv
+    try:
+        sys.argv = ["example", "--output", str(mine)]
+        with pytest.raises(SystemExit, match="did not write"):
+            common.example_setup()
+        assert (mine / "rpr.png").read_bytes() == b"my figure"
+        sys.argv = ["example", "--output", str(tmp_path / "fresh")]
+        _, out = common.example_setup()
+        (out / "figure.png").write_bytes(b"written by an example")
+        _, again = common.example_setup()  # its own folder: fine
+        assert again == out
+    finally:
+        sys.argv = argv
