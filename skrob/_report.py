@@ -1294,13 +1294,23 @@ def _write_sections(ctx, sections):
     bar = tqdm(
         sections, desc="skrob report", unit="section", disable=not ctx.progress, file=sys.stderr
     )
-    for section in bar:
+    for position, section in enumerate(bar):
         bar.set_postfix_str(section.__name__.removesuffix("_section"))
+        title = (section.__doc__ or section.__name__).split(":")[0].strip()
         try:
             done.append(section(ctx))
         except SectionSkipped as exc:
-            title = (section.__doc__ or section.__name__).split(":")[0].strip()
             done.append(Section(title, f"<p>Not computed: {html.escape(str(exc))}.</p>"))
+        except (ValueError, ArithmeticError) as exc:
+            if position == 0:  # the verdict: without it there is no report
+                raise
+            # a default model that cannot take these data (raw values near 1e300, ...):
+            # the other sections still stand; the page and the terminal say why
+            reason = f"{type(exc).__name__}: {exc}"
+            if ctx.scale == "none":
+                reason += " (the features are unscaled: --scale standard may help)"
+            print(f"skrob report: section {title!r} not computed: {reason}", file=sys.stderr)
+            done.append(Section(title, f"<p>Not computed: {html.escape(reason)}.</p>"))
     bar.close()
     n_labels = int(np.unique(ctx.y, axis=0).shape[0])
     summary = {

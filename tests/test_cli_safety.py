@@ -203,3 +203,15 @@ def test_impute_none_and_drop(tmp_path, capsys):
     assert _report(data, tmp_path / "r", "--impute", "none", "--drop", "income") == 0
     assert _report(data, tmp_path / "r3", "--drop", "nope") == 2
     assert "--drop: no column 'nope'" in capsys.readouterr().err
+
+
+def test_a_section_whose_model_fails_is_reported_not_fatal(tmp_path, capsys):
+    """Unscaled values near 1e300 overflow the default model: its sections say so on the
+    page and in the terminal; the verdict and the other sections stand."""
+    data = tmp_path / "d.csv"
+    _table(data, scale=1e300)
+    assert _report(data, tmp_path / "r", "--scale", "none") == 0
+    err = capsys.readouterr().err
+    assert "not computed" in err and "--scale standard" in err
+    page = (tmp_path / "r" / "index.html").read_text()
+    assert "Not computed" in page and "The classes are" in page
