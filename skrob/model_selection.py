@@ -69,6 +69,10 @@ class RobustnessSubsetSplit(BaseCrossValidator):
         What the validation samples' robustness is measured against.
     robustness : SampleRobustnessTransformer, default=None
         None means ``SampleRobustnessTransformer()``; cloned for every fold.
+    preprocessor : transformer, default=None
+        Robustness is measured in its output: a clone is fitted on each training fold
+        and transforms that fold and its validation fold (e.g. ``StandardScaler()``
+        for features in different units, as the model's own scaling would be).
 
     References
     ----------
@@ -100,14 +104,25 @@ class RobustnessSubsetSplit(BaseCrossValidator):
         "fraction": _FRACTION,
         "reference": [StrOptions({"fold", "train"})],
         "robustness": [HasMethods(["fit"]), None],
+        "preprocessor": [HasMethods(["fit", "transform"]), None],
     }
 
-    def __init__(self, cv=5, *, subset="least", fraction=0.5, reference="fold", robustness=None):
+    def __init__(
+        self,
+        cv=5,
+        *,
+        subset="least",
+        fraction=0.5,
+        reference="fold",
+        robustness=None,
+        preprocessor=None,
+    ):
         self.cv = cv
         self.subset = subset
         self.fraction = fraction
         self.reference = reference
         self.robustness = robustness
+        self.preprocessor = preprocessor
 
     def _base_cv(self, y):
         robustness = robustness_source(self.robustness)
@@ -151,10 +166,14 @@ class RobustnessSubsetSplit(BaseCrossValidator):
             if self.subset == "all":
                 yield train, test
                 continue
+            X_train, y_train = _safe_indexing(X, train), _safe_indexing(y, train)
+            if self.preprocessor is not None:  # fitted on the training fold only
+                pre = clone(self.preprocessor).fit(X_train, y_train)
+                X_train, X_test = pre.transform(X_train), pre.transform(X_test)
             if self.reference == "fold":
                 R = _fold_robustness(robustness, X_test, y_test, "validation fold")
             else:
-                fitted = clone(robustness).fit(_safe_indexing(X, train), _safe_indexing(y, train))
+                fitted = clone(robustness).fit(X_train, y_train)
                 R = fitted.robustness(X_test, y_test)
             yield train, test[subset_indices(R, self.subset, self.fraction)]
 
@@ -194,7 +213,7 @@ class _SubsetScorer(_BaseScorer):
     TunedThresholdClassifierCV, work with the robustness routed in).
     """
 
-    def __init__(self, scorer, subset, fraction, robustness):
+    def __init__(self, scorer, subset, fraction, robustness, preprocessor=None):
         inner = scorer if isinstance(scorer, _BaseScorer) else None
         super().__init__(
             score_func=_SubsetScoreFunc(
@@ -208,6 +227,7 @@ class _SubsetScorer(_BaseScorer):
         self._subset = subset
         self._fraction = fraction
         self._robustness = robustness
+        self._preprocessor = preprocessor
         self._request = MetadataRequest(owner=self)
         self._metadata_request = self._request
 
@@ -233,7 +253,8 @@ class _SubsetScorer(_BaseScorer):
 
     def _subset_score(self, estimator, X, y, robustness, kwargs):
         if robustness is None:
-            robustness = _fold_robustness(robustness_source(self._robustness), X, y, "scored set")
+            X_r = _preprocess(self._preprocessor, estimator, X, y)
+            robustness = _fold_robustness(robustness_source(self._robustness), X_r, y, "scored set")
         robustness = np.asarray(robustness, dtype=np.float64)
         if robustness.shape != (len(y),):
             raise ValueError(
@@ -281,10 +302,13 @@ class _SubsetScorer(_BaseScorer):
         "subset": [StrOptions({"least", "most", "all"})],
         "fraction": _FRACTION,
         "robustness": [HasMethods(["fit"]), None],
+        "preprocessor": [HasMethods(["fit", "transform"]), StrOptions({"estimator"}), None],
     },
     prefer_skip_nested_validation=True,
 )
-def subset_scorer(scoring=None, *, subset="least", fraction=0.5, robustness=None):
+def subset_scorer(
+    scoring=None, *, subset="least", fraction=0.5, robustness=None, preprocessor=None
+):
     """Wrap a scorer so that it scores only the least or most robust part of its data.
 
     The robustness of the samples the scorer is called with is computed on those
@@ -301,6 +325,11 @@ def subset_scorer(scoring=None, *, subset="least", fraction=0.5, robustness=None
         Share (float) or number (int) of the scored samples kept.
     robustness : SampleRobustnessTransformer, default=None
         None means ``SampleRobustnessTransformer()``.
+    preprocessor : transformer, "estimator" or None, default=None
+        Where robustness is measured: None, in the scored ``X`` as given; "estimator",
+        in the features the scored model sees (a Pipeline's fitted steps before its
+        last one: the scaling learned on the training part); a transformer, in its
+        output, a clone fitted on the scored samples.
 
     Returns
     -------
@@ -324,7 +353,23 @@ def subset_scorer(scoring=None, *, subset="least", fraction=0.5, robustness=None
     [1.0, 1.0, 1.0, 1.0, 1.0]
     """
     scorer = _estimator_score if scoring is None else get_scorer(scoring)
-    return _SubsetScorer(scorer, subset, fraction, robustness)
+    return _SubsetScorer(scorer, subset, fraction, robustness, preprocessor)
+
+
+def _preprocess(preprocessor, estimator, X, y):
+    """X in the space where :func:`subset_scorer` measures robustness."""
+    if preprocessor is None:
+        return X
+    if isinstance(preprocessor, str):  # "estimator": the model's own fitted steps
+        steps = getattr(estimator, "steps", None)
+        if not steps or len(steps) < 2:
+            raise ValueError(
+                "subset_scorer(preprocessor='estimator') measures robustness in the "
+                "features a Pipeline's last step sees; the scored estimator is a "
+                f"{type(estimator).__name__}, not a Pipeline with preprocessing steps."
+            )
+        return estimator[:-1].transform(X)
+    return clone(preprocessor).fit(X, y).transform(X)
 
 
 def _fold_robustness(robustness, X, y, what):

@@ -94,6 +94,11 @@ class RobustSubsetSelector(BaseEstimator):
         Number of equal-width bins, over the range of both distributions, for "align".
     random_state : int, RandomState instance or None, default=None
         Draws within bins ("align") and within classes ("class_balanced").
+    preprocessor : transformer, default=None
+        Robustness is measured in its output: a clone is fitted on the training data
+        (``target_X`` of "align" is transformed by it too), e.g. ``StandardScaler()`` for
+        features in different units, or the scaling step of the model that follows. The
+        kept rows are the original ones.
 
     Attributes
     ----------
@@ -103,6 +108,8 @@ class RobustSubsetSelector(BaseEstimator):
         Robustness of every training sample.
     robustness_estimator_ : estimator
         The fitted clone of ``robustness``.
+    preprocessor_ : transformer
+        The fitted clone of ``preprocessor`` (when given).
     target_robustness_ : ndarray of shape (n_target,)
         The target's robustness ("align" only).
     n_features_in_ : int
@@ -138,6 +145,7 @@ class RobustSubsetSelector(BaseEstimator):
         "robustness": [HasMethods(["fit"]), None],
         "n_bins": [Interval(Integral, 1, None, closed="left")],
         "random_state": ["random_state"],
+        "preprocessor": [HasMethods(["fit", "transform"]), None],
     }
 
     def __init__(
@@ -150,6 +158,7 @@ class RobustSubsetSelector(BaseEstimator):
         robustness=None,
         n_bins=20,
         random_state=None,
+        preprocessor=None,
     ):
         self.strategy = strategy
         self.fraction = fraction
@@ -158,6 +167,7 @@ class RobustSubsetSelector(BaseEstimator):
         self.robustness = robustness
         self.n_bins = n_bins
         self.random_state = random_state
+        self.preprocessor = preprocessor
 
     @_fit_context(prefer_skip_nested_validation=False)
     def fit(self, X, y, *, target_robustness=None, target_X=None, target_y=None):
@@ -192,6 +202,11 @@ class RobustSubsetSelector(BaseEstimator):
             source.set_params(random_state=self.random_state)
         # The original X: an RPRScorer's model may want a DataFrame or images.
         X_fit = X if hasattr(X, "iloc") else Xv
+        if self.preprocessor is not None:  # robustness in the features the model sees
+            self.preprocessor_ = clone(self.preprocessor).fit(X_fit, yv)
+            X_fit = self.preprocessor_.transform(X_fit)
+            if target_X is not None:
+                target_X = self.preprocessor_.transform(target_X)
         self.robustness_estimator_ = source.fit(X_fit, yv)
         self.robustness_ = self.robustness_estimator_.robustness_
 

@@ -1,0 +1,73 @@
+"""preprocessor=: components outside the model measure robustness in the features the
+model sees, equal to the same component on data transformed by hand."""
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_breast_cancer
+from sklearn.model_selection import StratifiedKFold, cross_val_score
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from skrob import RobustnessSubsetSplit, RobustSubsetSelector, subset_scorer
+
+X, Y = load_breast_cancer(return_X_y=True)
+X, Y = X[:300], Y[:300]
+
+
+def test_selector_equals_the_selector_on_scaled_data():
+    scaled = StandardScaler().fit_transform(X)
+    with pytest.warns(UserWarning, match="Standardise"):  # raw units, and it says so
+        RobustSubsetSelector(fraction=0.5).fit(X, Y)
+    got = RobustSubsetSelector(fraction=0.5, preprocessor=StandardScaler()).fit(X, Y)
+    want = RobustSubsetSelector(fraction=0.5).fit(scaled, Y)
+    np.testing.assert_array_equal(got.sample_indices_, want.sample_indices_)
+    np.testing.assert_allclose(got.robustness_, want.robustness_, rtol=1e-12)
+    X_sub, y_sub = RobustSubsetSelector(fraction=0.5, preprocessor=StandardScaler()).fit_resample(
+        X, Y
+    )
+    np.testing.assert_array_equal(X_sub, X[want.sample_indices_])  # the original rows
+
+
+@pytest.mark.parametrize("reference", ["fold", "train"])
+def test_split_scales_on_each_training_fold(reference):
+    cv = StratifiedKFold(3, shuffle=True, random_state=0)
+    split = RobustnessSubsetSplit(cv, reference=reference, preprocessor=StandardScaler())
+    for (train, test), (train_ref, test_ref) in zip(split.split(X, Y), cv.split(X, Y), strict=True):
+        np.testing.assert_array_equal(train, train_ref)
+        # by hand: scale with the training fold, then the same split on scaled data
+        scaler = StandardScaler().fit(X[train_ref])
+        Z = np.vstack([scaler.transform(X[train_ref]), scaler.transform(X[test_ref])])
+        y = np.concatenate([Y[train_ref], Y[test_ref]])
+        n = len(train_ref)
+        by_hand = RobustnessSubsetSplit(
+            [(np.arange(n), n + np.arange(len(test_ref)))], reference=reference
+        )
+        ((_, kept),) = by_hand.split(Z, y)
+        np.testing.assert_array_equal(test, test_ref[kept - n])
+
+
+def test_scorer_measures_in_the_models_own_features():
+    from skrob import sample_robustness
+
+    model = make_pipeline(StandardScaler(), KNeighborsClassifier()).fit(X[:200], Y[:200])
+    X_test, y_test = X[200:], Y[200:]
+    plain = subset_scorer("accuracy")
+    # "estimator": the Pipeline's own fitted scaling, learned on the training part
+    got = subset_scorer("accuracy", preprocessor="estimator")(model, X_test, y_test)
+    R = sample_robustness(model[0].transform(X_test), y_test)
+    assert got == plain(model, X_test, y_test, robustness=R)
+    # a transformer: fitted on the scored samples
+    got = subset_scorer("accuracy", preprocessor=StandardScaler())(model, X_test, y_test)
+    R = sample_robustness(StandardScaler().fit_transform(X_test), y_test)
+    assert got == plain(model, X_test, y_test, robustness=R)
+    scores = cross_val_score(
+        make_pipeline(StandardScaler(), KNeighborsClassifier()),
+        X,
+        Y,
+        scoring=subset_scorer("accuracy", preprocessor="estimator"),
+        cv=3,
+    )
+    assert np.all((scores >= 0) & (scores <= 1))
+    with pytest.raises(ValueError, match="not a Pipeline"):
+        subset_scorer("accuracy", preprocessor="estimator")(model[-1], X_test, y_test)
