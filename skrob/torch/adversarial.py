@@ -173,7 +173,7 @@ def _distortions(
         n_classes = check_outputs(module, X)
     y = class_indices(y, len(X), n_classes, dev)
     if ((X < lo) | (X > hi)).any():
-        raise ValueError(f"X lies outside the box clip={tuple(clip)!r}.")
+        raise ValueError(_outside_box(X, clip))
     f = logits(module, returns_probabilities)
     # "exact" starts from the attacks' best point (L1: from the L2 attacks, measured in L1)
     attack_p = 2 if p == 1 else p
@@ -504,6 +504,17 @@ def certified_radius(
     return out
 
 
+def _outside_box(X, clip):
+    """The error for X outside the box, with what to pass instead."""
+    low, high = float(X.min()), float(X.max())
+    return (
+        f"X lies outside the box clip={tuple(clip)!r}: its values range over "
+        f"[{low:.4g}, {high:.4g}]. The default box (0, 1) is for images with pixels in "
+        "[0, 1]; for tabular or standardised data pass the box the inputs may move in, "
+        f"e.g. clip=({low:.4g}, {high:.4g}) (the data's range), in the units of X."
+    )
+
+
 def _verification_inputs(model, X, y, norm, clip, device, input_shape, owner):
     """The float64 ReLU layers, the correct samples (flattened) and their labels."""
     from skrob.torch._verify import relu_layers
@@ -518,7 +529,7 @@ def _verification_inputs(model, X, y, norm, clip, device, input_shape, owner):
         n_classes = check_outputs(module, X)
         y = class_indices(y, len(X), n_classes, dev)
         if ((X < lo) | (X > hi)).any():
-            raise ValueError(f"X lies outside the box clip={tuple(clip)!r}.")
+            raise ValueError(_outside_box(X, clip))
         with torch.no_grad():
             correct = (logits(module, returns_probabilities)(X).argmax(1) == y).cpu().numpy()
         layers = relu_layers(module, tuple(X.shape[1:]))

@@ -179,3 +179,19 @@ def test_pipeline_steps_and_devices_get_errors_that_name_them():
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match=r"device='cuda'.*no CUDA device"):
             minimal_distortion(net, X32, y, device="cuda")
+
+
+def test_data_outside_the_default_box_gets_the_box_to_pass():
+    torch.manual_seed(0)
+    net = nn.Linear(3, 2)
+    X = np.random.default_rng(0).normal(size=(6, 3)).astype(np.float32)
+    y = net(torch.as_tensor(X)).argmax(1).numpy()
+    for call in (
+        lambda: minimal_distortion(net, X, y),
+        lambda: certified_radius(net, X, y),
+        lambda: AdversarialDistortionScorer()(net, X, y),
+    ):
+        with pytest.raises(ValueError, match=r"values range over .*pass the box.*clip=\("):
+            call()
+    lo, hi = float(X.min()), float(X.max())
+    assert np.isfinite(minimal_distortion(net, X, y, clip=(lo, hi))).any()
