@@ -21,7 +21,7 @@ _EQUIVARIANT = ("euclidean", "l2", "minkowski", "manhattan", "cityblock", "l1", 
 
 def nearest_neighbours(X, k, *, metric="euclidean", metric_params=None, n_jobs=None):
     """``(distances, indices)`` of every sample's ``k`` nearest *other* samples, nearest
-    first (scikit-learn's ``NearestNeighbors``; ties in index order). Dense data are
+    first (scikit-learn's ``NearestNeighbors``). Dense data are
     centred and scaled by powers of two for the equivariant metrics, CSR data scaled
     only, so that distances neither overflow nor cancel on large offsets."""
     import scipy.sparse as sp

@@ -529,9 +529,6 @@ def ensemble_distance(
             if found < best * (1 - 1e-6):
                 best = found
             low = min(low2, best) if low2 < best * (1 - 1e-6) else best
-        elif not np.isfinite(best) and np.isfinite(U):
-            # a verified point exists, yet no program found one as close: not proven
-            best, low = U, min(low, U)
         upper[i] = best
         lower[i] = min(low, best)
     return lower, upper

@@ -135,10 +135,9 @@ def standardise(X):
     divided by its largest absolute value, so that neither values near 1e300 (whose
     squares overflow) nor near 1e-200 (whose variance underflows, which StandardScaler
     then takes for a constant feature) lose the data. Constant columns become 0."""
-    X = np.asarray(X, dtype=np.float64)
-    top = np.abs(X).max(axis=0, initial=0.0)
-    top[top == 0] = 1.0
-    Z = X / top
+    from skrob._validation import unit_columns
+
+    Z, top = unit_columns(X)
     mean = Z.mean(axis=0)
     sd = Z.std(axis=0)
     constant = ~(sd > 0)

@@ -259,6 +259,16 @@ SCALE_DEPENDENT = {
 SPREAD = 100.0
 
 
+def unit_columns(X):
+    """``(X / top, top)``: every column divided by its largest absolute value (1 for a
+    zero column), so that statistics of the columns neither overflow (values near 1e300)
+    nor underflow (near 1e-200); ``std(X) = std(X / top) * top``."""
+    X = np.asarray(X, dtype=np.float64)
+    top = np.abs(X).max(axis=0, initial=0.0)
+    top[top == 0] = 1.0
+    return X / top, top
+
+
 def warn_on_scales(X, metric, owner):
     """Warn when most features' scales are orders of magnitude below the largest one under
     a scale-dependent metric: raw units then decide the distances (breast cancer's raw
@@ -275,11 +285,9 @@ def warn_on_scales(X, metric, owner):
         with np.errstate(invalid="ignore", over="ignore"):
             std = np.sqrt(np.maximum(sq - mean**2, 0.0))
     else:
-        A = np.asarray(X, dtype=np.float64)
-        top = np.abs(A).max(axis=0)
-        top[top == 0] = 1.0
+        Z, top = unit_columns(X)
         with np.errstate(over="ignore"):
-            std = (A / top).std(axis=0) * top
+            std = Z.std(axis=0) * top
     spread = std[np.isfinite(std) & (std > 0)]
     if spread.size < 2:
         return

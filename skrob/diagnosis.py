@@ -164,8 +164,8 @@ def diagnose(
         batch_size=batch_size,
         n_jobs=n_jobs,
         verbose=verbose,
+        warn=True,
     )
-    warn_on_scales(check_array(X, accept_sparse="csr", dtype=None), metric, "diagnose")
     if isinstance(X, pd.DataFrame):  # the nearest other in X's own terms: its index
         frame["nearest_other"] = frame.index[frame["nearest_other"].to_numpy()]
     return frame
@@ -195,11 +195,8 @@ def label_issues(X, y, *, n_neighbors="auto", metric="euclidean", metric_params=
        they vote only after every other neighbour (duplicates counted once).
     2. **No single k.** ``n_neighbors="auto"`` averages the probabilities of k = 5, 10,
        20, 30 and 50 neighbours (those below the sample count): small k see the local
-       mix of classes, large k the neighbourhood around it, and the mean ranks and
-       thresholds more stably than any one k. Measured on digits, breast cancer, wine and
-       a synthetic set with 5-20 % flipped labels, it beat both one k = 10 and a k chosen
-       by leave-one-out log-loss (``benchmarks/bench_label_issues.py`` prints the table;
-       the user guide records it).
+       mix of classes, large k the neighbourhood around it, so the estimate does not
+       hinge on one choice of k.
     3. **Confident learning** (Northcutt, Jiang & Chuang, 2021), as cleanlab's
        ``find_label_issues`` does by default (``filter_by="prune_by_noise_rate"``): each
        class j gets the threshold ``t_j``, the mean ``p_j`` of the samples labelled j; a
@@ -209,7 +206,7 @@ def label_issues(X, y, *, n_neighbors="auto", metric="euclidean", metric_params=
        largest margin ``p_j − p_i`` are flagged, except those whose most probable class
        is their label. Per-class thresholds make the flag robust to classes that are
        harder than others, and the count ``C[i, j]`` stops it from flagging every
-       ambiguous sample (a fixed cut at ``p_label < 0.5`` over-flags about twice).
+       ambiguous sample.
 
     The score ``label_quality = p_label(x)`` ranks samples (low first: cleanlab's
     self-confidence). ``benchmarks/bench_label_issues.py`` compares the flag and the
@@ -308,10 +305,21 @@ def _issues_from_neighbours(dist, idx, codes, n_classes, auto=True):
 
 
 def _diagnose(
-    X, y, *, metric, metric_params, n_neighbors, least_robust, batch_size, n_jobs, verbose
+    X,
+    y,
+    *,
+    metric,
+    metric_params,
+    n_neighbors,
+    least_robust,
+    batch_size,
+    n_jobs,
+    verbose,
+    warn=False,
 ):
     """:func:`diagnose`, and the (n_samples, n_classes) distance from every sample to the
-    nearest other sample of each class (columns in the order of ``np.unique(y)``)."""
+    nearest other sample of each class (columns in the order of ``np.unique(y)``).
+    ``warn``: warn about features in different units (the report says it on its page)."""
     index = X.index if isinstance(X, pd.DataFrame) else None
     X = check_array(
         X,
@@ -332,6 +340,8 @@ def _diagnose(
             "integer class labels."
         )
     y = classes[codes]  # one label per sample, 1-D
+    if warn:
+        warn_on_scales(X, metric, "diagnose")
     if n_neighbors >= X.shape[0]:
         raise ValueError(
             f"n_neighbors={n_neighbors} must be below the number of samples ({X.shape[0]})."
