@@ -70,6 +70,10 @@ def _units_data(n=150, seed=0):
     return X, y
 
 
+# No test here may hinge on a time limit striking or not on a slow machine: the limit is
+# far above what these small programs take.
+LIMIT = 1e4
+
 ENSEMBLES = [
     RandomForestClassifier(n_estimators=6, max_depth=3, random_state=0),
     GradientBoostingClassifier(n_estimators=6, max_depth=2, random_state=0),
@@ -86,7 +90,7 @@ def test_ensembles_in_different_units_match_enumeration(model, norm):
     model.fit(X, y)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # proven: no 'not proven' warning either
-        got = exact_distortion(model, X[:12], y[:12], norm=norm)
+        got = exact_distortion(model, X[:12], y[:12], norm=norm, time_limit=LIMIT)
     want = enumerate_cells(model, X[:12], y[:12], norm)
     np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
     np.testing.assert_allclose(got, want, rtol=1e-6)
@@ -97,7 +101,7 @@ def test_a_single_sample_without_a_known_adversarial_point_is_exact():
     X, y = _units_data()
     model = RandomForestClassifier(n_estimators=4, max_depth=3, random_state=1).fit(X, y)
     for i in range(4):
-        got = exact_distortion(model, X[i : i + 1], y[i : i + 1], norm=2)
+        got = exact_distortion(model, X[i : i + 1], y[i : i + 1], norm=2, time_limit=LIMIT)
         want = enumerate_cells(model, X[i : i + 1], y[i : i + 1], 2)
         np.testing.assert_allclose(got, want, rtol=1e-6)
 
@@ -146,7 +150,7 @@ def test_a_presolve_artefact_is_caught_by_the_confirming_programs(monkeypatch):
         return real(*args, **kwargs)
 
     monkeypatch.setattr(_milp, "solve", artefact)
-    got = exact_distortion(model, X[:10], y[:10], norm=np.inf)
+    got = exact_distortion(model, X[:10], y[:10], norm=np.inf, time_limit=LIMIT)
     want = enumerate_cells(model, X[:10], y[:10], np.inf)
     np.testing.assert_allclose(got, want, rtol=1e-6)
 
@@ -191,7 +195,7 @@ def test_ensemble_behind_a_scaler_matches_enumeration():
         RandomForestClassifier(n_estimators=4, max_depth=3, random_state=0),
     ).fit(X, y)
     scale = 1.0 / pipe[0].scale_
-    got = exact_distortion(pipe, X[:8], y[:8], norm=2)
+    got = exact_distortion(pipe, X[:8], y[:8], norm=2, time_limit=LIMIT)
     want = enumerate_cells(pipe[-1], X[:8], y[:8], 2, (scale, np.zeros(3), pipe))
     np.testing.assert_allclose(got, want, rtol=1e-6)
 
@@ -209,7 +213,8 @@ def test_refusals_name_what_is_not_modelled():
     zero = GradientBoostingClassifier(n_estimators=3, init="zero", max_depth=2, random_state=0)
     zero.fit(X, y)
     np.testing.assert_allclose(
-        exact_distortion(zero, X[:6], y[:6]), enumerate_cells(zero, X[:6], y[:6], np.inf)
+        exact_distortion(zero, X[:6], y[:6], time_limit=LIMIT),
+        enumerate_cells(zero, X[:6], y[:6], np.inf),
     )
     from sklearn.exceptions import NotFittedError
 

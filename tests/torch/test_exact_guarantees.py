@@ -87,18 +87,20 @@ def test_exact_solves_from_the_box_where_no_attack_succeeded(monkeypatch):
     X, y = _blobs(40, 4, 3, 2)
     net = _trained(nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3)).double(), X, y)
     X, y = X[:8], y[:8]
-    with_attacks = minimal_distortion(net, X, y, method="exact")
+    with_attacks = minimal_distortion(net, X, y, method="exact", time_limit=1e4)
 
     def failing(method, f, x, y_, p, lo, hi, tol, **params):
         return x.clone(), torch.zeros(len(x), dtype=torch.bool, device=x.device)
 
     monkeypatch.setattr(adversarial, "run_attack", failing)
-    without = minimal_distortion(net, X, y, method="exact")
+    without = minimal_distortion(net, X, y, method="exact", time_limit=1e4)
     correct = ~np.isnan(with_attacks)
     assert np.isfinite(without[correct]).all()
     np.testing.assert_allclose(without, with_attacks, rtol=1e-5)
     eps = float(np.nanmedian(without))
-    scorer = AdversarialDistortionScorer(method="exact", statistic="robust_accuracy", epsilon=eps)
+    scorer = AdversarialDistortionScorer(
+        method="exact", statistic="robust_accuracy", epsilon=eps, time_limit=1e4
+    )
     robust = correct & (without > eps)
     assert scorer(net, X, y) == pytest.approx(robust.mean())
 
