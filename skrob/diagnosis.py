@@ -440,6 +440,18 @@ def register_datalab_issue_type(issue_name="sample_robustness"):
     -------
     manager : type
         The registered ``cleanlab`` ``IssueManager`` subclass.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from cleanlab import Datalab  # doctest: +SKIP
+    >>> from skrob.diagnosis import register_datalab_issue_type
+    >>> X, y = load_iris(return_X_y=True)
+    >>> manager = register_datalab_issue_type()  # doctest: +SKIP
+    >>> lab = Datalab({"label": y}, label_name="label")  # doctest: +SKIP
+    >>> lab.find_issues(issue_types={"sample_robustness": {"features": X}})  # doctest: +SKIP
+    >>> lab.get_issues("sample_robustness").columns.tolist()  # doctest: +SKIP
+    ['is_sample_robustness_issue', 'sample_robustness_score']
     """
     try:
         from cleanlab.datalab.internal.issue_manager import IssueManager

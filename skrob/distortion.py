@@ -606,7 +606,30 @@ class DecisionDistortionScorer(BaseEstimator):
 
     ``random_state=None`` means seed 0: every candidate of a search is attacked with the
     same random draws (common random numbers), so scores differ only through the models.
-    Other parameters are those of :func:`decision_based_distortion`.
+
+    Parameters
+    ----------
+    norm : np.inf or 2, default=np.inf
+        The norm distances are measured in.
+    method : {"auto", "hsj", "ray"}, default="auto"
+        The search, as in :func:`decision_based_distortion`.
+    clip : (low, high) or None, default=None
+        The box the perturbed points must stay in: each side None (open), a number, or one
+        number per feature.
+    max_queries : int, default=2000
+        Rows of ``predict`` each sample may ask.
+    tol : float, default=1e-4
+        Relative precision of each bisection to the boundary.
+    n_starts : int, default=3
+        Differently predicted rows of X each sample starts from.
+    random_state : int, RandomState instance or None, default=None
+        The search's random draws; None is seed 0 (common random numbers).
+    statistic : {"mean", "robust_accuracy"}, default="mean"
+        What the scorer returns, as above.
+    epsilon : float, default=None
+        The radius of ``statistic="robust_accuracy"`` (required there).
+    verbose : int, default=0
+        Show a progress bar when positive.
 
     References
     ----------

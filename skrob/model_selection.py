@@ -130,7 +130,20 @@ class RobustnessSubsetSplit(BaseCrossValidator):
         return check_cv(self.cv, y, classifier=classifier), robustness
 
     def get_n_splits(self, X=None, y=None, groups=None):
-        """Number of splits, that of the base splitter."""
+        """Number of splits, that of the base splitter.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features), default=None
+        y : array-like of shape (n_samples,), default=None
+            Needed when ``cv`` is not an int (a stratified base splitter).
+        groups : array-like of shape (n_samples,), default=None
+            For a group-aware base splitter.
+
+        Returns
+        -------
+        n_splits : int
+        """
         if isinstance(self.cv, Integral) or y is None:
             return check_cv(self.cv).get_n_splits(X, y, groups)
         return self._base_cv(y)[0].get_n_splits(X, y, groups)
@@ -521,6 +534,23 @@ def robustness_learning_curve(
     How Training Data Affect the Accuracy and Robustness of Neural Networks for Image
     Classification. Anonymous authors, ICLR 2019 conference submission (paper 002),
     https://openreview.net/forum?id=HklKWhC5F7
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from sklearn.metrics import get_scorer
+    >>> from sklearn.model_selection import train_test_split
+    >>> from skrob import DecisionDistortionScorer, robustness_learning_curve
+    >>> X, y = load_iris(return_X_y=True)
+    >>> X, X_test, y, y_test = train_test_split(X, y, test_size=30, stratify=y, random_state=0)
+    >>> curve = robustness_learning_curve(
+    ...     LogisticRegression(), X, y, X_test, y_test, train_sizes=[30, 90],
+    ...     scoring={"accuracy": get_scorer("accuracy"),
+    ...              "distortion": DecisionDistortionScorer(max_queries=200)},
+    ...     random_state=0)
+    >>> curve.columns.tolist()
+    ['train_size', 'accuracy', 'distortion', 'n_common']
     """
     import pandas as pd
     from sklearn.metrics import get_scorer

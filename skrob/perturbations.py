@@ -177,7 +177,18 @@ class SphereNoise(Perturbation):
     Parameters
     ----------
     radius : float > 0
+        The L2 length of every perturbation.
     clip : (low, high), default=None
+        The box results are clipped to; either side may be None (open).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skrob import SphereNoise
+    >>> X = np.zeros((3, 4))
+    >>> moved = SphereNoise(0.5)(X, np.random.default_rng(0))
+    >>> np.linalg.norm(moved - X, axis=1).round(6).tolist()
+    [0.5, 0.5, 0.5]
     """
 
     _parameter_constraints = {"radius": [_POSITIVE], "clip": _CLIP}
@@ -199,7 +210,17 @@ class UniformNoise(Perturbation):
     Parameters
     ----------
     epsilon : float > 0
+        The half-width of the noise in every feature.
     clip : (low, high), default=None
+        The box results are clipped to; either side may be None (open).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skrob import UniformNoise
+    >>> X = np.zeros((3, 4))
+    >>> bool(np.abs(UniformNoise(0.1)(X, np.random.default_rng(0))).max() <= 0.1)
+    True
     """
 
     _parameter_constraints = {

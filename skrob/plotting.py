@@ -93,6 +93,24 @@ class RobustnessDistributionDisplay:
 
         With ``X_ref, y_ref``, their robustness computed on themselves is drawn over it
         (as paper 000 computes R_t on t alone).
+
+        Parameters
+        ----------
+        estimator : fitted SampleRobustnessTransformer
+        y : array-like of shape (n_samples,)
+            The labels of its reference set.
+        X_ref, y_ref : array-like, default=None
+            A second set (e.g. the test set), its robustness computed on itself.
+        label_names : list of str, default=None
+            Panel titles, one per class in sorted order.
+        ax : array of matplotlib Axes, default=None
+            One per class; a new figure when None.
+        n_bins : int, default=30
+            Histogram bins, shared by the panels.
+
+        Returns
+        -------
+        display : RobustnessDistributionDisplay
         """
         from skrob.sample_robustness import sample_robustness
 
@@ -113,12 +131,46 @@ class RobustnessDistributionDisplay:
         ax=None,
         n_bins=30,
     ):
-        """Plot precomputed robustness values."""
+        """Plot precomputed robustness values.
+
+        Parameters
+        ----------
+        robustness, labels : array-like of shape (n_samples,)
+            The values and their classes.
+        robustness_ref, labels_ref : array-like, default=None
+            A second set, drawn as a line over the first.
+        names : tuple of str, default=("x", "t")
+            Legend names of the two sets.
+        label_names : list of str, default=None
+            Panel titles, one per class in sorted order.
+        ax : array of matplotlib Axes, default=None
+            One per class; a new figure when None.
+        n_bins : int, default=30
+            Histogram bins, shared by the panels.
+
+        Returns
+        -------
+        display : RobustnessDistributionDisplay
+        """
         disp = cls(robustness, labels, robustness_ref, labels_ref, names)
         return disp.plot(label_names=label_names, ax=ax, n_bins=n_bins)
 
     def plot(self, *, label_names=None, ax=None, n_bins=30):
-        """Draw one panel per class; ``ax`` is an array of Axes with one per class."""
+        """Draw one panel per class.
+
+        Parameters
+        ----------
+        label_names : list of str, default=None
+            Panel titles, one per class in sorted order.
+        ax : array of matplotlib Axes, default=None
+            One per class; a new figure when None.
+        n_bins : int, default=30
+            Histogram bins, shared by the panels.
+
+        Returns
+        -------
+        self : RobustnessDistributionDisplay
+        """
         if not isinstance(n_bins, int | np.integer) or n_bins < 1:
             raise ValueError(f"n_bins must be a positive integer, got {n_bins!r}.")
         R, labels, R_ref, labels_ref = self._checked()
@@ -172,7 +224,32 @@ class RobustnessDistributionDisplay:
 
 
 def plot_image_grid(images, titles, *, n_cols=8, cmap="gray_r", figsize=None):
-    """Show images (n, h, w) in a grid with a title each; return the Figure."""
+    """Show images in a grid with a title each.
+
+    Parameters
+    ----------
+    images : array-like of shape (n, h, w)
+    titles : list of str
+        One per image.
+    n_cols : int, default=8
+        Images per row.
+    cmap : str, default="gray_r"
+        A matplotlib colour map.
+    figsize : tuple, default=None
+        Inches; about 1.4 x 1.9 per image when None.
+
+    Returns
+    -------
+    figure : matplotlib Figure
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skrob.plotting import plot_image_grid
+    >>> fig = plot_image_grid(np.zeros((3, 8, 8)), ["a", "b", "c"], n_cols=3)
+    >>> len(fig.axes)
+    3
+    """
     plt = _pyplot()
     n = len(images)
     n_rows = max(1, int(np.ceil(n / n_cols)))
@@ -220,7 +297,23 @@ class RPRCurveDisplay:
 
     @classmethod
     def from_steps(cls, steps, max_steps, *, name=None, ax=None):
-        """Plot the curve of precomputed steps."""
+        """Plot the curve of precomputed steps.
+
+        Parameters
+        ----------
+        steps : array-like of shape (n_samples,)
+            Output of :func:`skrob.rpr_steps`.
+        max_steps : int
+            The cap the steps were computed with.
+        name : str, default=None
+            Legend label of the curve.
+        ax : matplotlib Axes, default=None
+            A new figure when None.
+
+        Returns
+        -------
+        display : RPRCurveDisplay
+        """
         return cls(steps, max_steps, name=name).plot(ax=ax)
 
     @classmethod
@@ -237,7 +330,31 @@ class RPRCurveDisplay:
         name=None,
         ax=None,
     ):
-        """Run :func:`skrob.rpr_steps` on ``(X, y)`` and plot the curve."""
+        """Run :func:`skrob.rpr_steps` on ``(X, y)`` and plot the curve.
+
+        Parameters
+        ----------
+        estimator : fitted classifier
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+            True labels.
+        perturbation : callable
+            ``perturbation(X, rng) -> X'``, e.g. :class:`skrob.GaussianNoise`.
+        max_steps : int, default=250
+            Steps per sample.
+        batch_size : int, default=None
+            Samples per batch (128 when None).
+        random_state : int, RandomState instance or None, default=None
+            The perturbations' random draws.
+        name : str, default=None
+            Legend label; the estimator's class name when None.
+        ax : matplotlib Axes, default=None
+            A new figure when None.
+
+        Returns
+        -------
+        display : RPRCurveDisplay
+        """
         from skrob.rpr import rpr_steps
 
         steps = rpr_steps(
@@ -253,7 +370,17 @@ class RPRCurveDisplay:
         return cls(steps, max_steps, name=name).plot(ax=ax)
 
     def plot(self, ax=None):
-        """Draw the curve on ``ax`` (a new figure when None); returns ``self``."""
+        """Draw the curve.
+
+        Parameters
+        ----------
+        ax : matplotlib Axes, default=None
+            A new figure when None.
+
+        Returns
+        -------
+        self : RPRCurveDisplay
+        """
         plt = _pyplot()
         if ax is None:
             _, ax = plt.subplots(figsize=(6, 4))
@@ -303,19 +430,60 @@ class LaplacianDisplay:
 
     @classmethod
     def from_values(cls, values, *, absolute=True, ax=None):
-        """Plot precomputed Laplacians, one group per dict entry."""
+        """Plot precomputed Laplacians, one group per dict entry.
+
+        Parameters
+        ----------
+        values : dict of str to array-like
+            One array of Laplacians per group.
+        absolute : bool, default=True
+            Plot ``|LO|`` rather than the signed values.
+        ax : matplotlib Axes, default=None
+            A new figure when None.
+
+        Returns
+        -------
+        display : LaplacianDisplay
+        """
         return cls(values, absolute=absolute).plot(ax=ax)
 
     @classmethod
     def from_estimator(cls, model, inputs, *, absolute=True, ax=None, **laplacian_params):
-        """Compute :func:`skrob.torch.laplacian` of ``model`` on each entry of ``inputs``."""
+        """Compute :func:`skrob.torch.laplacian` of ``model`` on each entry of ``inputs``.
+
+        Parameters
+        ----------
+        model : fitted skorch net, torch.nn.Module or Pipeline ending in one
+        inputs : dict of str to array-like
+            One input set per group (e.g. clean and corrupted images).
+        absolute : bool, default=True
+            Plot ``|LO|`` rather than the signed values.
+        ax : matplotlib Axes, default=None
+            A new figure when None.
+        **laplacian_params : dict
+            Passed to :func:`skrob.torch.laplacian`.
+
+        Returns
+        -------
+        display : LaplacianDisplay
+        """
         from skrob.torch import laplacian
 
         values = {k: laplacian(model, X, **laplacian_params) for k, X in inputs.items()}
         return cls(values, absolute=absolute).plot(ax=ax)
 
     def plot(self, ax=None):
-        """Draw the box plots (means as white diamonds); returns ``self``."""
+        """Draw the box plots (means as white diamonds).
+
+        Parameters
+        ----------
+        ax : matplotlib Axes, default=None
+            A new figure when None.
+
+        Returns
+        -------
+        self : LaplacianDisplay
+        """
         if not isinstance(self.values, dict) or not self.values:
             raise TypeError("values must be a non-empty dict of group name to array.")
         values = {k: np.asarray(v, dtype=float).ravel() for k, v in self.values.items()}

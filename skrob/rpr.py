@@ -463,7 +463,19 @@ class RPRScorer(BaseEstimator):
         self.verbose = verbose
 
     def rpr_steps(self, estimator, X, y):
-        """:func:`rpr_steps` with this scorer's settings."""
+        """:func:`rpr_steps` with this scorer's settings.
+
+        Parameters
+        ----------
+        estimator : fitted classifier
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+            True labels.
+
+        Returns
+        -------
+        steps : ndarray of shape (n_samples,)
+        """
         self._validate_params()
         return rpr_steps(
             estimator,
@@ -494,12 +506,28 @@ class RPRScorer(BaseEstimator):
         The robustness-source method (skrob._sources): with
         ``RobustnessSubsetSplit(reference="train", robustness=RPRScorer(...))`` the model
         fitted on the training fold is perturbed on the validation fold.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+            True labels.
+
+        Returns
+        -------
+        robustness : ndarray of shape (n_samples,)
+            In [0, 1].
         """
         check_is_fitted(self, "estimator_")
         return self.rpr_steps(self.estimator_, X, y) / self.max_steps
 
     def fit(self, X, y):
         """Fit a clone of ``estimator`` on ``(X, y)``, then the RPR steps of ``(X, y)``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
 
         Returns
         -------

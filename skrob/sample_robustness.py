@@ -534,6 +534,15 @@ class SampleRobustnessTransformer(TransformerMixin, BaseEstimator):
         therefore differs from ``fit_transform(X, y)``; the robustness of the training
         samples themselves is ``robustness_``.
 
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The reference samples.
+        y : array-like of shape (n_samples,)
+            Their labels or targets.
+        **fit_params : dict
+            Passed to :meth:`fit`.
+
         Returns
         -------
         R : ndarray of shape (n_samples, 1), or (n_samples, n_classes) with per_class.
@@ -586,7 +595,17 @@ class SampleRobustnessTransformer(TransformerMixin, BaseEstimator):
         return robustness_from_q(q)
 
     def get_feature_names_out(self, input_features=None):
-        """Output feature names: "robustness", or "robustness_<class>" per class."""
+        """Output feature names: "robustness", or "robustness_<class>" per class.
+
+        Parameters
+        ----------
+        input_features : array-like of str, default=None
+            Checked against ``feature_names_in_`` when given; not otherwise used.
+
+        Returns
+        -------
+        names : ndarray of str
+        """
         check_is_fitted(self)
         _check_feature_names_in(self, input_features, generate_names=False)
         if self.per_class:

@@ -317,7 +317,17 @@ class RobustSubsetSelector(BaseEstimator):
         return requests
 
     def get_feature_names_out(self, input_features=None):
-        """The input's feature names: a sampler keeps the columns."""
+        """The input's feature names: a sampler keeps the columns.
+
+        Parameters
+        ----------
+        input_features : array-like of str, default=None
+            The input's names; ``feature_names_in_`` (or ``x0, x1, ...``) when None.
+
+        Returns
+        -------
+        names : ndarray of str
+        """
         check_is_fitted(self, "sample_indices_")
         return _check_feature_names_in(self, input_features)
 
@@ -507,7 +517,16 @@ class RobustSubsetEstimator(MetaEstimatorMixin, BaseEstimator):
         """Request metadata for ``score``, which is the inner estimator's ``score``.
 
         The requests go to ``estimator`` (they are its score's), so that a search
-        validates them up front; returns ``self``.
+        validates them up front.
+
+        Parameters
+        ----------
+        **requests : dict
+            ``name=True/False/alias`` per metadata of the inner estimator's ``score``.
+
+        Returns
+        -------
+        self : object
         """
         if not _routing_enabled():
             raise RuntimeError(

@@ -293,6 +293,19 @@ def common_correct_mask(estimators, X, y):
     How Training Data Affect the Accuracy and Robustness of Neural Networks for Image
     Classification. Anonymous authors, ICLR 2019 conference submission (paper 002),
     https://openreview.net/forum?id=HklKWhC5F7
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from sklearn.tree import DecisionTreeClassifier
+    >>> from skrob.torch import common_correct_mask
+    >>> X, y = load_iris(return_X_y=True)
+    >>> models = [LogisticRegression(max_iter=500).fit(X, y),
+    ...           DecisionTreeClassifier(max_depth=1).fit(X, y)]
+    >>> mask = common_correct_mask(models, X, y)
+    >>> bool(mask.sum() <= min((m.predict(X) == y).sum() for m in models))
+    True
     """
     y = np.asarray(y)
     if y.ndim != 1:
@@ -321,8 +334,32 @@ class AdversarialDistortionScorer(BaseEstimator):
     compare); the attacks give upper bounds on the minimal distortion, so this is an upper
     bound on the true robust accuracy. ``statistic="certified_accuracy"``: the share of
     all samples classified correctly and *certified* within ``epsilon`` by CROWN
-    (:func:`certified_radius`): a lower bound on the true robust accuracy. Other
-    parameters are those of :func:`minimal_distortion`.
+    (:func:`certified_radius`): a lower bound on the true robust accuracy.
+
+    Parameters
+    ----------
+    norm : np.inf or 2, default=np.inf
+        The norm distortions are measured in.
+    method : str, default="auto"
+        The attack, as in :func:`minimal_distortion`.
+    clip : (low, high), default=(0.0, 1.0)
+        The box every adversarial point must stay in, in the units of X.
+    tol : float, default=1e-3
+        Bisection tolerance of "bim" on ε, relative to the box's width.
+    time_limit : float, default=10.0
+        Seconds per sample for ``method="exact"``.
+    batch_size : int, default=256
+        Samples per attack batch.
+    device : str or torch.device, default=None
+        Where to compute; None: the model's device.
+    input_shape : tuple, default=None
+        The shape each row is reshaped to before the model sees it.
+    statistic : {"mean", "robust_accuracy", "certified_accuracy"}, default="mean"
+        What the scorer returns, as above.
+    epsilon : float, default=None
+        The radius of the two accuracies (required there).
+    verbose : int, default=0
+        Show progress bars when positive.
 
     References
     ----------

@@ -263,13 +263,35 @@ def expected_probability_change(model, X, radius, **kwargs):
     """``radius² / (2n) · LO``: the mean change of the probability under perturbations of
     length ``radius`` (paper 003, Theorem 1), n the number of input values.
 
-    ``radius`` is a finite positive number; ``kwargs`` go to :func:`laplacian`.
+    Parameters
+    ----------
+    model : fitted skorch net, torch.nn.Module or Pipeline ending in one
+        As in :func:`laplacian`.
+    X : array-like or tensor of shape (n_samples, ...)
+    radius : float
+        The perturbations' length, finite and positive.
+    **kwargs : dict
+        Passed to :func:`laplacian`.
+
+    Returns
+    -------
+    change : ndarray of shape (n_samples,)
 
     References
     ----------
     R. Yang, P. Liu, M. Bilgic. The Analysis of the Expected Change in the Classification
     Probability of the Predicted Label. Transactions on Machine Learning Research
     (paper 003), https://openreview.net/forum?id=guqzvUVPiQ
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skrob.torch import expected_probability_change, laplacian
+    >>> net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3))
+    >>> X = torch.randn(5, 4)
+    >>> change = expected_probability_change(net, X, 0.1)
+    >>> bool(abs(change - 0.1**2 / 8 * laplacian(net, X)).max() < 1e-12)
+    True
     """
     lo = laplacian(model, X, **kwargs)
     shape = kwargs.get("input_shape")
@@ -280,7 +302,26 @@ def expected_probability_change(model, X, radius, **kwargs):
 class LaplacianScorer(BaseEstimator):
     """``-mean |LO|`` over X as a scorer: a smaller ``|LO|`` is a more robust model (paper 003).
 
-    Parameters are those of :func:`laplacian`.
+    Parameters
+    ----------
+    target : "predicted", "all" or int, default="predicted"
+        The class whose probability's Laplacian is taken, as in :func:`laplacian`.
+    method : {"exact", "hutchinson"}, default="exact"
+        All second derivatives, or Hutchinson's estimate from ``n_probes`` probes.
+    n_probes : int, default=64
+        Rademacher probes per sample of "hutchinson".
+    batch_size : int, default=None
+        Samples per block (16 when None).
+    device : str or torch.device, default=None
+        Where to compute; None: the model's device.
+    random_state : int, RandomState instance or None, default=None
+        The probes of "hutchinson".
+    input_shape : tuple, default=None
+        The shape each row is reshaped to before the model sees it.
+    piecewise_linear : "auto" or bool, default="auto"
+        Use the Jacobian route for piecewise-linear modules, as in :func:`laplacian`.
+    verbose : int, default=0
+        Show a progress bar over the samples when positive.
 
     References
     ----------
