@@ -96,7 +96,5 @@ def test_every_public_name_is_on_the_api_page():
 @pytest.mark.parametrize("name, top_level", _documented(), ids=lambda v: str(v))
 def test_numpydoc_validation(name, top_level):
     checks = TOP_LEVEL_CHECKS if top_level else CHECKS
-    errors = [
-        f"{code}: {message}" for code, message in validate(name)["errors"] if code in checks
-    ]
+    errors = [f"{code}: {message}" for code, message in validate(name)["errors"] if code in checks]
     assert not errors, f"{name}:\n" + "\n".join(errors)

@@ -35,9 +35,7 @@ print(f"threads: {time.perf_counter() - start:.2f} s")
 # Two single-threaded workers. ``processes=False`` keeps them in this process, so the
 # example runs as it is inside a notebook or the docs build; on a cluster, or from a
 # script guarded by ``if __name__ == "__main__":``, workers are separate processes.
-cluster = LocalCluster(
-    n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
-)
+cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None)
 with cluster:
     with Client(cluster):
         start = time.perf_counter()

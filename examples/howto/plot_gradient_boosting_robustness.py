@@ -26,9 +26,7 @@ from sklearn.preprocessing import StandardScaler
 from skrob import decision_based_distortion, exact_distortion
 
 X, y = load_breast_cancer(return_X_y=True)
-X_train, X_test, y_train, y_test = train_test_split(
-    X, y, test_size=40, stratify=y, random_state=0
-)
+X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=40, stratify=y, random_state=0)
 scaler = StandardScaler().fit(X_train)
 X_train, X_test = scaler.transform(X_train), scaler.transform(X_test)
 model = GradientBoostingClassifier(n_estimators=30, max_depth=2, random_state=0)

@@ -76,9 +76,7 @@ print(worst)
 truth = pd.Series(False, index=df.index)
 truth.iloc[flipped] = True
 flags = found["label_issue"]
-print(
-    f"flagged {flags.sum()} rows; {(flags & truth).sum()} of the 10 flipped labels among them"
-)
+print(f"flagged {flags.sum()} rows; {(flags & truth).sum()} of the 10 flipped labels among them")
 
 # %%
 # The label quality of every row, flipped labels marked.

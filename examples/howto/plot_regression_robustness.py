@@ -38,7 +38,8 @@ model = RandomForestRegressor(n_estimators=100, random_state=0).fit(X_train, y_t
 d = relative_error_distortion(model, X_test, y_test, tolerance=0.10, max_distortion=3.0)
 right = ~np.isnan(d)
 print(f"{right.sum()} of {len(d)} test predictions within 10 %")
-print(f"of those, broken by one feature within 3 standard deviations: {np.isfinite(d[right]).mean():.0%}")
+broken = np.isfinite(d[right]).mean()
+print(f"of those, broken by one feature within 3 standard deviations: {broken:.0%}")
 print(f"median distortion that breaks them: {np.median(d[right & np.isfinite(d)]):.3f}")
 
 # %%

@@ -26,9 +26,7 @@ from skrob.torch import certified_radius, laplacian, minimal_distortion
 
 X, y = load_digits(return_X_y=True)
 X = (X / 16.0).astype(np.float32)  # pixels in [0, 1]
-X_train, X_test, y_train, y_test = train_test_split(
-    X, y, test_size=200, stratify=y, random_state=0
-)
+X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=200, stratify=y, random_state=0)
 
 torch.manual_seed(0)
 net = NeuralNetClassifier(
