@@ -16,15 +16,29 @@ _CLASSIFICATION_TARGETS = ("binary", "multiclass")
 _REGRESSION_TARGETS = ("continuous", "continuous-multioutput")
 
 
-_LIBRARY_DIRS = tuple(
-    str(Path(m.__file__).parent) + os.sep for m in (sys.modules["skrob"], sklearn)
-)
+def _library_paths():
+    """Where the code between a user's line and skrob's lives: skrob, scikit-learn,
+    joblib (and its loky), and the standard library's thread and process pools."""
+    import concurrent.futures
+    import threading
+
+    import joblib
+
+    folders = (sys.modules["skrob"], sklearn, joblib, concurrent.futures)
+    return tuple(str(Path(m.__file__).parent) + os.sep for m in folders) + (
+        threading.__file__,
+    )
+
+
+_LIBRARY_DIRS = _library_paths()
 
 
 def warn_user(message, category=UserWarning):
-    """Warn, attributing the warning to the first caller outside skrob and scikit-learn."""
+    """Warn, attributing the warning to the first caller outside skrob, scikit-learn and
+    joblib: the user's line, also when a search or joblib runs the call. In a worker
+    thread or process, whose stack holds no user code, the outermost frame."""
     frame, level = sys._getframe(1), 2
-    while frame is not None and frame.f_code.co_filename.startswith(_LIBRARY_DIRS):
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(_LIBRARY_DIRS):
         frame, level = frame.f_back, level + 1
     warnings.warn(message, category, stacklevel=level)
 

@@ -8,7 +8,6 @@ label uncertainty, as real classifiers' errors are.
 """
 
 import math
-import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -19,7 +18,7 @@ from sklearn.utils.validation import check_array, check_consistent_length, valid
 
 from skrob._concentration import measure, place_regions
 from skrob._exact import centred_unit
-from skrob._validation import check_label_kinds, warn_on_scales
+from skrob._validation import check_label_kinds, warn_on_scales, warn_user
 
 
 @validate_params(
@@ -384,12 +383,10 @@ class IntrinsicRobustnessEstimator(BaseEstimator):
         )
         if placed.infeasible_round is not None:
             t, n_lower, remaining = placed.infeasible_round
-            warnings.warn(
+            warn_user(
                 f"Round {t}: no centre and size in [{n_lower}, {remaining}] gives a "
                 f"region whose covered samples have mean label uncertainty >= "
                 f"{self.gamma}; no further region placed.",
-                UserWarning,
-                stacklevel=3,  # past _fit_context
             )
         self._record(placed, X, lua, g, h)
         inside, near = measure(Z[self.test_indices_], Xa[placed.centers], placed.radii, eps, norm)
@@ -400,12 +397,10 @@ class IntrinsicRobustnessEstimator(BaseEstimator):
         self.complete_ = bool(covered.sum() >= math.ceil(n_train * self.alpha))
         self.intrinsic_robustness_ = 1.0 - self.adversarial_risk_ if self.complete_ else np.nan
         if not self.complete_:
-            warnings.warn(
+            warn_user(
                 f"The regions cover {int(covered.sum())} samples of the first half, fewer "
                 f"than alpha * n = {math.ceil(n_train * self.alpha)}: intrinsic_robustness_ "
                 "is NaN (no error region of measure alpha meets the constraint).",
-                UserWarning,
-                stacklevel=3,  # past _fit_context
             )
         lub = lu[self.test_indices_]
         self.label_uncertainty_ = float(lub[inside].mean()) if inside.any() else np.nan

@@ -9,7 +9,6 @@ the choice (the imbalanced-learn sampler protocol, ``fit_resample``), and
 """
 
 import sys
-import warnings
 from dataclasses import dataclass, replace
 from numbers import Integral, Real
 
@@ -36,7 +35,7 @@ from sklearn.utils.validation import (
 
 from skrob._sources import is_rpr, robustness_source, source_task
 from skrob._subsets import STRATEGIES, class_balanced_indices, subset_indices
-from skrob._validation import plain
+from skrob._validation import plain, warn_user
 
 __all__ = ["RobustSubsetEstimator", "RobustSubsetSelector", "subset_indices"]
 
@@ -451,11 +450,9 @@ class RobustSubsetEstimator(MetaEstimatorMixin, BaseEstimator):
             labels = np.asarray(y)
             lost = np.setdiff1d(np.unique(labels), np.unique(labels[indices]))
             if lost.size:
-                warnings.warn(
+                warn_user(
                     f"The selected subset has no sample of the classes {lost.tolist()}; the "
                     "estimator is fitted without them and never predicts them.",
-                    UserWarning,
-                    stacklevel=3,  # past _fit_context
                 )
         self.n_features_in_ = self.selector_.n_features_in_
         if hasattr(self.selector_, "feature_names_in_"):

@@ -1,15 +1,18 @@
 """preprocessor=: components outside the model measure robustness in the features the
 model sees, equal to the same component on data transformed by hand."""
 
+import warnings
+
 import numpy as np
 import pytest
 from sklearn.datasets import load_breast_cancer
-from sklearn.model_selection import StratifiedKFold, cross_val_score
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_score
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from skrob import RobustnessSubsetSplit, RobustSubsetSelector, subset_scorer
+from skrob import RobustnessSubsetSplit, RobustSubsetSelector, sample_robustness, subset_scorer
 
 X, Y = load_breast_cancer(return_X_y=True)
 X, Y = X[:300], Y[:300]
@@ -71,3 +74,33 @@ def test_scorer_measures_in_the_models_own_features():
     assert np.all((scores >= 0) & (scores <= 1))
     with pytest.raises(ValueError, match="not a Pipeline"):
         subset_scorer("accuracy", preprocessor="estimator")(model[-1], X_test, y_test)
+
+
+def _units_warnings(call):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        call()
+    return [w for w in caught if "vary over less than" in str(w.message)]
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda X, y: sample_robustness(X, y),
+        lambda X, y: list(RobustnessSubsetSplit(3).split(X, y)),
+        # a search and a cross-validation run the scorer through joblib
+        lambda X, y: GridSearchCV(
+            LogisticRegression(max_iter=5000), {"C": [1.0]}, cv=RobustnessSubsetSplit(3)
+        ).fit(X, y),
+        lambda X, y: cross_val_score(
+            LogisticRegression(max_iter=5000), X, y, cv=3, scoring=subset_scorer("accuracy")
+        ),
+    ],
+    ids=["function", "splitter", "search", "cross_val_score"],
+)
+def test_units_warning_points_at_the_users_line(call):
+    X, y = load_breast_cancer(return_X_y=True)
+    X, y = X[:300], y[:300]
+    caught = _units_warnings(lambda: call(X, y))
+    assert caught, "no units warning"
+    assert {w.filename for w in caught} == {__file__}
