@@ -59,7 +59,7 @@ print(f"{name}: x = {len(yx)} training images, t = {len(yt)} test images")
 
 
 def markdown(df, fmt="{:.4f}"):
-    """A pandas table as a Markdown table (for docs/user_guide.md)."""
+    """A pandas table as a Markdown table (for docs/user_guide/robust_subsets.md)."""
     cells = df.map(lambda v: v if isinstance(v, str) else fmt.format(v))
     head = "| " + " | ".join([df.index.name or ""] + list(map(str, df.columns))) + " |"
     rule = "|" + "---|" * (df.shape[1] + 1)

@@ -448,6 +448,36 @@ _LEVELS = (
 )
 
 
+# the regression verdict: R² of the leave-one-out 5-nearest-neighbour prediction
+_REGRESSION_LEVELS = (
+    (0.9, "smooth in the features: nearby samples have nearly the same target"),
+    (0.7, "mostly predictable from nearby samples"),
+    (0.4, "noisy: nearby samples often have quite different targets"),
+    (-np.inf, "hard to predict from nearby samples"),
+)
+_KNN_K = 5
+
+
+def _regression_level(r2):
+    for bound, words in _REGRESSION_LEVELS:
+        if r2 >= bound:
+            return words
+    return _REGRESSION_LEVELS[-1][1]
+
+
+def _loo_knn_prediction(ctx):
+    """Each sample's target predicted by the mean of its 5 nearest *other* samples, and
+    the R² of those predictions (uniform over outputs)."""
+    from sklearn.metrics import r2_score
+    from sklearn.neighbors import NearestNeighbors
+
+    k = min(_KNN_K, ctx.X.shape[0] - 1)
+    _, idx = NearestNeighbors(n_neighbors=k, metric=ctx.metric).fit(ctx.X).kneighbors()
+    y = np.asarray(ctx.y, dtype=float)
+    prediction = y[idx].mean(axis=1)
+    return prediction, float(r2_score(y, prediction)), k
+
+
 def _level(share):
     for bound, words in _LEVELS:
         if share <= bound:
@@ -734,30 +764,41 @@ def _regression_robustness(ctx):
 def _regression_overview(ctx):
     """Verdict for real-valued targets: how steep the target is between near samples."""
     R, elapsed = _regression_robustness(ctx)
+    prediction, r2, k = _loo_knn_prediction(ctx)
     zero = int((R == 0).sum())
     order = np.argsort(R, kind="stable")[: ctx.n_show]
     rows = pd.DataFrame({"sample": ctx.row_ids[order], "R": R[order]})
+    table = {"robustness": R}
     if ctx.y.ndim == 1:
         rows["target"] = ctx.y[order]
-    _write_csv(ctx, pd.DataFrame({"robustness": R}))
+        rows[f"mean target of the {k} nearest others"] = prediction[order]
+        table[f"knn{k}_target"] = prediction
+    _write_csv(ctx, pd.DataFrame(table))
     text = (
-        f"<p class='verdict'><b>Median sample robustness R = {np.median(R):.3g}.</b> For a "
+        f"<p class='verdict'><b>The target is {_regression_level(r2)}.</b> Predicting each "
+        f"sample's target by the mean target of its {k} nearest other samples explains "
+        f"R² = {r2:.3g} of the target's variance (1: all of it; 0: no better than the "
+        "mean). A model that uses these features can be expected to do about as well, or "
+        "better where it learns more than nearness.</p>"
+        f"<ul><li><b>Robustness.</b> Median sample robustness R = {np.median(R):.3g}. For a "
         f"real-valued target {cite('000')}, R = 1 / (1 + Q / max|y|), Q the largest "
         "|y − y'| / d(x, x') over the other samples: the steepest change of the target "
         "around the sample, relative to the target's size. Near 1: the target changes "
-        "slowly around the sample; near 0: a nearby sample has a very different target.</p>"
-        f"<ul><li>{zero:,} samples have R = 0: another sample with the same features has "
+        "slowly around the sample; near 0: a nearby sample has a very different target.</li>"
+        f"<li>{zero:,} samples have R = 0: another sample with the same features has "
         "a different target (fix or average them).</li>"
         "<li>The least robust samples below sit where the target jumps: check them for "
         "errors, or expect models to be least accurate there.</li>"
-        "<li>Per-sample values: <a href='diagnosis.csv' download>diagnosis.csv</a>.</li></ul>"
+        "<li>Per-sample values: <a href='diagnosis.csv' download>diagnosis.csv</a> "
+        f"(robustness, and the mean target of the {k} nearest other samples).</li></ul>"
         f"<p class='space'>Distances are computed on {html.escape(ctx.space)}.</p>"
         + _data_notes(ctx)
         + "".join(f"<p class='warning'>Warning: {html.escape(n_)}</p>" for n_ in ctx.notes)
-        + "<h3 id='least-robust'>The least robust samples</h3>"
+        + "<h3 id='least-robust'>The least robust samples</h3><p>Lowest R first.</p>"
         + _table(rows, index=False)
     )
     summary = {
+        f"R² of the leave-one-out {k}-nearest-neighbour prediction": significant(r2),
         "median robustness R": significant(np.median(R)),
         "mean robustness R": significant(R.mean()),
         "samples with R = 0 (same features, different target)": zero,
@@ -982,6 +1023,7 @@ def rpr_section(ctx):
     model, model_name, _, images = _default_classifier(ctx, X_x)
     t = time.perf_counter()
     model.fit(X_x, y_x)
+    noise_length = None
     if images:
         perturbation = PixelNoise(image_shape=ctx.image_shape)
         described = (
@@ -1000,6 +1042,7 @@ def rpr_section(ctx):
             f"Gaussian noise of standard deviation {sigma:.3g}, a quarter of the mean "
             "feature standard deviation"
         )
+        noise_length = sigma * np.sqrt(X_x.shape[1])
     max_steps = 100
     steps = rpr_steps(
         model,
@@ -1033,6 +1076,7 @@ def rpr_section(ctx):
         "<h3>Fraction still robust after each step</h3>"
         + _fig_to_png(disp.figure_, ctx, "rpr_curve.png", "fraction still robust per step"),
         "<h3>Per class</h3>" + _table(per_class),
+        _rpr_context(ctx, X_x, y_x, X_t, y_t, correct, robust, noise_length),
     ]
     summary = {
         "default model test accuracy": significant(correct.mean()),
@@ -1042,6 +1086,31 @@ def rpr_section(ctx):
     return Section(
         f"Randomized perturbation robustness {cite('001')}", "\n".join(parts), summary, "rpr"
     )
+
+
+def _rpr_context(ctx, X_x, y_x, X_t, y_t, correct, robust, noise_length):
+    """What the robust fraction means for these data: against the accuracy, and the
+    noise's length against the distance between the classes."""
+    kept = robust.sum() / max(correct.sum(), 1)
+    text = (
+        f"<p><b>What is good here.</b> The robust fraction can be at most the accuracy "
+        f"({correct.mean():.3g}): {kept:.3g} of the correctly classified test samples "
+        "survive every perturbation. Near 1, random noise of this size does not move the "
+        "model's answers; well below 1, the model's answers depend on details the noise "
+        "changes."
+    )
+    if noise_length is not None:
+        reach = _distance_to_other_class(X_t, y_t, X_x, y_x, "euclidean")
+        median = float(np.median(reach[np.isfinite(reach)])) if np.isfinite(reach).any() else np.nan
+        text += (
+            f" Each perturbation moves a sample by about {noise_length:.3g} (σ√d, in the "
+            f"report's units); the median distance from a test sample to the nearest "
+            f"training sample of another class is {median:.3g}, so a step is "
+            f"{noise_length / median:.3g} times the gap between the classes. Where it "
+            "exceeds 1, noise alone can carry a sample to another class and a low robust "
+            "fraction is expected of any model."
+        )
+    return text + "</p>"
 
 
 def _default_classifier(ctx, X_x):
@@ -1057,6 +1126,18 @@ def _default_classifier(ctx, X_x):
     model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
     box = (ctx.X.min(axis=0), ctx.X.max(axis=0))
     return model, "StandardScaler + LogisticRegression", box, images
+
+
+def _distance_to_other_class(X_t, y_t, X_x, y_x, metric):
+    """Each test sample's distance to the nearest training sample of another class."""
+    from sklearn.metrics import pairwise_distances_argmin_min
+
+    out = np.full(len(y_t), np.inf)
+    for c in np.unique(y_t):
+        rows, others = y_t == c, y_x != c
+        if others.any():
+            _, out[rows] = pairwise_distances_argmin_min(X_t[rows], X_x[others], metric=metric)
+    return out
 
 
 def distortion_section(ctx):
@@ -1087,12 +1168,24 @@ def distortion_section(ctx):
         )
         exact = exact_distortion(model, X_t, y_t, norm=norm, clip=box)
         ok = np.isfinite(found) & np.isfinite(exact)
+        reach = _distance_to_other_class(
+            X_t, y_t, X_x, y_x, "chebyshev" if norm == np.inf else "euclidean"
+        )
+        ok_reach = ok & np.isfinite(reach) & (reach > 0)
         rows[name] = {
             "correct test samples": int((~np.isnan(found)).sum()),
             "mean exact minimum": float(np.mean(exact[ok])) if ok.any() else np.nan,
             "mean found from predict alone": float(np.mean(found[ok])) if ok.any() else np.nan,
             "median ratio found / exact": float(np.median(found[ok] / exact[ok]))
             if ok.any()
+            else np.nan,
+            "median distance to another class (data)": float(np.median(reach[ok_reach]))
+            if ok_reach.any()
+            else np.nan,
+            "median ratio exact / that distance": float(
+                np.median(exact[ok_reach] / reach[ok_reach])
+            )
+            if ok_reach.any()
             else np.nan,
         }
     elapsed = time.perf_counter() - t0
@@ -1108,9 +1201,21 @@ def distortion_section(ctx):
         "a larger distortion means a more robust model.</p>",
         "<p>L∞: the largest change of any one feature; L2: the Euclidean length of the change.</p>",
         _table(table),
+        "<p><b>What is good here.</b> The data set the scale: the distance from a test "
+        "sample to the nearest training sample of another class (in the same norm) is how "
+        "far the classes themselves are apart around it. A ratio exact / that distance "
+        "near 0.5 or above means the model changes its mind only about where the classes "
+        "meet, as robust as these data allow; a ratio near 0 means a change much smaller "
+        "than the gap between the classes flips it (a fragile model, or samples that lie "
+        "close to its boundary). A ratio found / exact near 1 means the attack from "
+        "<code>predict</code> alone finds the minimum; above 1, it overstates the "
+        "robustness by that factor.</p>",
     ]
     summary = {
         "mean exact L∞ distortion (default model)": significant(rows["L∞"]["mean exact minimum"]),
+        "median exact L∞ distortion / distance to another class": significant(
+            rows["L∞"]["median ratio exact / that distance"]
+        ),
         "distortion time (s)": significant(elapsed, 3),
     }
     return Section(

@@ -139,6 +139,30 @@ def test_report_regression_table(tmp_path):
     assert "robustness" in pd.read_csv(tmp_path / "r" / "diagnosis.csv").columns
 
 
+def test_regression_verdict_matches_leave_one_out_knn(tmp_path):
+    """The regression verdict's R² is that of scikit-learn's 5-NN regressor, leave one out,
+    on the report's standardised features; its words follow from it."""
+    from sklearn.metrics import r2_score
+    from sklearn.model_selection import LeaveOneOut, cross_val_predict
+    from sklearn.neighbors import KNeighborsRegressor
+
+    from skrob._report import ReportContext, _regression_level, overview_section
+
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(80, 3)) * [1.0, 100.0, 0.01]
+    for noise in (0.0, 30.0):
+        y = X[:, 0] + X[:, 1] / 100 + noise * rng.normal(size=80)
+        section = overview_section(ReportContext(X, y, "t", tmp_path, task="regression"))
+        Z = StandardScaler().fit_transform(X)
+        prediction = cross_val_predict(KNeighborsRegressor(5), Z, y, cv=LeaveOneOut())
+        expected = float(f"{r2_score(y, prediction):.4g}")
+        key = "R² of the leave-one-out 5-nearest-neighbour prediction"
+        assert section.summary[key] == pytest.approx(expected, rel=1e-3)
+        assert f"The target is {_regression_level(expected)}" in section.html
+        if noise:  # the target is noise: nearness says nothing
+            assert "hard to predict" in section.html
+
+
 def test_report_errors(tmp_path, capsys):
     path = tmp_path / "d.csv"
     pd.DataFrame({"a": [1.0, 2.0], "t": [0, 1]}).to_csv(path, index=False)
@@ -293,6 +317,15 @@ def test_distortion_section_matches_a_direct_computation(tmp_path):
     exact = exact_distortion(model, X_t, y_t, clip=(X.min(axis=0), X.max(axis=0)))
     expected = float(f"{np.mean(exact[np.isfinite(exact)]):.4g}")
     assert section.summary["mean exact L∞ distortion (default model)"] == expected
+    # the data's scale: each test sample's L∞ distance to the nearest training sample of
+    # another class, by brute force
+    gap = np.array(
+        [np.abs(X_x[y_x != c] - x).max(axis=1).min() for x, c in zip(X_t, y_t, strict=True)]
+    )
+    ok = np.isfinite(exact)
+    ratio = float(f"{np.median(exact[ok] / gap[ok]):.4g}")
+    assert section.summary["median exact L∞ distortion / distance to another class"] == ratio
+    assert "What is good here" in section.html
     assert "Minimal adversarial distortion" in section.title and "<table" in section.html
     regression = distortion_section(ReportContext(X, X[:, 0] * 1.5, "r", tmp_path))
     assert "not defined for regression" in regression.html
