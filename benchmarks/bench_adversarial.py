@@ -91,7 +91,9 @@ def distortions(adv, p):
 
 
 def run_skrob(p, method):
-    return lambda: minimal_distortion(model, Xc, yc, norm=p, method=method, batch_size=256)
+    return lambda: minimal_distortion(
+        model, Xc, yc, norm=p, method=method, batch_size=256, clip=(0.0, 1.0)
+    )
 
 
 def library_attacks(p):

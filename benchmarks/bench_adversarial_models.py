@@ -86,7 +86,7 @@ for key in args.norms.split(","):
     for net in models.values():
         for m in METHODS[p]:
             t = time.perf_counter()
-            distortion[m].append(minimal_distortion(net, Xc, yc, norm=p, method=m))
+            distortion[m].append(minimal_distortion(net, Xc, yc, norm=p, method=m, clip=(0.0, 1.0)))
             seconds[m] += time.perf_counter() - t
     D = np.stack([np.vstack(distortion[m]) for m in METHODS[p]])  # (method, net, sample)
     ratio = np.nanmean(D / np.nanmin(D, axis=0), axis=2)  # (method, net)

@@ -40,7 +40,7 @@ for seed, hidden in [(0, (24, 16)), (1, (24, 16)), (2, (32,)), (3, (16, 16))]:
     net.eval()
     Xte, yte = X[1200:1240], y[1200:1240]
     t0 = time.perf_counter()
-    exact = minimal_distortion(net, Xte, yte, method="exact", time_limit=60.0)
+    exact = minimal_distortion(net, Xte, yte, method="exact", time_limit=60.0, clip=(0.0, 1.0))
     print(
         f"net {seed} (64-{'-'.join(map(str, hidden))}-10): {np.isfinite(exact).sum()} correct, "
         f"exact in {time.perf_counter() - t0:.1f} s",
@@ -49,15 +49,15 @@ for seed, hidden in [(0, (24, 16)), (1, (24, 16)), (2, (32,)), (3, (16, 16))]:
     nets.append((net, Xte, yte, exact))
 
 methods = {
-    "auto": lambda n, a, b: minimal_distortion(n, a, b),
-    "fab": lambda n, a, b: minimal_distortion(n, a, b, method="fab"),
-    "ifgsm": lambda n, a, b: minimal_distortion(n, a, b, method="ifgsm"),
-    "bim": lambda n, a, b: minimal_distortion(n, a, b, method="bim"),
-    "CROWN certified": lambda n, a, b: certified_radius(n, a, b),
-    "IBP certified": lambda n, a, b: certified_radius(n, a, b, method="ibp"),
+    "auto": lambda n, a, b: minimal_distortion(n, a, b, clip=(0.0, 1.0)),
+    "fab": lambda n, a, b: minimal_distortion(n, a, b, method="fab", clip=(0.0, 1.0)),
+    "ifgsm": lambda n, a, b: minimal_distortion(n, a, b, method="ifgsm", clip=(0.0, 1.0)),
+    "bim": lambda n, a, b: minimal_distortion(n, a, b, method="bim", clip=(0.0, 1.0)),
+    "CROWN certified": lambda n, a, b: certified_radius(n, a, b, clip=(0.0, 1.0)),
+    "IBP certified": lambda n, a, b: certified_radius(n, a, b, method="ibp", clip=(0.0, 1.0)),
 }
 for net, Xte, yte, _ in nets:  # warm-up: the first calls pay torch's one-time costs
-    minimal_distortion(net, Xte[:4], yte[:4])
+    minimal_distortion(net, Xte[:4], yte[:4], clip=(0.0, 1.0))
 print(
     f"{'method':16s} {'mean':>7s} {'median':>7s} {'p90':>7s} {'max':>7s} {'min':>7s} {'time s':>7s}"
 )

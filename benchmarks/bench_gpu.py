@@ -127,10 +127,17 @@ def main():
     for label, net in nets.items():
         for norm in (np.inf, 2):
             Xa, ya = Xq[: args.n_attack], yq[: args.n_attack]
-            d_cpu, t_a_cpu = timed(minimal_distortion, net, Xa, ya, norm=norm)
+            d_cpu, t_a_cpu = timed(minimal_distortion, net, Xa, ya, norm=norm, clip=(0.0, 1.0))
             net_dev = net.to(device)
             d_dev, t_a_dev = timed(
-                minimal_distortion, net_dev, Xa, ya, norm=norm, device=device, sync=sync
+                minimal_distortion,
+                net_dev,
+                Xa,
+                ya,
+                norm=norm,
+                clip=(0.0, 1.0),
+                device=device,
+                sync=sync,
             )
             net.to("cpu")
             if np.array_equal(np.isnan(d_cpu), np.isnan(d_dev)) and np.isnan(d_cpu).all():

@@ -93,16 +93,20 @@ def run(seed):
         row["common test images"] = common.size
         Xa, ya = X_test[attack_rows], y_test[attack_rows]
         for label, p in (("L-inf", np.inf), ("L2", 2)):
-            d = minimal_distortion(net, Xa, ya, norm=p, method=method, verbose=1)
+            d = minimal_distortion(net, Xa, ya, norm=p, method=method, verbose=1, clip=(0.0, 1.0))
             row[f"mean {label} distortion"] = np.nanmean(d)
             row[f"{label} success"] = np.isfinite(d).mean()
         if extra_args.paper_attacks:
-            d = minimal_distortion(net, Xa, ya, method="ifgsm")
+            d = minimal_distortion(net, Xa, ya, method="ifgsm", clip=(0.0, 1.0))
             row["mean L-inf distortion (ifgsm)"] = np.nanmean(d)
             few = attack_rows[: extra_args.cw_images]
             if few.size:
-                d = minimal_distortion(net, X_test[few], y_test[few], norm=2, method="cw")
-                d_auto = minimal_distortion(net, X_test[few], y_test[few], norm=2, method=method)
+                d = minimal_distortion(
+                    net, X_test[few], y_test[few], norm=2, method="cw", clip=(0.0, 1.0)
+                )
+                d_auto = minimal_distortion(
+                    net, X_test[few], y_test[few], norm=2, method=method, clip=(0.0, 1.0)
+                )
                 row[f"mean L2 distortion (cw, {few.size} images)"] = np.nanmean(d)
                 row[f"mean L2 distortion (auto, same {few.size})"] = np.nanmean(d_auto)
         rows.append(row)

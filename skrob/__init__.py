@@ -3,6 +3,7 @@
 from skrob.diagnosis import diagnose, label_issues
 from skrob.distortion import (
     DecisionDistortionScorer,
+    common_correct_mask,
     decision_based_distortion,
     exact_distortion,
     relative_error_distortion,
@@ -39,6 +40,7 @@ __all__ = [
     "UniformNoise",
     "__version__",
     "balanced_nested_subsets",
+    "common_correct_mask",
     "decision_based_distortion",
     "diagnose",
     "exact_distortion",

@@ -1,7 +1,7 @@
 """Fitted scikit-learn transformers that are affine maps ``x -> W x + b``, read exactly.
 
 One reading for every path that folds a Pipeline's preprocessing into a model: the exact
-minimal distortion of scikit-learn models (:mod:`skrob._model_exact`, which needs
+minimal distortion of scikit-learn models (:mod:`skrob.distortion._model_exact`, which needs
 per-feature maps) and the torch modules built from a Pipeline (:mod:`skrob.torch._pipeline`).
 Each step is read as it *transforms*, not as it was configured to fit: a
 ``StandardScaler(with_mean=False)`` still has a ``mean_`` it never subtracts, and a

@@ -1,7 +1,7 @@
 """One way to call HiGHS (:func:`scipy.optimize.milp`) for the exact programs, and to read
 what it says.
 
-Both exact families, tree ensembles (:mod:`skrob._model_exact`) and ReLU networks
+Both exact families, tree ensembles (:mod:`skrob.distortion._model_exact`) and ReLU networks
 (:mod:`skrob.torch._verify`), solve one mixed-integer program per (sample, other class).
 scipy folds several HiGHS outcomes into one status: a *model error* (HiGHS refuses the
 numbers, e.g. coefficients beyond its range) comes back with the status of an infeasible

@@ -25,9 +25,7 @@ def _library_paths():
     import joblib
 
     folders = (sys.modules["skrob"], sklearn, joblib, concurrent.futures)
-    return tuple(str(Path(m.__file__).parent) + os.sep for m in folders) + (
-        threading.__file__,
-    )
+    return tuple(str(Path(m.__file__).parent) + os.sep for m in folders) + (threading.__file__,)
 
 
 _LIBRARY_DIRS = _library_paths()
@@ -197,6 +195,53 @@ def check_clip(clip, owner, *, open_sides=False, error=ValueError):
     if low is not None and high is not None and not low < high:
         raise error(f"The 'clip' parameter of {owner} must have low < high; got {clip!r}.")
     return low, high
+
+
+def check_box(clip, n_features, owner):
+    """The one box contract of the distortion functions of both families:
+    ``clip`` -> (lo, hi) float64 arrays of shape (n_features,), ±inf on open sides.
+
+    ``clip`` is None (no box) or a pair (low, high), each None (open), a finite number, or
+    one finite number per feature.
+    """
+    lo, hi = np.full(n_features, -np.inf), np.full(n_features, np.inf)
+    if clip is None:
+        return lo, hi
+    try:
+        low, high = clip
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"The 'clip' parameter of {owner} must be a pair (low, high); got {clip!r}."
+        ) from None
+    sides = []
+    for name, value, default in (("low", low, lo), ("high", high, hi)):
+        if value is None:
+            sides.append(default)
+            continue
+        try:
+            v = np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"The 'clip' parameter of {owner}: {name} must be a number, one per "
+                f"feature, or None; got {value!r}."
+            ) from None
+        if v.ndim > 1 or (v.ndim == 1 and v.shape[0] != n_features):
+            raise ValueError(
+                f"The 'clip' parameter of {owner}: {name} must be a number or "
+                f"{n_features} numbers (one per feature); got shape {v.shape}."
+            )
+        if not np.all(np.isfinite(v)):
+            raise ValueError(
+                f"The 'clip' parameter of {owner}: {name} must be finite (None leaves a "
+                f"side open); got {value!r}."
+            )
+        sides.append(np.broadcast_to(v, n_features).astype(np.float64))
+    lo, hi = sides
+    if not np.all(lo < hi):
+        raise ValueError(
+            f"The 'clip' parameter of {owner} must have low < high for every feature; got {clip!r}."
+        )
+    return lo, hi
 
 
 def frame_like(X):

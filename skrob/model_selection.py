@@ -599,15 +599,8 @@ def robustness_learning_curve(
     return pd.DataFrame(rows)
 
 
-_ROBUSTNESS_SCORERS = {
-    "DecisionDistortionScorer",
-    "RPRScorer",
-    "AdversarialDistortionScorer",
-    "LaplacianScorer",
-}
-
-
 def _is_robustness_scorer(scorer):
-    """One of skrob's robustness scorers (by class, without importing skrob.torch)."""
-    cls = type(scorer)
-    return cls.__name__ in _ROBUSTNESS_SCORERS and cls.__module__.startswith("skrob.")
+    """One of skrob's robustness scorers (distortions, RPR, LO): by their shared mixin."""
+    from skrob._scoring import RobustnessScorerMixin
+
+    return isinstance(scorer, RobustnessScorerMixin)

@@ -24,6 +24,7 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions, va
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from skrob._progress import progress_bar
+from skrob._scoring import RobustnessScorerMixin
 from skrob._validation import check_classifier, frame_like, reject_metadata
 from skrob._validation import entropy as seed_entropy
 from skrob.perturbations import GaussianNoise, Perturbation, _float_dtype
@@ -369,7 +370,7 @@ def label_flip_rate(
     return flips / n_samples
 
 
-class RPRScorer(BaseEstimator):
+class RPRScorer(RobustnessScorerMixin, BaseEstimator):
     """RPR of a model as a scorer, ``scorer(estimator, X, y) -> float`` (greater is better).
 
     The perturbations act on the *raw* input of ``estimator``: for a Pipeline, before its

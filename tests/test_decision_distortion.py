@@ -325,7 +325,7 @@ def test_decision_based_never_below_exact_and_close(digits, model, norm):
     Xtr, ytr, Xte, yte = digits
     model.fit(Xtr, ytr)
     exact = exact_distortion(model, Xte, yte, norm=norm, clip=(0, 1))
-    d, X_adv = decision_based_distortion(
+    d, X_adv, success = decision_based_distortion(
         model, Xte, yte, norm=norm, clip=(0, 1), random_state=0, return_adversarial=True
     )
     np.testing.assert_array_equal(np.isnan(d), np.isnan(exact))
@@ -340,7 +340,7 @@ def test_decision_based_pipeline_in_raw_units():
     X = X * np.array([1.0, 100.0, 0.01, 1.0])
     pipe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(X, y)
     exact = exact_distortion(pipe, X, y, norm=2)
-    d, X_adv = decision_based_distortion(
+    d, X_adv, success = decision_based_distortion(
         pipe, X, y, norm=2, random_state=0, return_adversarial=True, max_queries=3000
     )
     ok = ~np.isnan(d)
@@ -354,11 +354,12 @@ def test_decision_based_is_deterministic_and_verified(method):
     X, y = load_iris(return_X_y=True)
     model = KNeighborsClassifier(5).fit(X, y)
     kw = dict(method=method, max_queries=600, random_state=3, return_adversarial=True)
-    d1, a1 = decision_based_distortion(model, X[::5], y[::5], **kw)
-    d2, a2 = decision_based_distortion(model, X[::5], y[::5], **kw)
+    d1, a1, s1 = decision_based_distortion(model, X[::5], y[::5], **kw)
+    d2, a2, s2 = decision_based_distortion(model, X[::5], y[::5], **kw)
     np.testing.assert_array_equal(d1, d2)
     np.testing.assert_array_equal(a1, a2)
     np.testing.assert_array_equal(np.isnan(d1), model.predict(X[::5]) != y[::5])
+    np.testing.assert_array_equal(s1, np.isfinite(d1))
     _check_points(model, X[::5], y[::5], d1, a1, None, np.inf)
 
 
@@ -367,7 +368,7 @@ def test_decision_based_frames_and_box_per_feature():
     model = RandomForestClassifier(n_estimators=10, random_state=0).fit(X, y)
     lo, hi = X.min().to_numpy(), X.max().to_numpy()
     with pytest.warns(None) if False else _no_feature_name_warning():
-        d, X_adv = decision_based_distortion(
+        d, X_adv, success = decision_based_distortion(
             model,
             X[::10],
             y[::10],

@@ -13,7 +13,7 @@ from sklearn.preprocessing import MinMaxScaler, RobustScaler, StandardScaler
 from sklearn.svm import SVR
 
 from skrob import _milp, decision_based_distortion, exact_distortion
-from skrob._model_exact import float32_cut
+from skrob.distortion._model_exact import float32_cut
 
 
 def enumerate_cells(model, X, y, norm, transform=None):
@@ -115,8 +115,9 @@ def _failing(status):
 
 @pytest.mark.parametrize("status", ["failed", "limit"])
 def test_a_solver_that_stops_short_is_a_bracket_and_a_warning(monkeypatch, status):
-    """A model error or a limit is never a silent skip: NaN with a warning, and the
-    bracket it proved with return_bounds."""
+    """A model error or a limit is never a silent skip: a warning, the best verified
+    point's distance (an upper bound, as skrob.torch gives), and the bracket it proved
+    with return_bounds."""
     X, y = _units_data(60)
     model = RandomForestClassifier(n_estimators=3, max_depth=2, random_state=0).fit(X, y)
     fake = _failing(status)
@@ -124,8 +125,9 @@ def test_a_solver_that_stops_short_is_a_bracket_and_a_warning(monkeypatch, statu
     with pytest.warns(UserWarning, match="not proven"):
         d = exact_distortion(model, X[:5], y[:5], norm=2)
     correct = model.predict(X[:5]) == y[:5]
-    assert np.isnan(d[correct]).all()
     low, up = exact_distortion(model, X[:5], y[:5], norm=2, return_bounds=True)
+    np.testing.assert_array_equal(d[correct], up[correct])
+    assert np.isnan(d[~correct]).all()
     assert np.all(low[correct] < up[correct])
     truth = enumerate_cells(model, X[:5], y[:5], 2)
     assert np.all(low[correct] <= truth[correct] * (1 + 1e-9))

@@ -36,6 +36,17 @@ def logits(module, returns_probabilities):
     return f
 
 
+def _width(lo, hi):
+    """The box's widest side, a number (the scale of the attacks that need one)."""
+    width = hi - lo
+    return float(width.max()) if torch.is_tensor(width) else float(width)
+
+
+def _flat(bound):
+    """A per-value box bound for flattened samples (a number stays a number)."""
+    return bound.reshape(-1) if torch.is_tensor(bound) else bound
+
+
 def _rows(v, x):
     """Per-sample values v of shape (B,), shaped to broadcast against x of shape (B, ...)."""
     return v.reshape((-1,) + (1,) * (x.ndim - 1))
@@ -189,11 +200,13 @@ def _fab(
             ranking.append((cand.gather(1, order), lin.gather(1, order)))  # nearest first
         j = lin.argmin(1)
         wj, gj = w[idx, j], g[idx, j]
-        d1, _ = _project(wj, -gj, base, lo, hi, p)
-        d2, _ = _project(wj, -(gj + (wj * (x0 - base)).sum(1)), x0, lo, hi, p)
+        d1, _ = _project(wj, -gj, base, _flat(lo), _flat(hi), p)
+        d2, _ = _project(wj, -(gj + (wj * (x0 - base)).sum(1)), x0, _flat(lo), _flat(hi), p)
         n1, n2 = lp_norm(d1, p), lp_norm(d2, p)
         alpha = (n1 / (n1 + n2).clamp_min(1e-30)).clamp(max=alpha_max).to(x.dtype).unsqueeze(1)
-        x_new = ((1 - alpha) * (base + eta * d1) + alpha * (x0 + eta * d2)).clamp(lo, hi)
+        x_new = ((1 - alpha) * (base + eta * d1) + alpha * (x0 + eta * d2)).clamp(
+            _flat(lo), _flat(hi)
+        )
         xk = x_new.reshape(x.shape)
     with torch.no_grad():
         record(xk, f(xk))
@@ -243,13 +256,14 @@ def _ifgsm(f, x, y, eps, lo, hi, n_steps=10):
 
 
 def _bim_bisection(f, x, y, lo, hi, tol, attack=_bim):
-    """Per-sample bisection of ε in [0, hi − lo], to ``tol`` relative to hi − lo."""
+    """Per-sample bisection of ε in [0, w], to ``tol`` relative to w, the box's widest side."""
+    width = _width(lo, hi)
     low = torch.zeros(len(x), dtype=torch.float64, device=x.device)
-    high = torch.full((len(x),), hi - lo, dtype=torch.float64, device=x.device)
+    high = torch.full((len(x),), width, dtype=torch.float64, device=x.device)
     best, found = attack(f, x, y, high, lo, hi)
     x_best = best.clone()
     ok = found.clone()
-    while ((high - low) > tol * (hi - lo)).any():
+    while ((high - low) > tol * width).any():
         mid = (low + high) / 2
         adv, hit = attack(f, x, y, mid, lo, hi)
         x_best[hit] = adv[hit]
@@ -267,7 +281,7 @@ def _ddn(f, x, y, lo, hi, steps=40, gamma=0.1, init_norm=1.0, max_step=2.0):
     a failed one; lengths are in units of the box's width.
     """
     B = len(x)
-    width = hi - lo
+    width = _width(lo, hi)
     eps = torch.full((B,), init_norm * width, dtype=x.dtype, device=x.device)
     worst = torch.maximum(x - lo, hi - x).flatten(1).norm(dim=1)
     delta = torch.zeros_like(x)
@@ -345,7 +359,7 @@ def _cw_targeted(f, x, y, target, scale, lo, hi, steps, search_steps, c_init, lr
     w0 = torch.atanh(((x - center) / span).clamp(-1 + 1e-6, 1 - 1e-6))
     rows = torch.arange(B, device=x.device)
     patience = max(1, steps // 10)
-    unit = _rows((scale / span).clamp(1e-6, 1.0), x)
+    unit = _rows((scale / (_width(lo, hi) / 2)).clamp(1e-6, 1.0), x)
     for _ in range(search_steps):
         v = torch.zeros_like(w0).requires_grad_(True)
         opt = torch.optim.Adam([v], lr=lr)

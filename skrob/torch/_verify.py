@@ -360,17 +360,20 @@ def certified_radius(layers, x, y, lo, hi, norm, method, upper, steps=30, unit=0
 
 
 # --------------------------------------------------------------------------- exact
-def exact_distortion(layers, x, y, lo, hi, norm, upper, time_limit, bar=None):
+def exact_distortion(layers, x, y, lo, hi, norm, upper, time_limit, bar=None, reach=None):
     """Exact minimal L∞ or L1 distortion by MILP: (lower, upper, points) per sample.
 
-    ``upper``: a known adversarial distortion per sample (the best attack's); the minimum
-    lies in that ball, so the ReLU bounds over it give valid big-M constants. ``bar``: a
-    progress bar advanced by one per sample.
+    ``upper``: a known adversarial distortion per sample (the best attack's, inf where
+    none); the minimum lies in that ball, so the ReLU bounds over it give valid big-M
+    constants. ``reach``: the L∞ radius searched where ``upper`` is inf (needed where the
+    box ``[lo, hi]`` is open). ``bar``: a progress bar advanced by one per sample.
     """
     n, d = x.shape
     lower_out, upper_out = np.zeros(n), upper.astype(float).copy()
     points = np.full((n, d), np.nan)
     radius = upper * (1 + 1e-6)  # the minimum is within the attack's distance
+    if reach is not None:
+        radius = np.where(np.isfinite(radius), radius, reach)
     # the ReLU bounds over the L∞ box of radius `upper` (it contains the L1 ball too)
     pre = relu_bounds(layers, x, radius, lo, hi, np.inf)
     for i in range(n):

@@ -19,12 +19,12 @@ from numbers import Integral, Real
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
-from sklearn.utils.validation import _num_samples
 
 from skrob._progress import progress_bar
-from skrob._validation import check_clip, reject_metadata, warn_user
+from skrob._validation import check_box, warn_user
+from skrob.distortion import common_correct_mask  # noqa: F401  (re-exported here)
+from skrob.distortion._scorers import STATISTICS, DistortionScorer
 from skrob.torch._attacks import (
     ATTACKS,
     AUTO,
@@ -52,13 +52,14 @@ from skrob.torch._model import (
         "y": ["array-like", torch.Tensor],
         "norm": [StrOptions({"inf"}), Real],
         "method": [StrOptions({"auto", "exact", *ATTACKS})],
-        "clip": [tuple],
+        "clip": [tuple, None],
         "tol": [Interval(Real, 0, 1, closed="right")],
         "time_limit": [Interval(Real, 0, None, closed="neither")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "device": [str, torch.device, None],
         "input_shape": [tuple, None],
         "return_adversarial": ["boolean"],
+        "return_bounds": ["boolean"],
         "verbose": ["verbose"],
     },
     prefer_skip_nested_validation=True,
@@ -70,13 +71,14 @@ def minimal_distortion(
     *,
     norm=np.inf,
     method="auto",
-    clip=(0.0, 1.0),
+    clip=None,
     tol=1e-3,
     time_limit=10.0,
     batch_size=256,
     device=None,
     input_shape=None,
     return_adversarial=False,
+    return_bounds=False,
     verbose=0,
 ):
     """Norm of the smallest perturbation found that changes each correct prediction.
@@ -93,8 +95,13 @@ def minimal_distortion(
         (L∞ and L1, ReLU networks made of affine layers): the exact minimum by mixed-integer
         programming (:mod:`skrob.torch._verify`), started from "auto"'s result; its point
         lies on the decision boundary (a tie), so it is not required to flip the label.
-    clip : (low, high), default=(0.0, 1.0)
-        The box every adversarial point must stay in.
+    clip : (low, high) or None, default=None
+        The box every adversarial point must stay in, in the units of X (e.g. (0, 1) for
+        images in [0, 1]): each side None (open), a number, or one number per input value.
+        None: no box, so that tabular or standardised data work as they are. The attacks
+        then search within ``[min X − w, max X + w]``, ``w = max(max X − min X, max |X|)``
+        (they need a finite region and a scale); exact programs and certificates need no
+        box: they hold over the whole space.
     tol : float, default=1e-3
         Bisection tolerance of "bim" on ε, relative to the box's width.
     time_limit : float, default=10.0
@@ -103,7 +110,11 @@ def minimal_distortion(
     batch_size : int, default=256
     device, input_shape : see :func:`skrob.torch.laplacian`.
     return_adversarial : bool, default=False
-        Also return the adversarial points and the per-sample success mask.
+        Also return the adversarial points and the per-sample success mask,
+        ``(distortion, X_adv, success)`` as :func:`skrob.decision_based_distortion`.
+    return_bounds : bool, default=False
+        With ``method="exact"``: return ``(lower, upper)``, equal where the minimum is
+        proven and a bracket where the time limit struck (as :func:`skrob.exact_distortion`).
     verbose : int, default=0
         Show a progress bar over the samples when positive (one for the attacks, one for
         the exact programs of "exact").
@@ -111,8 +122,12 @@ def minimal_distortion(
     Returns
     -------
     distortion : ndarray of shape (n_samples,)
-        NaN for samples misclassified to begin with and for samples no attack flipped.
-    X_adv, success : ndarray, only with ``return_adversarial``
+        NaN for samples misclassified to begin with; ``inf`` for samples no attack
+        flipped inside the box (with ``method="exact"``: no point of another class in it).
+    X_adv : ndarray, only with ``return_adversarial``
+        The adversarial points (the samples themselves where there is none).
+    success : ndarray of shape (n_samples,), bool, only with ``return_adversarial``
+        Where a verified adversarial point was found (the finite distortions).
 
     References
     ----------
@@ -130,9 +145,18 @@ def minimal_distortion(
     >>> d.shape
     (5,)
     """
-    distortion, X_adv, success, _ = _distortions(
+    if return_bounds and method != "exact":
+        raise ValueError(
+            f"return_bounds=True needs method='exact' (an attack gives no lower bound; "
+            f"certified_radius does); got method={method!r}."
+        )
+    if return_bounds and return_adversarial:
+        raise ValueError("return_bounds and return_adversarial cannot both be True.")
+    distortion, X_adv, success, _, lower = _distortions(
         model, X, y, norm, method, clip, tol, batch_size, device, input_shape, time_limit, verbose
     )
+    if return_bounds:
+        return lower, distortion
     if return_adversarial:
         return distortion, X_adv, success
     return distortion
@@ -166,14 +190,13 @@ def _distortions(
         name = "an L-inf" if NORMS[method] == (np.inf,) else "an L2"
         fix = "norm=np.inf" if NORMS[method] == (np.inf,) else "norm=2"
         raise ValueError(f"method={method!r} is {name} attack: use {fix}.")
-    lo, hi = check_clip(clip, "minimal_distortion")
     module, dev, returns_probabilities = resolve_module(model, device)
     X = as_tensor(X, dev, input_shape, parameter_dtype(module))
+    box, search = _box(clip, X, "minimal_distortion")
+    lo, hi = _box_tensors(*search, X)
     with eval_mode(module):
         n_classes = check_outputs(module, X)
     y = class_indices(y, len(X), n_classes, dev)
-    if ((X < lo) | (X > hi)).any():
-        raise ValueError(_outside_box(X, clip))
     f = logits(module, returns_probabilities)
     # "exact" starts from the attacks' best point (L1: from the L2 attacks, measured in L1)
     attack_p = 2 if p == 1 else p
@@ -213,25 +236,40 @@ def _distortions(
             rows = torch.arange(start, start + len(x), device=dev)[correct].cpu().numpy()
             ok = torch.isfinite(best).cpu().numpy()
             distortion[rows[ok]] = best[torch.isfinite(best)].cpu().numpy()
+            distortion[rows[~ok]] = np.inf  # not flipped inside the box
             success[rows] = ok
             X_adv[rows] = best_x
             bar.update(len(x))
     bar.close()
     X_adv = X_adv.cpu().numpy()
+    lower = distortion.copy()
     if method == "exact" and correct_all.any():
         # every correct sample: the attacks' points only narrow the search; where none
         # succeeded, the program starts from the whole box
-        _exact(
-            module, X, y, p, lo, hi, time_limit, distortion, X_adv, success, correct_all, verbose
+        lower = _exact(
+            module,
+            X,
+            y,
+            p,
+            box,
+            search,
+            time_limit,
+            distortion,
+            X_adv,
+            success,
+            correct_all,
+            verbose,
         )
-    return distortion, X_adv, success, correct_all
+    return distortion, X_adv, success, correct_all, lower
 
 
-def _exact(module, X, y, p, lo, hi, time_limit, distortion, X_adv, success, correct, verbose=0):
+def _exact(
+    module, X, y, p, box, search, time_limit, distortion, X_adv, success, correct, verbose=0
+):
     """Replace the attacks' results by the exact minima (in place), for every correctly
-    classified sample: an attack's success bounds the program's ball; without one the
-    ball is the whole box. A proven empty program means no point of another class in the
-    box: ``inf``."""
+    classified sample: an attack's success bounds the program's ball (in ``box``, open
+    sides unbounded: exact without a box); without one the program covers the search box,
+    and a proven empty program means no point of another class there: ``inf``."""
     from skrob.torch._verify import exact_distortion, relu_layers
 
     with eval_mode(module):
@@ -239,18 +277,20 @@ def _exact(module, X, y, p, lo, hi, time_limit, distortion, X_adv, success, corr
     rows = np.flatnonzero(correct)
     start = np.where(success[rows], distortion[rows], np.inf)
     x = X[rows].flatten(1).double().cpu().numpy()
-    d = x.shape[1]
+    # a sample no attack flipped: its program covers the search box
+    reach = np.maximum(np.abs(x - search[0]), np.abs(search[1] - x)).max(axis=1)
     bar = progress_bar(verbose, len(rows), "exact (MILP)", unit="sample")
     lower, upper, points = exact_distortion(
         layers,
         x,
         y[rows].cpu().numpy(),
-        np.full(d, lo),
-        np.full(d, hi),
+        box[0],
+        box[1],
         p,
         start,
         time_limit,
         bar,
+        reach=reach,
     )
     bar.update(bar.total - bar.n)
     bar.close()
@@ -258,6 +298,8 @@ def _exact(module, X, y, p, lo, hi, time_limit, distortion, X_adv, success, corr
     X_adv[rows[found]] = points[found].reshape((found.sum(), *X_adv.shape[1:]))
     distortion[rows] = upper
     success[rows] = np.isfinite(upper)
+    bounds = distortion.copy()
+    bounds[rows] = np.minimum(lower, upper)
     open_ = int((lower < upper * (1 - 1e-9)).sum())
     if open_:
         warn_user(
@@ -265,66 +307,10 @@ def _exact(module, X, y, p, lo, hi, time_limit, distortion, X_adv, success, corr
             f"minimum of {open_} samples was proven; their distortion is the best found (an "
             "upper bound). Raise time_limit, or use a smaller network."
         )
+    return bounds
 
 
-@validate_params(
-    {
-        "estimators": ["array-like"],
-        "X": ["array-like", "sparse matrix", torch.Tensor],
-        "y": ["array-like"],
-    },
-    prefer_skip_nested_validation=True,
-)
-def common_correct_mask(estimators, X, y):
-    """The samples that every given estimator classifies correctly (paper 002's test set).
-
-    Parameters
-    ----------
-    estimators : iterable of fitted estimators with ``predict``
-    X : array-like
-    y : array-like of shape (n_samples,)
-
-    Returns
-    -------
-    mask : ndarray of shape (n_samples,), bool
-
-    References
-    ----------
-    How Training Data Affect the Accuracy and Robustness of Neural Networks for Image
-    Classification. Anonymous authors, ICLR 2019 conference submission (paper 002),
-    https://openreview.net/forum?id=HklKWhC5F7
-
-    Examples
-    --------
-    >>> from sklearn.datasets import load_iris
-    >>> from sklearn.linear_model import LogisticRegression
-    >>> from sklearn.tree import DecisionTreeClassifier
-    >>> from skrob.torch import common_correct_mask
-    >>> X, y = load_iris(return_X_y=True)
-    >>> models = [LogisticRegression(max_iter=500).fit(X, y),
-    ...           DecisionTreeClassifier(max_depth=1).fit(X, y)]
-    >>> mask = common_correct_mask(models, X, y)
-    >>> bool(mask.sum() <= min((m.predict(X) == y).sum() for m in models))
-    True
-    """
-    y = np.asarray(y)
-    if y.ndim != 1:
-        raise ValueError(f"y must be one label per sample (1-D), got shape {y.shape}.")
-    n = _num_samples(X)
-    if n != len(y):
-        raise ValueError(f"X and y must have one row per sample; got {n} and {len(y)}.")
-    mask = np.ones(len(y), dtype=bool)
-    for est in estimators:
-        pred = np.asarray(est.predict(X))
-        if pred.shape != y.shape:
-            raise ValueError(
-                f"{type(est).__name__}.predict returned shape {pred.shape}; expected {y.shape}."
-            )
-        mask &= pred == y
-    return mask
-
-
-class AdversarialDistortionScorer(BaseEstimator):
+class AdversarialDistortionScorer(DistortionScorer):
     """Minimal distortion as a scorer (greater is more robust).
 
     ``statistic="mean"``: the mean minimal distortion over the correctly classified
@@ -334,7 +320,9 @@ class AdversarialDistortionScorer(BaseEstimator):
     compare); the attacks give upper bounds on the minimal distortion, so this is an upper
     bound on the true robust accuracy. ``statistic="certified_accuracy"``: the share of
     all samples classified correctly and *certified* within ``epsilon`` by CROWN
-    (:func:`certified_radius`): a lower bound on the true robust accuracy.
+    (:func:`certified_radius`): a lower bound on the true robust accuracy. The statistics
+    are those of :class:`~skrob.distortion._scorers.DistortionScorer`, shared with
+    :class:`skrob.DecisionDistortionScorer`.
 
     Parameters
     ----------
@@ -342,8 +330,13 @@ class AdversarialDistortionScorer(BaseEstimator):
         The norm distortions are measured in.
     method : str, default="auto"
         The attack, as in :func:`minimal_distortion`.
-    clip : (low, high), default=(0.0, 1.0)
-        The box every adversarial point must stay in, in the units of X.
+    clip : (low, high) or None, default=None
+        The box every adversarial point must stay in, in the units of X (e.g. (0, 1) for
+        images in [0, 1]): each side None (open), a number, or one number per input value.
+        None: no box, so that tabular or standardised data work as they are. The attacks
+        then search within ``[min X − w, max X + w]``, ``w = max(max X − min X, max |X|)``
+        (they need a finite region and a scale); exact programs and certificates need no
+        box: they hold over the whole space.
     tol : float, default=1e-3
         Bisection tolerance of "bim" on ε, relative to the box's width.
     time_limit : float, default=10.0
@@ -384,7 +377,7 @@ class AdversarialDistortionScorer(BaseEstimator):
         *,
         norm=np.inf,
         method="auto",
-        clip=(0.0, 1.0),
+        clip=None,
         tol=1e-3,
         time_limit=10.0,
         batch_size=256,
@@ -410,38 +403,15 @@ class AdversarialDistortionScorer(BaseEstimator):
         **{
             k: v
             for k, v in minimal_distortion._skl_parameter_constraints.items()
-            if k not in ("model", "X", "y", "return_adversarial")
+            if k not in ("model", "X", "y", "return_adversarial", "return_bounds")
         },
-        "statistic": [StrOptions({"mean", "robust_accuracy", "certified_accuracy"})],
+        "statistic": [StrOptions(set(STATISTICS))],
         "epsilon": [Interval(Real, 0, float(np.finfo(np.float64).max), closed="neither"), None],
     }
 
-    def __call__(self, estimator, X, y, **kwargs):
-        """Mean distortion of ``estimator`` over its correctly classified samples of X.
-
-        Metadata (``sample_weight``, ...) has no meaning here: it is an error, never
-        silently dropped.
-        """
-        reject_metadata(self, kwargs)
-        self._validate_params()  # errors name this scorer, not minimal_distortion
-        if self.statistic != "mean" and self.epsilon is None:
-            raise ValueError(
-                f"AdversarialDistortionScorer(statistic={self.statistic!r}) needs epsilon=, "
-                "the perturbation budget in the norm's units."
-            )
+    def _distortions(self, estimator, X, y):
         p = self.get_params()
-        if self.statistic == "certified_accuracy":
-            return _certified_share(
-                estimator,
-                X,
-                y,
-                p["norm"],
-                p["clip"],
-                self.epsilon,
-                p["device"],
-                p["input_shape"],
-            )
-        d, _, success, correct = _distortions(
+        return _distortions(
             estimator,
             X,
             y,
@@ -454,21 +424,19 @@ class AdversarialDistortionScorer(BaseEstimator):
             p["input_shape"],
             p["time_limit"],
             p["verbose"],
+        )[0]
+
+    def _certified(self, estimator, X, y):
+        return _certified_mask(
+            estimator,
+            X,
+            y,
+            self.norm,
+            self.clip,
+            self.epsilon,
+            self.device,
+            self.input_shape,
         )
-        if self.statistic == "robust_accuracy":
-            with np.errstate(invalid="ignore"):
-                within = success & (d <= self.epsilon)
-            return float(np.mean(correct & ~within))
-        unbroken = int((correct & ~success).sum())
-        if unbroken:
-            warn_user(
-                f"{unbroken} of {int(correct.sum())} correctly classified samples were not "
-                "flipped by any attack inside the box; they are left out of the mean "
-                "distortion, which therefore understates the model's robustness."
-            )
-        if np.isnan(d).all():
-            return float("nan")
-        return float(np.nanmean(d))
 
 
 @validate_params(
@@ -478,14 +446,14 @@ class AdversarialDistortionScorer(BaseEstimator):
         "y": ["array-like", torch.Tensor],
         "norm": [StrOptions({"inf"}), Real],
         "method": [StrOptions({"crown", "ibp"})],
-        "clip": [tuple],
+        "clip": [tuple, None],
         "device": [str, torch.device, None],
         "input_shape": [tuple, None],
     },
     prefer_skip_nested_validation=True,
 )
 def certified_radius(
-    model, X, y, *, norm=np.inf, method="crown", clip=(0.0, 1.0), device=None, input_shape=None
+    model, X, y, *, norm=np.inf, method="crown", clip=None, device=None, input_shape=None
 ):
     """Largest radius within which no perturbation can change each correct prediction.
 
@@ -506,7 +474,13 @@ def certified_radius(
     y : array-like of shape (n_samples,)
     norm : np.inf or 2, default=np.inf
     method : {"crown", "ibp"}, default="crown"
-    clip : (low, high), default=(0.0, 1.0)
+    clip : (low, high) or None, default=None
+        The box every adversarial point must stay in, in the units of X (e.g. (0, 1) for
+        images in [0, 1]): each side None (open), a number, or one number per input value.
+        None: no box, so that tabular or standardised data work as they are. The attacks
+        then search within ``[min X − w, max X + w]``, ``w = max(max X − min X, max |X|)``
+        (they need a finite region and a scale); exact programs and certificates need no
+        box: they hold over the whole space.
     device, input_shape : see :func:`skrob.torch.laplacian`.
 
     Returns
@@ -528,12 +502,12 @@ def certified_radius(
     """
     from skrob.torch._verify import certified_radius as bisect_radius
 
-    p, layers, x, yc, correct, lo_v, hi_v, unit = _verification_inputs(
+    p, layers, x, yc, correct, (lo_v, hi_v), search, unit = _verification_inputs(
         model, X, y, norm, clip, device, input_shape, "certified_radius"
     )
     out = np.full(len(correct), np.nan)
     if correct.any():
-        width = float(np.max(hi_v - lo_v))
+        width = float(np.max(search[1] - search[0]))
         top = width if p == np.inf else width * np.sqrt(x.shape[1])
         out[correct] = bisect_radius(
             layers, x, yc, lo_v, hi_v, p, method, np.full(len(x), top), unit=unit
@@ -541,14 +515,53 @@ def certified_radius(
     return out
 
 
+def _box(clip, X, owner):
+    """The box, as float64 arrays of one value per input value: ``(box, search)``.
+
+    ``box`` is ``clip`` checked (:func:`skrob._validation.check_box`), ``±inf`` on open
+    sides (``clip=None``: no box); X must lie in it. ``search`` is finite: the box with
+    open sides closed at ``min X − w`` and ``max X + w``, ``w = max(max X − min X,
+    max |X|)``, the region the attacks search (they need a finite box and a scale).
+    Exact programs and certificates use ``box`` itself (a ball around each sample bounds
+    them), so they hold without a box.
+    """
+    d = int(np.prod(X.shape[1:]))
+    lo, hi = check_box(clip, d, owner)
+    flat = X.detach().flatten(1).double().cpu().numpy()
+    if not np.all(np.isfinite(flat)):
+        raise ValueError(f"{owner}: X has non-finite values.")
+    if ((flat < lo) | (flat > hi)).any():
+        raise ValueError(_outside_box(flat, clip))
+    s_lo, s_hi = lo, hi
+    if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
+        low, high = (float(flat.min()), float(flat.max())) if flat.size else (0.0, 1.0)
+        width = max(high - low, abs(low), abs(high)) or 1.0
+        s_lo = np.where(np.isfinite(lo), lo, low - width)
+        s_hi = np.where(np.isfinite(hi), hi, high + width)
+    return (lo, hi), (s_lo, s_hi)
+
+
+def _box_tensors(lo, hi, X):
+    """``(lo, hi)`` as tensors shaped like one sample, in X's dtype, rounded inwards (a
+    point clamped to them lies in the float64 box)."""
+    dtype = X.dtype if X.is_floating_point() else torch.float64
+    exact_lo, exact_hi = torch.as_tensor(lo), torch.as_tensor(hi)
+    t_lo, t_hi = exact_lo.to(dtype), exact_hi.to(dtype)
+    t_lo = torch.where(t_lo.double() < exact_lo, torch.nextafter(t_lo, t_lo + 1), t_lo)
+    t_hi = torch.where(t_hi.double() > exact_hi, torch.nextafter(t_hi, t_hi - 1), t_hi)
+    shape = tuple(X.shape[1:])
+    return t_lo.reshape(shape).to(X.device), t_hi.reshape(shape).to(X.device)
+
+
 def _outside_box(X, clip):
     """The error for X outside the box, with what to pass instead."""
     low, high = float(X.min()), float(X.max())
+    clip = tuple(np.asarray(c).tolist() if c is not None else None for c in clip)
     return (
         f"X lies outside the box clip={tuple(clip)!r}: its values range over "
-        f"[{low:.4g}, {high:.4g}]. The default box (0, 1) is for images with pixels in "
-        "[0, 1]; for tabular or standardised data pass the box the inputs may move in, "
-        f"e.g. clip=({low:.4g}, {high:.4g}) (the data's range), in the units of X."
+        f"[{low:.4g}, {high:.4g}]. Pass the box the inputs may move in, in the units of "
+        f"X, e.g. clip=({low:.4g}, {high:.4g}) (the data's range), or clip=None (the "
+        "default: the data's range widened by its width on each side)."
     )
 
 
@@ -559,34 +572,30 @@ def _verification_inputs(model, X, y, norm, clip, device, input_shape, owner):
     p = np.inf if (norm == "inf" or (isinstance(norm, Real) and np.isinf(norm))) else norm
     if p not in (np.inf, 2):
         raise ValueError(f"The 'norm' parameter of {owner} must be np.inf or 2; got {norm!r}.")
-    lo, hi = check_clip(clip, owner)
     module, dev, returns_probabilities = resolve_module(model, device)
     X = as_tensor(X, dev, input_shape, parameter_dtype(module))
+    box, search = _box(clip, X, owner)
     with eval_mode(module):
         n_classes = check_outputs(module, X)
         y = class_indices(y, len(X), n_classes, dev)
-        if ((X < lo) | (X > hi)).any():
-            raise ValueError(_outside_box(X, clip))
         with torch.no_grad():
             correct = (logits(module, returns_probabilities)(X).argmax(1) == y).cpu().numpy()
         layers = relu_layers(module, tuple(X.shape[1:]))
     x = X[correct].flatten(1).double().cpu().numpy()
-    d = x.shape[1]
     # the unit roundoff of the format the network predicts in: certificates hold for it
     unit = float(torch.finfo(X.dtype).eps) / 2
-    lo_v, hi_v = np.full(d, lo), np.full(d, hi)
-    return p, layers, x, y.cpu().numpy()[correct], correct, lo_v, hi_v, unit
+    return p, layers, x, y.cpu().numpy()[correct], correct, box, search, unit
 
 
-def _certified_share(model, X, y, norm, clip, epsilon, device, input_shape):
-    """The share of all samples classified correctly and certified at ``epsilon``."""
+def _certified_mask(model, X, y, norm, clip, epsilon, device, input_shape):
+    """The samples classified correctly and certified at ``epsilon`` (CROWN)."""
     from skrob.torch._verify import margins_lower
 
-    p, layers, x, yc, correct, lo_v, hi_v, unit = _verification_inputs(
+    p, layers, x, yc, correct, (lo_v, hi_v), _, unit = _verification_inputs(
         model, X, y, norm, clip, device, input_shape, "AdversarialDistortionScorer"
     )
-    if not correct.any():
-        return 0.0
-    eps = np.full(len(x), float(epsilon))
-    safe = margins_lower(layers, x, yc, eps, lo_v, hi_v, p, "crown", unit) > 0
-    return float(safe.sum() / len(correct))
+    mask = np.zeros(len(correct), dtype=bool)
+    if correct.any():
+        eps = np.full(len(x), float(epsilon))
+        mask[correct] = margins_lower(layers, x, yc, eps, lo_v, hi_v, p, "crown", unit) > 0
+    return mask

@@ -26,6 +26,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 
 from skrob._progress import progress_bar
+from skrob._scoring import RobustnessScorerMixin
 from skrob._validation import entropy, reject_metadata
 from skrob.torch._forward_laplacian import forward_laplacian as _forward_laplacian
 from skrob.torch._model import (
@@ -299,7 +300,7 @@ def expected_probability_change(model, X, radius, **kwargs):
     return radius**2 / (2 * n) * lo
 
 
-class LaplacianScorer(BaseEstimator):
+class LaplacianScorer(RobustnessScorerMixin, BaseEstimator):
     """``-mean |LO|`` over X as a scorer: a smaller ``|LO|`` is a more robust model (paper 003).
 
     Parameters
@@ -315,7 +316,8 @@ class LaplacianScorer(BaseEstimator):
     device : str or torch.device, default=None
         Where to compute; None: the model's device.
     random_state : int, RandomState instance or None, default=None
-        The probes of "hutchinson".
+        The probes of "hutchinson"; None is seed 0, so that every call (every candidate
+        of a search) uses the same probes (common random numbers).
     input_shape : tuple, default=None
         The shape each row is reshaped to before the model sees it.
     piecewise_linear : "auto" or bool, default="auto"
@@ -373,5 +375,8 @@ class LaplacianScorer(BaseEstimator):
         """
         reject_metadata(self, kwargs)
         self._validate_params()  # errors name LaplacianScorer, not laplacian
-        lo = laplacian(estimator, X, **self.get_params())
+        params = self.get_params()
+        if params["random_state"] is None:  # common random numbers (hutchinson's probes)
+            params["random_state"] = 0
+        lo = laplacian(estimator, X, **params)
         return -float(np.mean(np.abs(lo)))

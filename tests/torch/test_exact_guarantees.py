@@ -183,17 +183,60 @@ def test_pipeline_steps_and_devices_get_errors_that_name_them():
             minimal_distortion(net, X32, y, device="cuda")
 
 
-def test_data_outside_the_default_box_gets_the_box_to_pass():
+def test_data_outside_a_given_box_gets_the_box_to_pass():
     torch.manual_seed(0)
     net = nn.Linear(3, 2)
     X = np.random.default_rng(0).normal(size=(6, 3)).astype(np.float32)
     y = net(torch.as_tensor(X)).argmax(1).numpy()
     for call in (
-        lambda: minimal_distortion(net, X, y),
-        lambda: certified_radius(net, X, y),
-        lambda: AdversarialDistortionScorer()(net, X, y),
+        lambda: minimal_distortion(net, X, y, clip=(0.0, 1.0)),
+        lambda: certified_radius(net, X, y, clip=(0.0, 1.0)),
+        lambda: AdversarialDistortionScorer(clip=(0.0, 1.0))(net, X, y),
     ):
-        with pytest.raises(ValueError, match=r"values range over .*pass the box.*clip=\("):
+        with pytest.raises(ValueError, match=r"values range over .*Pass the box.*clip=\("):
             call()
     lo, hi = float(X.min()), float(X.max())
     assert np.isfinite(minimal_distortion(net, X, y, clip=(lo, hi))).any()
+
+
+def test_default_box_takes_tabular_data_as_they_are():
+    """clip=None (the default of both families): standardised tabular data through a
+    scaled Pipeline work as they are; the box is the data's range widened by its width,
+    and it does not bind: the exact minimum equals that in a box 100x wider."""
+    from sklearn.preprocessing import StandardScaler
+
+    torch.manual_seed(0)
+    X, y = _blobs(200, 6, 3, 4)
+    X = (X - 0.5) * 40.0 + 7.0  # tabular units: far outside (0, 1)
+    scaler = StandardScaler().fit(X)
+    net = _trained(
+        nn.Sequential(nn.Linear(6, 12), nn.ReLU(), nn.Linear(12, 3)),
+        scaler.transform(X).astype(np.float32),
+        y,
+    )
+    model = make_pipeline(scaler, net)
+    X32 = X[:15].astype(np.float32)
+    with torch.no_grad():
+        y_pred = net(torch.as_tensor(scaler.transform(X32), dtype=torch.float32)).argmax(1)
+    y_pred = y_pred.numpy()
+    score = AdversarialDistortionScorer()(model, X32, y_pred)
+    assert np.isfinite(score) and score > 0
+    exact = minimal_distortion(model, X32, y_pred, method="exact", time_limit=1e4)
+    low, high = float(X32.min()), float(X32.max())
+    width = high - low
+    same = minimal_distortion(
+        model, X32, y_pred, method="exact", clip=(low - width, high + width), time_limit=1e4
+    )
+    wide = minimal_distortion(
+        model,
+        X32,
+        y_pred,
+        method="exact",
+        clip=(low - 100 * width, high + 100 * width),
+        time_limit=1e4,
+    )
+    np.testing.assert_array_equal(exact, same)
+    assert np.all(np.isfinite(exact)) and np.all(exact < width)
+    np.testing.assert_allclose(exact, wide, rtol=1e-6)
+    cert = certified_radius(model, X32, y_pred)
+    assert np.all(cert <= exact * (1 + 1e-9))

@@ -13,7 +13,7 @@ from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 from torch import nn  # noqa: E402
 
-from skrob._model_exact import halfspace_distance  # noqa: E402
+from skrob.distortion._model_exact import halfspace_distance  # noqa: E402
 from skrob.torch import (  # noqa: E402
     AdversarialDistortionScorer,
     certified_radius,
