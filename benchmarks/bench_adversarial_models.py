@@ -89,6 +89,8 @@ for key in args.norms.split(","):
             distortion[m].append(minimal_distortion(net, Xc, yc, norm=p, method=m, clip=(0.0, 1.0)))
             seconds[m] += time.perf_counter() - t
     D = np.stack([np.vstack(distortion[m]) for m in METHODS[p]])  # (method, net, sample)
+    failed = np.isinf(D)  # not flipped (Xc: correctly classified samples only)
+    D = np.where(failed, np.nan, D)
     ratio = np.nanmean(D / np.nanmin(D, axis=0), axis=2)  # (method, net)
     label = "L-inf" if p == np.inf else "L2"
     print(f"\n{label}: mean ratio to the per-sample smallest distortion found")
@@ -98,4 +100,4 @@ for key in args.norms.split(","):
     print(f"{'mean':16s}" + "".join(f"{r:10.3f}" for r in ratio.mean(1)))
     print(f"{'worst':16s}" + "".join(f"{r:10.3f}" for r in ratio.max(1)))
     print(f"{'time (s)':16s}" + "".join(f"{seconds[m]:10.1f}" for m in METHODS[p]))
-    print(f"{'failures':16s}" + "".join(f"{np.isnan(D[i]).mean():10.3f}" for i in range(len(D))))
+    print(f"{'failures':16s}" + "".join(f"{failed[i].mean():10.3f}" for i in range(len(D))))

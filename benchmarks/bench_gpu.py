@@ -140,6 +140,9 @@ def main():
                 sync=sync,
             )
             net.to("cpu")
+            # not flipped (inf) is left out of the means, as misclassified (NaN) is
+            d_cpu = np.where(np.isinf(d_cpu), np.nan, d_cpu)
+            d_dev = np.where(np.isinf(d_dev), np.nan, d_dev)
             if np.array_equal(np.isnan(d_cpu), np.isnan(d_dev)) and np.isnan(d_cpu).all():
                 print(f"   {label:<24}: no image both classified correctly and flipped")
                 continue
