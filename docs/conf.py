@@ -55,7 +55,12 @@ extensions = [
 
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 root_doc = "index"
-exclude_patterns = ["_build", "generated/*.examples", "auto_examples/*.ipynb", "sg_execution_times.rst"]
+exclude_patterns = [
+    "_build",
+    "generated/*.examples",
+    "auto_examples/*.ipynb",
+    "sg_execution_times.rst",
+]
 templates_path = ["_templates"]
 
 # API pages from the docstrings.

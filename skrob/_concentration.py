@@ -16,9 +16,9 @@ import joblib
 import numpy as np
 from scipy.spatial.distance import cdist
 
-from skrob._blocks import pair_tolerance, run_tasks
-from skrob._exact import SAFE_MAX, SAFE_MIN, exact_dist
 from skrob._progress import progress_bar
+from skrob._search.blocks import pair_tolerance, run_tasks
+from skrob._search.exact import SAFE_MAX, SAFE_MIN, exact_dist
 
 _U64 = float(np.finfo(np.float64).eps) / 2
 
@@ -119,7 +119,7 @@ def neighbour_lists(X, k, norm, block=256, n_jobs=None, verbose=0):
     """:class:`NeighbourLists` in O(n k) memory, by blocks of rows (on every core).
 
     L2: a float64 GEMM bounds every squared distance within ``c (|a| + |b|)^2``
-    (``skrob._blocks.pair_tolerance``); the pairs whose lower bound is below a row's
+    (``skrob._search.blocks.pair_tolerance``); the pairs whose lower bound is below a row's
     k-th smallest upper bound include its k nearest, and are re-scored exactly
     (difference, then norm). L∞: exact Chebyshev blocks.
     """

@@ -1,7 +1,7 @@
 """The exact Euclidean kernel on a torch device (a GPU): the float32 GEMM and the choice of
 candidates there, the float64 re-scoring on the host.
 
-The blocks are those of :func:`skrob._euclidean.euclidean_task`, with the same augmented
+The blocks are those of :func:`skrob._search.euclidean.euclidean_task`, with the same augmented
 float32 data and the same per-pair error bounds, so results are the float64 brute force
 to rounding, as on the CPU. The bound holds for any summation order, but not for
 TensorFloat-32 products: they are switched off while the kernel runs.
@@ -11,8 +11,8 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from skrob._euclidean import row_layout
 from skrob._progress import progress_bar
+from skrob._search.euclidean import row_layout
 
 
 def resolve_device(device):
@@ -70,7 +70,7 @@ def _full_float32():
 
 
 def _row_candidates(D, run, tol, r0, c0, out):
-    """Torch twin of :func:`skrob._euclidean._row_candidates`."""
+    """Torch twin of :func:`skrob._search.euclidean._row_candidates`."""
     import torch
 
     v, j = D.min(dim=1)
@@ -91,7 +91,7 @@ def _row_candidates(D, run, tol, r0, c0, out):
 
 
 def _col_candidates(D, run, tol, r0, c0, out):
-    """Torch twin of :func:`skrob._euclidean._col_candidates`."""
+    """Torch twin of :func:`skrob._search.euclidean._col_candidates`."""
     import torch
 
     v, i = D.min(dim=0)
@@ -113,7 +113,7 @@ def _col_candidates(D, run, tol, r0, c0, out):
 
 
 def device_candidates(data, tasks, both, col_block, self_col, device, verbose=0, desc=""):
-    """Run the blocks ``tasks`` of :class:`skrob._euclidean.EuclideanData` ``data`` on
+    """Run the blocks ``tasks`` of :class:`skrob._search.euclidean.EuclideanData` ``data`` on
     ``device``; return the candidate pairs ``(i, j, value)`` as host arrays."""
     import torch
 

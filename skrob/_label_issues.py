@@ -27,7 +27,7 @@ def nearest_neighbours(X, k, *, metric="euclidean", metric_params=None, n_jobs=N
     import scipy.sparse as sp
     from sklearn.neighbors import NearestNeighbors
 
-    from skrob._exact import centred_unit, pow2_scale
+    from skrob._search.exact import centred_unit, pow2_scale
 
     if sp.issparse(X):  # scaled by a power of two only: centring would densify it
         X = X * pow2_scale(abs(X).max() if X.nnz else 0.0)

@@ -1,7 +1,7 @@
 """Progress bars for the calls that can run for minutes: ``verbose >= 1`` shows one.
 
 One tqdm bar per call, on stderr; with ``verbose=0`` the bar is disabled and costs
-nothing. The exact kernels' block bars live in :mod:`skrob._blocks`.
+nothing. The exact kernels' block bars live in :mod:`skrob._search.blocks`.
 """
 
 

@@ -7,8 +7,8 @@ import pandas as pd
 from sklearn.utils import check_array
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 
-from skrob._cdist import resolve_metric
-from skrob._neighbors import nearest_in_groups, reach_to_robustness
+from skrob._search.cdist import resolve_metric
+from skrob._search.neighbors import nearest_in_groups, reach_to_robustness
 from skrob._subsets import extreme_indices
 from skrob._validation import resolve_task, warn_on_scales
 from skrob.label_uncertainty import label_uncertainty

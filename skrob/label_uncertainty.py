@@ -17,7 +17,7 @@ from sklearn.utils._param_validation import Interval, StrOptions, validate_param
 from sklearn.utils.validation import check_array, check_consistent_length, validate_data
 
 from skrob._concentration import measure, place_regions
-from skrob._exact import centred_unit
+from skrob._search.exact import centred_unit
 from skrob._validation import check_label_kinds, warn_on_scales, warn_user
 
 

@@ -9,17 +9,17 @@ from sklearn.utils import check_array, check_consistent_length, check_random_sta
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, validate_data
 
-from skrob._approximate import approximate_nearest_other_label
-from skrob._cdist import resolve_metric
 from skrob._device import resolve_device
-from skrob._ivf import ivf_nearest_other_label
-from skrob._lipschitz import (
+from skrob._search.approximate import approximate_nearest_other_label
+from skrob._search.cdist import resolve_metric
+from skrob._search.ivf import ivf_nearest_other_label
+from skrob._search.lipschitz import (
     lipschitz_max,
     lipschitz_max_query,
     regression_targets,
     robustness_from_q,
 )
-from skrob._neighbors import nearest_in_groups, nearest_other_label, reach_to_robustness
+from skrob._search.neighbors import nearest_in_groups, nearest_other_label, reach_to_robustness
 from skrob._validation import check_label_kinds, encode_classes, resolve_task, warn_on_scales
 
 _COMMON_CONSTRAINTS = {
@@ -107,7 +107,7 @@ def _check_targets(y, task, n_samples):
     return task, Y, norm_inf
 
 
-def _exact(X, codes, *, metric, batch_size, n_jobs, verbose, device=None, **_):
+def _exact(X, codes, *, metric, batch_size, n_jobs, verbose, device=None, **unused):
     return nearest_other_label(
         X,
         codes,
@@ -117,6 +117,38 @@ def _exact(X, codes, *, metric, batch_size, n_jobs, verbose, device=None, **_):
         verbose=verbose,
         device=device,
     )
+
+
+# The tuning parameters each backend reads; one it does not read is refused when the
+# backend was asked for by name (with algorithm="auto" the data choose it).
+_TUNING_DEFAULTS = {"n_neighbors": 30, "nprobe": 48, "batch_size": None}
+_TUNING_USED = {
+    "exact": {"batch_size"},
+    "ivf": {"nprobe"},
+    "nndescent": {"n_neighbors"},
+    "regression": {"batch_size"},
+}
+
+
+def _refuse_unused(requested, algorithm, task, owner, **tuning):
+    """An error naming the tuning parameters set for a backend that ignores them."""
+    if requested == "auto":
+        return
+    backend = algorithm if task == "classification" else "regression"
+    unused = sorted(
+        k for k, v in tuning.items() if k not in _TUNING_USED[backend] and v != _TUNING_DEFAULTS[k]
+    )
+    if unused:
+        what = {
+            "n_neighbors": "the pynndescent graph degree (algorithm='nndescent')",
+            "nprobe": "the inverted lists scanned (algorithm='approximate', Euclidean)",
+            "batch_size": "the exact kernel's block size",
+        }
+        raise ValueError(
+            f"{owner}: algorithm={requested!r} ({backend} search) does not use "
+            + "; ".join(f"{k}={tuning[k]!r}, {what[k]}" for k in unused)
+            + ". Leave them at their defaults, or choose the algorithm that reads them."
+        )
 
 
 def _check_device(device, X, task, metric, algorithm):
@@ -134,7 +166,7 @@ def _check_device(device, X, task, metric, algorithm):
     return resolve_device(device)
 
 
-def _nndescent(X, codes, *, metric, n_neighbors, random_state, n_jobs, verbose, **_):
+def _nndescent(X, codes, *, metric, n_neighbors, random_state, n_jobs, verbose, **unused):
     return approximate_nearest_other_label(
         X,
         codes,
@@ -146,14 +178,14 @@ def _nndescent(X, codes, *, metric, n_neighbors, random_state, n_jobs, verbose, 
     )
 
 
-def _ivf(X, codes, *, nprobe, random_state, n_jobs, verbose, **_):
+def _ivf(X, codes, *, nprobe, random_state, n_jobs, verbose, **unused):
     return ivf_nearest_other_label(
         X, codes, nprobe=nprobe, random_state=random_state, n_jobs=n_jobs, verbose=verbose
     )
 
 
 # The neighbour searches behind algorithm=: one signature, (X, codes, **params) -> (reach,
-# partner); the metric's backend is chosen inside (skrob._neighbors.BACKENDS).
+# partner); the metric's backend is chosen inside (skrob._search.neighbors.BACKENDS).
 ALGORITHMS = {"exact": _exact, "ivf": _ivf, "nndescent": _nndescent}
 
 
@@ -276,7 +308,16 @@ def sample_robustness(
     task, first, second = _check_targets(y, task, X.shape[0])
     warn_on_scales(X, metric, "sample_robustness")
     metric = resolve_metric(metric, metric_params, X)
-    algorithm = _resolve_algorithm(algorithm, task, metric, X, device)
+    requested, algorithm = algorithm, _resolve_algorithm(algorithm, task, metric, X, device)
+    _refuse_unused(
+        requested,
+        algorithm,
+        task,
+        "sample_robustness",
+        n_neighbors=n_neighbors,
+        nprobe=nprobe,
+        batch_size=batch_size,
+    )
     _check_sparse(X, task, algorithm)
     device = _check_device(device, X, task, metric, algorithm)
     R, _ = _compute(
@@ -430,6 +471,15 @@ class SampleRobustnessTransformer(TransformerMixin, BaseEstimator):
             raise ValueError("per_class=True is only defined for classification.")
         self._metric = resolve_metric(self.metric, self.metric_params, X)
         algorithm = _resolve_algorithm(self.algorithm, task, self._metric, X, self.device)
+        _refuse_unused(
+            self.algorithm,
+            algorithm,
+            task,
+            type(self).__name__,
+            n_neighbors=self.n_neighbors,
+            nprobe=self.nprobe,
+            batch_size=self.batch_size,
+        )
         _check_sparse(X, task, algorithm)
         self._device = _check_device(self.device, X, task, self._metric, algorithm)
         self.robustness_, reach = _compute(

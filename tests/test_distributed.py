@@ -8,9 +8,9 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import GridSearchCV
 from sklearn.tree import DecisionTreeClassifier
 
-import skrob._blocks as blocks
+import skrob._search.blocks as blocks
 from skrob import PixelNoise, RPRScorer, SampleRobustnessTransformer, sample_robustness
-from skrob._blocks import resolve_n_jobs
+from skrob._search.blocks import resolve_n_jobs
 
 
 def _data(seed=0, n=3000, d=12):

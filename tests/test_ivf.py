@@ -8,8 +8,8 @@ import pytest
 from sklearn.datasets import load_digits
 
 from skrob import SampleRobustnessTransformer, sample_robustness
-from skrob._ivf import ivf_nearest_other_label
-from skrob._neighbors import nearest_other_label
+from skrob._search.ivf import ivf_nearest_other_label
+from skrob._search.neighbors import nearest_other_label
 from skrob._validation import encode_classes
 from tests.conftest import make_tricky_data
 

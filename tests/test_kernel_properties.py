@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from numpy.testing import assert_allclose
 
 from skrob import SampleRobustnessTransformer, sample_robustness
-from skrob._neighbors import nearest_in_groups, nearest_other_label
+from skrob._search.neighbors import nearest_in_groups, nearest_other_label
 from tests._reference import brute_dist, brute_reach, brute_robustness
 
 RTOL = 1e-6  # the contract (DESIGN §9); the kernels are exact to ~1e-15 in practice

@@ -328,7 +328,7 @@ def _bad_data(kind):
     raise ValueError(kind)
 
 
-# Functions that take CSR X (classification, exact search; sparse_groups in skrob._sparse).
+# Functions that take CSR X (classification, exact search; sparse_groups in skrob._search.sparse).
 SPARSE_OK = {"sample_robustness", "knn_soft_labels", "diagnose", "label_issues"}
 
 # X goes as it is to the user's estimators, which decide what they accept (as in

@@ -7,7 +7,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from numpy.testing import assert_allclose, assert_array_equal
-from sklearn.datasets import load_digits, load_iris
+from sklearn.datasets import load_digits, load_iris, make_classification
 from sklearn.exceptions import NotFittedError
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -601,3 +601,22 @@ def test_features_in_different_units_warn_and_images_do_not():
         sample_robustness(X, y, metric="seuclidean")  # scale-free: no warning
         digits, labels = load_digits(return_X_y=True)
         sample_robustness(digits, labels)  # one unit for every pixel
+
+
+@pytest.mark.parametrize(
+    "algorithm, params, named",
+    [
+        ("exact", {"n_neighbors": 10}, "n_neighbors"),
+        ("exact", {"nprobe": 8}, "nprobe"),
+        ("approximate", {"n_neighbors": 10}, "n_neighbors"),  # Euclidean: inverted lists
+        ("nndescent", {"nprobe": 8, "batch_size": 64}, "batch_size"),
+    ],
+)
+def test_a_parameter_the_chosen_backend_ignores_is_refused(algorithm, params, named):
+    X, y = make_classification(n_samples=60, n_features=4, random_state=0)
+    with pytest.raises(ValueError, match=f"does not use.*{named}"):
+        sample_robustness(X, y, algorithm=algorithm, **params)
+    with pytest.raises(ValueError, match=f"does not use.*{named}"):
+        SampleRobustnessTransformer(algorithm=algorithm, **params).fit(X, y)
+    # with algorithm="auto" the data choose the backend: nothing to refuse
+    sample_robustness(X, y, **params)

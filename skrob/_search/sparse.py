@@ -14,15 +14,15 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.metrics.pairwise import manhattan_distances
 
-from skrob._blocks import (
+from skrob._search.blocks import (
     bounded_candidates,
     class_ranges,
     pair_tolerance,
     reduce_min,
     sorted_positions,
 )
-from skrob._cdist import ALIASES, CdistMetric
-from skrob._exact import pow2_scale
+from skrob._search.cdist import ALIASES, CdistMetric
+from skrob._search.exact import pow2_scale
 
 _U64 = float(np.finfo(np.float64).eps) / 2
 

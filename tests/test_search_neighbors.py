@@ -1,11 +1,11 @@
-"""The kernels of skrob/_neighbors.py on their own, against float64 brute force."""
+"""The kernels of skrob/_search/neighbors.py on their own, against float64 brute force."""
 
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 from scipy.spatial.distance import cdist
 
-from skrob._neighbors import nearest_in_groups, nearest_other_label
+from skrob._search.neighbors import nearest_in_groups, nearest_other_label
 from tests._reference import brute_dist, brute_reach
 from tests.conftest import make_tricky_data
 

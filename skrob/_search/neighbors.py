@@ -6,15 +6,16 @@ classes is visited once: a block of class ``a`` rows against all samples of the 
 after ``a`` yields row minima for class ``a`` and column minima for the others, which
 halves the work. A backend (:data:`BACKENDS`, one interface) turns blocks into candidate
 pairs and the candidates into exact minima: the float32-GEMM Euclidean kernel
-(:mod:`skrob._euclidean`), or exact ``cdist`` blocks (:mod:`skrob._cdist`) for any other
-metric. Rows far beyond the others take the float64 outlier path of the Euclidean
-backend (:func:`skrob._euclidean.exact_groups`), merged here.
+(:mod:`skrob._search.euclidean`), or exact ``cdist`` blocks (:mod:`skrob._search.cdist`)
+for any other metric. Rows far beyond the others take the float64 outlier path of the Euclidean
+backend (:func:`skrob._search.euclidean.exact_groups`), merged here.
 """
 
 import numpy as np
 import scipy.sparse as sp
 
-from skrob._blocks import (
+from skrob._device import device_candidates
+from skrob._search.blocks import (
     DEFAULT_BATCH_SIZE,
     TASK_SPAN,
     class_ranges,
@@ -23,10 +24,15 @@ from skrob._blocks import (
     sorted_positions,
     split_span,
 )
-from skrob._cdist import cdist_scaling, cdist_task
-from skrob._device import device_candidates
-from skrob._euclidean import EuclideanData, euclidean_task, exact_groups, outlier_split, refine
-from skrob._sparse import sparse_groups
+from skrob._search.cdist import cdist_scaling, cdist_task
+from skrob._search.euclidean import (
+    EuclideanData,
+    euclidean_task,
+    exact_groups,
+    outlier_split,
+    refine,
+)
+from skrob._search.sparse import sparse_groups
 
 
 class _CdistBackend:

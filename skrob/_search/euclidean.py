@@ -20,7 +20,7 @@ pairs by a float64 GEMM with each pair's own bound.
 
 import numpy as np
 
-from skrob._blocks import (
+from skrob._search.blocks import (
     bounded_candidates,
     class_ranges,
     mask_self,
@@ -28,7 +28,7 @@ from skrob._blocks import (
     reduce_min,
     sorted_positions,
 )
-from skrob._exact import exact_dist, max_abs, pow2_scale, scaled_mean, scaled_norms
+from skrob._search.exact import exact_dist, max_abs, pow2_scale, scaled_mean, scaled_norms
 
 _U32 = float(np.finfo(np.float32).eps) / 2
 

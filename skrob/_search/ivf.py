@@ -4,7 +4,7 @@ Every class is cut by k-means into lists of about ``list_size`` samples. Each sa
 probes the ``nprobe`` list centres nearest to it *among the other classes' lists*, so
 every list it scans holds only differently labelled samples. The samples probing a list
 are scored against its members by one float32 GEMM (the augmented, scaled layout of
-:class:`skrob._euclidean.EuclideanData`, with its error bounds), and the candidates
+:class:`skrob._search.euclidean.EuclideanData`, with its error bounds), and the candidates
 within the bound of each sample's best are re-scored exactly in float64. Every returned
 distance is therefore that of a real differently labelled sample: an upper bound on the
 exact reach, equal to it whenever the nearest one lies in a probed list (recall@1 is
@@ -20,8 +20,8 @@ import numpy as np
 from sklearn.cluster import KMeans
 from sklearn.utils import check_random_state
 
-from skrob._blocks import run_tasks
-from skrob._euclidean import EuclideanData, _row_candidates, refine, row_layout
+from skrob._search.blocks import run_tasks
+from skrob._search.euclidean import EuclideanData, _row_candidates, refine, row_layout
 
 # Samples per list: the k-means of each class has ceil(n_class / LIST_SIZE) centres.
 LIST_SIZE = 128
@@ -140,7 +140,7 @@ def _scan_task(B, tol, member_ptr, members, probe_ptr, probers, l0, l1):
 def ivf_nearest_other_label(
     X, codes, *, nprobe=48, list_size=LIST_SIZE, random_state=None, n_jobs=None, verbose=0
 ):
-    """Approximate :func:`skrob._neighbors.nearest_other_label` by class-pure inverted lists.
+    """Approximate :func:`skrob._search.neighbors.nearest_other_label` by class-pure inverted lists.
 
     Returns ``(reach, partner)``: float64 distances, each exact for its partner (a
     differently labelled sample), at least the exact reach.

@@ -4,8 +4,8 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.spatial.distance import cdist
 
-from skrob._blocks import mask_self
-from skrob._exact import max_abs, pow2_scale
+from skrob._search.blocks import mask_self
+from skrob._search.exact import max_abs, pow2_scale
 
 # How scipy's cdist metrics scale with X: d(cX, cX') = c**degree d(X, X'). Data are scaled
 # by a power of two (so |X| < 1) before these metrics, which would otherwise overflow or

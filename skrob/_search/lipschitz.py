@@ -6,9 +6,9 @@ another target of ||y(z) - y(z')|| / d(z, z')``, ``R = 1 / (1 + Q / ||y||_inf)``
 
 import numpy as np
 
-from skrob._blocks import DEFAULT_BATCH_SIZE, TASK_SPAN, mask_self, run_tasks, split_span
-from skrob._cdist import cdist_scaling, paired_cdist, pairwise
-from skrob._exact import exact_dist, max_abs, pow2_scale, scaled_mean
+from skrob._search.blocks import DEFAULT_BATCH_SIZE, TASK_SPAN, mask_self, run_tasks, split_span
+from skrob._search.cdist import cdist_scaling, paired_cdist, pairwise
+from skrob._search.exact import exact_dist, max_abs, pow2_scale, scaled_mean
 
 _U64 = float(np.finfo(np.float64).eps) / 2
 

@@ -6,9 +6,9 @@ on this path.
 
 import numpy as np
 
-from skrob._cdist import CdistMetric, paired_cdist
-from skrob._exact import exact_dist, max_abs, pow2_scale, scaled_mean, scaled_norms
 from skrob._progress import progress_bar
+from skrob._search.cdist import CdistMetric, paired_cdist
+from skrob._search.exact import exact_dist, max_abs, pow2_scale, scaled_mean, scaled_norms
 
 # pynndescent query: neighbours kept and search frontier (see approximate_nearest_other_label)
 _QUERY_K = 10
