@@ -197,6 +197,16 @@ def check_clip(clip, owner, *, open_sides=False, error=ValueError):
     return low, high
 
 
+def check_norm(norm, owner, allowed=(np.inf, 2)):
+    """The norm of the distortion functions of both families: ``np.inf`` (or "inf"),
+    2 or 1, among ``allowed``; an error naming the owner otherwise."""
+    p = np.inf if (norm == "inf" or (isinstance(norm, Real) and np.isinf(norm))) else norm
+    if p not in allowed:
+        names = " or ".join("np.inf" if a == np.inf else str(a) for a in allowed)
+        raise ValueError(f"The 'norm' parameter of {owner} must be {names}; got {norm!r}.")
+    return p
+
+
 def check_box(clip, n_features, owner):
     """The one box contract of the distortion functions of both families:
     ``clip`` -> (lo, hi) float64 arrays of shape (n_features,), ±inf on open sides.

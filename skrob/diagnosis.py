@@ -5,8 +5,8 @@ from numbers import Integral, Real
 import numpy as np
 import pandas as pd
 from sklearn.utils import check_array
-from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 
+from skrob._compat import Interval, StrOptions, validate_params
 from skrob._search.cdist import resolve_metric
 from skrob._search.neighbors import nearest_in_groups, reach_to_robustness
 from skrob._subsets import extreme_indices

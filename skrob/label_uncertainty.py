@@ -11,11 +11,11 @@ import math
 from numbers import Integral, Real
 
 import numpy as np
-from sklearn.base import BaseEstimator, _fit_context
+from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 from sklearn.utils.validation import check_array, check_consistent_length, validate_data
 
+from skrob._compat import Interval, StrOptions, _fit_context, validate_params
 from skrob._concentration import measure, place_regions
 from skrob._search.exact import centred_unit
 from skrob._validation import check_label_kinds, warn_on_scales, warn_user

@@ -11,30 +11,27 @@ from numbers import Integral, Real
 import numpy as np
 from sklearn.base import clone
 from sklearn.metrics import get_scorer
-from sklearn.metrics._scorer import _BaseScorer
 from sklearn.model_selection import BaseCrossValidator, check_cv
-from sklearn.utils import _safe_indexing, check_random_state, indexable
-from sklearn.utils._param_validation import (
-    HasMethods,
-    Interval,
-    StrOptions,
-    validate_parameter_constraints,
-    validate_params,
-)
+from sklearn.utils import check_random_state, indexable
 from sklearn.utils.metadata_routing import (
     MetadataRequest,
     MetadataRouter,
     MethodMapping,
-    _routing_enabled,
     process_routing,
 )
-from sklearn.utils.validation import (
-    _check_method_params,
-    check_array,
-    check_consistent_length,
-    column_or_1d,
-)
+from sklearn.utils.validation import check_array, check_consistent_length, column_or_1d
 
+from skrob._compat import (
+    HasMethods,
+    Interval,
+    StrOptions,
+    _BaseScorer,
+    _check_method_params,
+    _routing_enabled,
+    _safe_indexing,
+    validate_parameter_constraints,
+    validate_params,
+)
 from skrob._sources import robustness_source, source_task
 from skrob._subsets import subset_indices
 from skrob._validation import plain

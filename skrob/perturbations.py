@@ -12,13 +12,13 @@ from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import BaseEstimator
-from sklearn.utils._param_validation import (
+
+from skrob._compat import (
     Interval,
     InvalidParameterError,
     StrOptions,
     validate_parameter_constraints,
 )
-
 from skrob._validation import check_clip
 
 
@@ -157,7 +157,7 @@ class GaussianNoise(Perturbation):
 
     _parameter_constraints = {"sigma": [_POSITIVE], "clip": _CLIP}
 
-    def __init__(self, sigma, clip=None):
+    def __init__(self, sigma, *, clip=None):
         self.sigma = sigma
         self.clip = clip
 
@@ -193,7 +193,7 @@ class SphereNoise(Perturbation):
 
     _parameter_constraints = {"radius": [_POSITIVE], "clip": _CLIP}
 
-    def __init__(self, radius, clip=None):
+    def __init__(self, radius, *, clip=None):
         self.radius = radius
         self.clip = clip
 
@@ -228,7 +228,7 @@ class UniformNoise(Perturbation):
         "clip": _CLIP,
     }
 
-    def __init__(self, epsilon, clip=None):
+    def __init__(self, epsilon, *, clip=None):
         self.epsilon = epsilon
         self.clip = clip
 
@@ -282,6 +282,7 @@ class PixelNoise(Perturbation):
     def __init__(
         self,
         n_pixels="sqrt",
+        *,
         low=0.0,
         high=1.0,
         image_shape=None,

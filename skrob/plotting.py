@@ -63,10 +63,14 @@ class RobustnessDistributionDisplay:
     >>> from skrob.plotting import RobustnessDistributionDisplay
     >>> X, y = load_digits(return_X_y=True)
     >>> srt = SampleRobustnessTransformer().fit(X, y)
-    >>> disp = RobustnessDistributionDisplay.from_estimator(srt, y)  # doctest: +SKIP
+    >>> disp = RobustnessDistributionDisplay.from_estimator(srt, y)
+    >>> len(disp.axes_), disp.figure_.get_supxlabel()
+    (10, 'sample robustness R')
     """
 
-    def __init__(self, robustness, labels, robustness_ref=None, labels_ref=None, names=("x", "t")):
+    def __init__(
+        self, robustness, labels, *, robustness_ref=None, labels_ref=None, names=("x", "t")
+    ):
         self.robustness = robustness
         self.labels = labels
         self.robustness_ref = robustness_ref
@@ -115,7 +119,7 @@ class RobustnessDistributionDisplay:
         from skrob.sample_robustness import sample_robustness
 
         ref = None if X_ref is None else sample_robustness(X_ref, y_ref)
-        disp = cls(estimator.robustness_, y, ref, y_ref)
+        disp = cls(estimator.robustness_, y, robustness_ref=ref, labels_ref=y_ref)
         return disp.plot(label_names=label_names, ax=ax, n_bins=n_bins)
 
     @classmethod
@@ -152,7 +156,9 @@ class RobustnessDistributionDisplay:
         -------
         display : RobustnessDistributionDisplay
         """
-        disp = cls(robustness, labels, robustness_ref, labels_ref, names)
+        disp = cls(
+            robustness, labels, robustness_ref=robustness_ref, labels_ref=labels_ref, names=names
+        )
         return disp.plot(label_names=label_names, ax=ax, n_bins=n_bins)
 
     def plot(self, *, label_names=None, ax=None, n_bins=30):
@@ -287,7 +293,9 @@ class RPRCurveDisplay:
     Examples
     --------
     >>> from skrob.plotting import RPRCurveDisplay
-    >>> disp = RPRCurveDisplay.from_steps([0, 3, 10, 10], 10, name="model")  # doctest: +SKIP
+    >>> disp = RPRCurveDisplay.from_steps([0, 3, 10, 10], 10, name="model")
+    >>> disp.robust_fraction_
+    0.5
     """
 
     def __init__(self, steps, max_steps, *, name=None):
@@ -421,7 +429,9 @@ class LaplacianDisplay:
     --------
     >>> import numpy as np
     >>> from skrob.plotting import LaplacianDisplay
-    >>> disp = LaplacianDisplay.from_values({"a": np.ones(5), "b": -np.ones(5)})  # doctest: +SKIP
+    >>> disp = LaplacianDisplay.from_values({"a": np.ones(5), "b": -np.ones(5)})
+    >>> disp.means_
+    {'a': 1.0, 'b': 1.0}
     """
 
     def __init__(self, values, *, absolute=True):

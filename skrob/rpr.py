@@ -20,9 +20,9 @@ import numpy as np
 from sklearn.base import BaseEstimator, clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.utils import check_consistent_length
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions, validate_params
 from sklearn.utils.validation import check_array, check_is_fitted
 
+from skrob._compat import HasMethods, Interval, StrOptions, validate_params
 from skrob._progress import progress_bar
 from skrob._scoring import RobustnessScorerMixin
 from skrob._validation import check_classifier, frame_like, reject_metadata

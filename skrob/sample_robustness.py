@@ -4,11 +4,17 @@ from numbers import Integral
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
+from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils import check_array, check_consistent_length, check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions, validate_params
-from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted, validate_data
 
+from skrob._compat import (
+    Interval,
+    StrOptions,
+    _check_feature_names_in,
+    _fit_context,
+    validate_params,
+)
 from skrob._device import resolve_device
 from skrob._search.approximate import approximate_nearest_other_label
 from skrob._search.cdist import resolve_metric

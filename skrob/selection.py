@@ -13,26 +13,29 @@ from dataclasses import dataclass, replace
 from numbers import Integral, Real
 
 import numpy as np
-from sklearn.base import BaseEstimator, MetaEstimatorMixin, _fit_context, clone, is_classifier
-from sklearn.utils import _safe_indexing, check_random_state, get_tags, indexable
-from sklearn.utils._metadata_requests import RequestMethod
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone, is_classifier
+from sklearn.utils import check_random_state, get_tags, indexable
 from sklearn.utils.metadata_routing import (
     MetadataRequest,
     MetadataRouter,
     MethodMapping,
-    _routing_enabled,
     get_routing_for_object,
     process_routing,
 )
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.validation import (
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from skrob._compat import (
+    HasMethods,
+    Interval,
+    RequestMethod,
+    StrOptions,
     _check_feature_names_in,
     _check_method_params,
-    check_is_fitted,
-    validate_data,
+    _fit_context,
+    _routing_enabled,
+    _safe_indexing,
 )
-
 from skrob._sources import is_rpr, robustness_source, source_task
 from skrob._subsets import STRATEGIES, class_balanced_indices, subset_indices
 from skrob._validation import plain, warn_user

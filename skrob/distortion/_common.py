@@ -1,19 +1,13 @@
 """What both distortion families share: the data and box checks, the model's
 predictions, the norm, and the samples every model classifies correctly."""
 
-from numbers import Real
-
 import numpy as np
-from sklearn.utils._param_validation import validate_params
-from sklearn.utils.validation import (
-    _num_samples,
-    check_array,
-    check_consistent_length,
-    column_or_1d,
-)
+from sklearn.utils.validation import check_array, check_consistent_length, column_or_1d
 
+from skrob._compat import _num_samples, validate_params
 from skrob._validation import (
     check_box,
+    check_norm,
     frame_like,
 )
 
@@ -46,11 +40,7 @@ def _predict(estimator, wrap, X, y):
 
 
 def _norm(norm, owner, allowed=(np.inf, 2)):
-    p = np.inf if (norm == "inf" or (isinstance(norm, Real) and np.isinf(norm))) else norm
-    if p not in allowed:
-        names = " or ".join("np.inf" if a == np.inf else str(a) for a in allowed)
-        raise ValueError(f"The 'norm' parameter of {owner} must be {names}; got {norm!r}.")
-    return p
+    return check_norm(norm, owner, allowed)
 
 
 @validate_params(

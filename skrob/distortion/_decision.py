@@ -4,8 +4,8 @@ alone (HopSkipJump, RayS), for any classifier and Pipeline."""
 from numbers import Integral, Real
 
 import numpy as np
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions, validate_params
 
+from skrob._compat import HasMethods, Interval, StrOptions, validate_params
 from skrob._progress import progress_bar
 from skrob._validation import (
     check_classifier,

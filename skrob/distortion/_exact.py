@@ -4,8 +4,8 @@ models, decision trees, tree ensembles (mixed-integer programming, HiGHS)."""
 from numbers import Real
 
 import numpy as np
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions, validate_params
 
+from skrob._compat import HasMethods, Interval, StrOptions, validate_params
 from skrob._validation import (
     check_classifier,
     warn_user,

@@ -26,13 +26,13 @@ from sklearn.ensemble import (
     RandomForestClassifier,
 )
 from sklearn.exceptions import NotFittedError
-from sklearn.linear_model._base import LinearClassifierMixin
 from sklearn.pipeline import Pipeline
 from sklearn.tree import DecisionTreeClassifier, ExtraTreeClassifier
 from sklearn.utils.validation import check_is_fitted
 
 from skrob import _milp
 from skrob._affine import per_feature
+from skrob._compat import LinearClassifierMixin
 
 SUPPORTED = (
     "linear classifiers (LogisticRegression, LinearSVC, RidgeClassifier, SGDClassifier, "

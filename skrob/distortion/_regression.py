@@ -3,9 +3,9 @@
 from numbers import Integral, Real
 
 import numpy as np
-from sklearn.utils._param_validation import HasMethods, Interval, validate_params
 from sklearn.utils.validation import check_array, check_consistent_length, column_or_1d
 
+from skrob._compat import HasMethods, Interval, validate_params
 from skrob._validation import (
     check_regressor,
     frame_like,

@@ -4,8 +4,8 @@ from numbers import Real
 
 import numpy as np
 from sklearn.base import BaseEstimator
-from sklearn.utils._param_validation import Interval, StrOptions
 
+from skrob._compat import Interval, StrOptions
 from skrob._scoring import RobustnessScorerMixin
 from skrob._validation import reject_metadata, warn_user
 from skrob.distortion._decision import _DECISION_PARAMS, decision_based_distortion

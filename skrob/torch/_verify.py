@@ -8,8 +8,8 @@ on the flattened input (:func:`relu_layers`). On it:
 - :func:`interval_bounds` (IBP) and :func:`crown_bounds` (CROWN, Zhang et al. 2018: a
   backward pass of linear relaxations of the ReLUs, intermediate layers bounded the same
   way) bound the pre-activations and the class margins over a perturbation set, an L∞ or
-  L2 ball intersected with the box; :func:`certified_radius` bisects on the radius;
-- :func:`exact_distortion` solves the mixed-integer program of Tjeng et al. (2019): one
+  L2 ball intersected with the box; :func:`bisect_radius` bisects on the radius;
+- :func:`milp_minima` solves the mixed-integer program of Tjeng et al. (2019): one
   binary per unstable ReLU, big-M constants from the bounds over the ball whose radius is
   the best attack's distortion (the minimum lies inside it), one program per other class,
   by HiGHS (``scipy.optimize.milp``) with a time limit that leaves a bracket.
@@ -346,7 +346,7 @@ def margins_lower(layers, x, y, eps, lo, hi, norm, method, unit=0.0):
     return margins.min(axis=1)
 
 
-def certified_radius(layers, x, y, lo, hi, norm, method, upper, steps=30, unit=0.0):
+def bisect_radius(layers, x, y, lo, hi, norm, method, upper, steps=30, unit=0.0):
     """Per sample the largest radius (bisected) whose margin lower bound stays positive."""
     n = len(x)
     r_lo, r_hi = np.zeros(n), upper.astype(float).copy()
@@ -360,7 +360,7 @@ def certified_radius(layers, x, y, lo, hi, norm, method, upper, steps=30, unit=0
 
 
 # --------------------------------------------------------------------------- exact
-def exact_distortion(layers, x, y, lo, hi, norm, upper, time_limit, bar=None, reach=None):
+def milp_minima(layers, x, y, lo, hi, norm, upper, time_limit, bar=None, reach=None):
     """Exact minimal L∞ or L1 distortion by MILP: (lower, upper, points) per sample.
 
     ``upper``: a known adversarial distortion per sample (the best attack's, inf where

@@ -19,10 +19,10 @@ from numbers import Integral, Real
 
 import numpy as np
 import torch
-from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 
+from skrob._compat import Interval, StrOptions, validate_params
 from skrob._progress import progress_bar
-from skrob._validation import check_box, warn_user
+from skrob._validation import check_box, check_norm, warn_user
 from skrob.distortion import common_correct_mask  # noqa: F401  (re-exported here)
 from skrob.distortion._scorers import STATISTICS, DistortionScorer
 from skrob.torch._attacks import (
@@ -177,7 +177,7 @@ def _distortions(
     verbose=0,
 ):
     """:func:`minimal_distortion`'s work; also returns which samples were correct."""
-    p = np.inf if (norm == "inf" or (isinstance(norm, Real) and np.isinf(norm))) else norm
+    p = check_norm(norm, "minimal_distortion", (np.inf, 2, 1))
     if method == "exact":
         if p not in (np.inf, 1):
             raise ValueError(
@@ -185,7 +185,9 @@ def _distortions(
                 f"mixed-integer quadratic program, which scipy does not solve; got {norm!r}."
             )
     elif p not in (np.inf, 2):
-        raise ValueError(f"norm must be np.inf or 2, got {norm!r}.")
+        raise ValueError(
+            f"The 'norm' parameter of minimal_distortion must be np.inf or 2; got {norm!r}."
+        )
     if method not in ("auto", "exact") and p not in NORMS[method]:
         name = "an L-inf" if NORMS[method] == (np.inf,) else "an L2"
         fix = "norm=np.inf" if NORMS[method] == (np.inf,) else "norm=2"
@@ -270,7 +272,7 @@ def _exact(
     classified sample: an attack's success bounds the program's ball (in ``box``, open
     sides unbounded: exact without a box); without one the program covers the search box,
     and a proven empty program means no point of another class there: ``inf``."""
-    from skrob.torch._verify import exact_distortion, relu_layers
+    from skrob.torch._verify import milp_minima, relu_layers
 
     with eval_mode(module):
         layers = relu_layers(module, tuple(X.shape[1:]))
@@ -280,7 +282,7 @@ def _exact(
     # a sample no attack flipped: its program covers the search box
     reach = np.maximum(np.abs(x - search[0]), np.abs(search[1] - x)).max(axis=1)
     bar = progress_bar(verbose, len(rows), "exact (MILP)", unit="sample")
-    lower, upper, points = exact_distortion(
+    lower, upper, points = milp_minima(
         layers,
         x,
         y[rows].cpu().numpy(),
@@ -500,7 +502,7 @@ def certified_radius(
     >>> bool((certified_radius(net, X, y) <= minimal_distortion(net, X, y) + 1e-6).all())
     True
     """
-    from skrob.torch._verify import certified_radius as bisect_radius
+    from skrob.torch._verify import bisect_radius
 
     p, layers, x, yc, correct, (lo_v, hi_v), search, unit = _verification_inputs(
         model, X, y, norm, clip, device, input_shape, "certified_radius"
@@ -569,9 +571,7 @@ def _verification_inputs(model, X, y, norm, clip, device, input_shape, owner):
     """The float64 ReLU layers, the correct samples (flattened) and their labels."""
     from skrob.torch._verify import relu_layers
 
-    p = np.inf if (norm == "inf" or (isinstance(norm, Real) and np.isinf(norm))) else norm
-    if p not in (np.inf, 2):
-        raise ValueError(f"The 'norm' parameter of {owner} must be np.inf or 2; got {norm!r}.")
+    p = check_norm(norm, owner, (np.inf, 2))
     module, dev, returns_probabilities = resolve_module(model, device)
     X = as_tensor(X, dev, input_shape, parameter_dtype(module))
     box, search = _box(clip, X, owner)

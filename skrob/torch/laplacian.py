@@ -23,8 +23,8 @@ from numbers import Integral, Real
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator
-from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 
+from skrob._compat import Interval, StrOptions, validate_params
 from skrob._progress import progress_bar
 from skrob._scoring import RobustnessScorerMixin
 from skrob._validation import entropy, reject_metadata

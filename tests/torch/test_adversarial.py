@@ -204,7 +204,7 @@ def test_common_correct_mask_and_scorer():
 
 def test_bad_input():
     net, X, y = linear_case(0)
-    with pytest.raises(ValueError, match="norm must be"):
+    with pytest.raises(ValueError, match="norm. parameter of minimal_distortion must be"):
         minimal_distortion(net, X, y, norm=1)
     with pytest.raises(ValueError, match="L-inf attack"):
         minimal_distortion(net, X, y, norm=2, method="bim")
