@@ -165,7 +165,7 @@ def _load(args):
 
         d = load_mnist_5k()
         return d.data, d.target, "MNIST 5k", None, None
-    from skrob._report import load_table
+    from skrob.report import load_table
 
     table = load_table(
         name, args.target, drop=args.drop or (), index=args.index, impute=args.impute
@@ -210,7 +210,8 @@ def _check_task(task, y):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    from skrob._report import ReportContext, _text, check_output, write_report
+    from skrob.report import ReportContext, check_output, write_report
+    from skrob.report._context import _text
 
     out = Path(args.output)
     try:

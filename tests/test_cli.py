@@ -146,7 +146,8 @@ def test_regression_verdict_matches_leave_one_out_knn(tmp_path):
     from sklearn.model_selection import LeaveOneOut, cross_val_predict
     from sklearn.neighbors import KNeighborsRegressor
 
-    from skrob._report import ReportContext, _regression_level, overview_section
+    from skrob.report import ReportContext, overview_section
+    from skrob.report._sections import _regression_level
 
     rng = np.random.default_rng(1)
     X = rng.normal(size=(80, 3)) * [1.0, 100.0, 0.01]
@@ -182,7 +183,7 @@ def test_robust_subsets_section_matches_a_direct_computation(tmp_path):
     from sklearn.model_selection import train_test_split
     from sklearn.neighbors import KNeighborsClassifier
 
-    from skrob._report import ReportContext, robust_subsets_section, significant
+    from skrob.report import ReportContext, robust_subsets_section, significant
     from tests._reference import brute_robustness
 
     X, y = load_iris(return_X_y=True)
@@ -205,7 +206,7 @@ def test_robust_subsets_section_matches_a_direct_computation(tmp_path):
 
 
 def test_robust_subsets_section_regression(tmp_path):
-    from skrob._report import ReportContext, robust_subsets_section
+    from skrob.report import ReportContext, robust_subsets_section
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(120, 3))
@@ -220,7 +221,7 @@ def test_rpr_section_matches_a_direct_computation(tmp_path):
     from sklearn.model_selection import train_test_split
 
     from skrob import PixelNoise, rpr_steps
-    from skrob._report import ReportContext, rpr_section
+    from skrob.report import ReportContext, rpr_section
 
     X, y = load_digits(return_X_y=True)
     X = X[:600] / 16.0
@@ -306,7 +307,7 @@ def test_distortion_section_matches_a_direct_computation(tmp_path):
     from sklearn.preprocessing import StandardScaler
 
     from skrob import exact_distortion
-    from skrob._report import ReportContext, distortion_section
+    from skrob.report import ReportContext, distortion_section
 
     X, y = load_iris(return_X_y=True)
     section = distortion_section(

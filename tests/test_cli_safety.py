@@ -139,7 +139,7 @@ def test_extreme_magnitudes_are_standardised_without_loss(tmp_path, scale, capsy
 def test_standardise_equals_standard_scaler_where_it_is_defined():
     from sklearn.preprocessing import StandardScaler
 
-    from skrob._report import standardise
+    from skrob.report import standardise
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(50, 4)) * [1.0, 1e3, 1e-3, 0.0] + [0.0, 5.0, 1.0, 3.0]
