@@ -27,6 +27,7 @@ def nearest_neighbours(X, k, *, metric="euclidean", metric_params=None, n_jobs=N
     import scipy.sparse as sp
     from sklearn.neighbors import NearestNeighbors
 
+    from skrob._search.blocks import resolve_n_jobs
     from skrob._search.exact import centred_unit, pow2_scale
 
     if sp.issparse(X):  # scaled by a power of two only: centring would densify it
@@ -34,7 +35,10 @@ def nearest_neighbours(X, k, *, metric="euclidean", metric_params=None, n_jobs=N
     elif isinstance(metric, str) and metric in _EQUIVARIANT:
         X, _ = centred_unit(np.asarray(X, dtype=np.float64))
     nn = NearestNeighbors(
-        n_neighbors=k, metric=metric, metric_params=metric_params, n_jobs=n_jobs
+        n_neighbors=k,
+        metric=metric,
+        metric_params=metric_params,
+        n_jobs=resolve_n_jobs(n_jobs),  # skrob's meaning: None is every core
     ).fit(X)
     return nn.kneighbors(return_distance=True)  # excludes each sample itself
 
