@@ -4,6 +4,7 @@ matplotlib is the optional extra ``skrob[plot]``; it is imported only when plott
 """
 
 import numpy as np
+from sklearn.utils.validation import check_is_fitted
 
 
 def _pyplot():
@@ -63,7 +64,7 @@ class RobustnessDistributionDisplay:
     >>> from skrob.plotting import RobustnessDistributionDisplay
     >>> X, y = load_digits(return_X_y=True)
     >>> srt = SampleRobustnessTransformer().fit(X, y)
-    >>> disp = RobustnessDistributionDisplay.from_estimator(srt, y)
+    >>> disp = RobustnessDistributionDisplay.from_estimator(srt, X, y)
     >>> len(disp.axes_), disp.figure_.get_supxlabel()
     (10, 'sample robustness R')
     """
@@ -91,9 +92,10 @@ class RobustnessDistributionDisplay:
 
     @classmethod
     def from_estimator(
-        cls, estimator, y, *, X_ref=None, y_ref=None, label_names=None, ax=None, n_bins=30
+        cls, estimator, X, y, *, X_ref=None, y_ref=None, label_names=None, ax=None, n_bins=30
     ):
-        """Plot the reference set of a fitted SampleRobustnessTransformer.
+        """Plot the robustness of ``(X, y)`` under a fitted SampleRobustnessTransformer,
+        ``estimator.robustness(X, y)``: for its own reference set, ``robustness_``.
 
         With ``X_ref, y_ref``, their robustness computed on themselves is drawn over it
         (as paper 000 computes R_t on t alone).
@@ -101,8 +103,10 @@ class RobustnessDistributionDisplay:
         Parameters
         ----------
         estimator : fitted SampleRobustnessTransformer
+        X : array-like of shape (n_samples, n_features)
+            The samples to plot (its reference set, or new labelled rows).
         y : array-like of shape (n_samples,)
-            The labels of its reference set.
+            Their labels.
         X_ref, y_ref : array-like, default=None
             A second set (e.g. the test set), its robustness computed on itself.
         label_names : list of str, default=None
@@ -118,8 +122,9 @@ class RobustnessDistributionDisplay:
         """
         from skrob.sample_robustness import sample_robustness
 
+        check_is_fitted(estimator)
         ref = None if X_ref is None else sample_robustness(X_ref, y_ref)
-        disp = cls(estimator.robustness_, y, robustness_ref=ref, labels_ref=y_ref)
+        disp = cls(estimator.robustness(X, y), y, robustness_ref=ref, labels_ref=y_ref)
         return disp.plot(label_names=label_names, ax=ax, n_bins=n_bins)
 
     @classmethod
@@ -458,14 +463,14 @@ class LaplacianDisplay:
         return cls(values, absolute=absolute).plot(ax=ax)
 
     @classmethod
-    def from_estimator(cls, model, inputs, *, absolute=True, ax=None, **laplacian_params):
-        """Compute :func:`skrob.torch.laplacian` of ``model`` on each entry of ``inputs``.
+    def from_estimator(cls, estimator, X, *, absolute=True, ax=None, **laplacian_params):
+        """Compute :func:`skrob.torch.laplacian` of ``estimator`` on X, one box per group.
 
         Parameters
         ----------
-        model : fitted skorch net, torch.nn.Module or Pipeline ending in one
-        inputs : dict of str to array-like
-            One input set per group (e.g. clean and corrupted images).
+        estimator : fitted skorch net, torch.nn.Module or Pipeline ending in one
+        X : array-like or dict of str to array-like
+            The inputs: one set, or one per group (e.g. clean and corrupted images).
         absolute : bool, default=True
             Plot ``|LO|`` rather than the signed values.
         ax : matplotlib Axes, default=None
@@ -479,7 +484,8 @@ class LaplacianDisplay:
         """
         from skrob.torch import laplacian
 
-        values = {k: laplacian(model, X, **laplacian_params) for k, X in inputs.items()}
+        groups = X if isinstance(X, dict) else {"X": X}
+        values = {k: laplacian(estimator, v, **laplacian_params) for k, v in groups.items()}
         return cls(values, absolute=absolute).plot(ax=ax)
 
     def plot(self, ax=None):

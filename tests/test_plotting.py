@@ -37,9 +37,14 @@ def test_distribution_display_from_estimator():
 
     X, y = load_iris(return_X_y=True)
     srt = SampleRobustnessTransformer().fit(X[::2], y[::2])
-    disp = RobustnessDistributionDisplay.from_estimator(srt, y[::2], X_ref=X[1::2], y_ref=y[1::2])
+    disp = RobustnessDistributionDisplay.from_estimator(
+        srt, X[::2], y[::2], X_ref=X[1::2], y_ref=y[1::2]
+    )
     assert disp.robustness_ref.shape == (75,)
-    np.testing.assert_array_equal(disp.robustness, srt.robustness_)
+    # its own reference set: the robustness it was fitted with
+    np.testing.assert_allclose(disp.robustness, srt.robustness_, rtol=1e-12)
+    new = RobustnessDistributionDisplay.from_estimator(srt, X[1::2], y[1::2])
+    np.testing.assert_array_equal(new.robustness, srt.robustness(X[1::2], y[1::2]))
 
 
 def test_image_grid():
