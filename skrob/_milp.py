@@ -36,6 +36,31 @@ class Outcome:
     message: str
 
 
+# A minimum proven with presolve is confirmed down to this relative margin.
+CONFIRM_MARGIN = 1e-6
+
+
+def confirmed_minimum(run, start):
+    """The minimum over every other class, confirmed: ``(upper, lower)``, equal when
+    proven. Both exact families call it, each with its own programs.
+
+    ``run(cap, presolve)`` solves one program per other class over the points closer
+    than ``cap`` and returns ``(best, low)``: the best verified value found (``cap``
+    when none) and the lowest bound it proved. HiGHS' presolve has returned suboptimal
+    points marked optimal (upstream bugs), so a minimum proven with presolve is confirmed
+    by programs without it, capped just below it (and scaled to it): each must be proven
+    empty, else the bracket stays open.
+    """
+    best, low = run(start, True)
+    if np.isfinite(best) and low >= best * (1 - CONFIRM_MARGIN):
+        cap = best * (1 - CONFIRM_MARGIN)
+        found, low2 = run(cap, False)
+        if found < cap:
+            best = found
+        low = min(low2, best) if low2 < best * (1 - CONFIRM_MARGIN) else best
+    return best, min(low, best)
+
+
 def classify(res):
     """The :class:`Outcome` of a :func:`scipy.optimize.milp` result."""
     message = str(getattr(res, "message", ""))

@@ -521,16 +521,10 @@ def ensemble_distance(
                 best = min(best, up_j)
             return best, low
 
-        U = known[i]
-        best, low = run(U, U, True)
-        if np.isfinite(best) and low >= best * (1 - 1e-6):
-            # confirm without presolve, in a program scaled to the minimum itself
-            found, low2 = run(best, best * (1 - 1e-6), False)
-            if found < best * (1 - 1e-6):
-                best = found
-            low = min(low2, best) if low2 < best * (1 - 1e-6) else best
-        upper[i] = best
-        lower[i] = min(low, best)
+        # each program scaled to its cap: the verified bound, then the minimum itself
+        upper[i], lower[i] = _milp.confirmed_minimum(
+            lambda cap, presolve, run=run: run(cap, cap, presolve), known[i]
+        )
     return lower, upper
 
 

@@ -380,28 +380,25 @@ def milp_minima(layers, x, y, lo, hi, norm, upper, time_limit, bar=None, reach=N
         if bar is not None and i:
             bar.update(1)
         deadline = time.monotonic() + time_limit
-        best, best_pt, lows = upper_out[i], None, []
         others = [j for j in range(layers[-1][0].shape[0]) if j != y[i]]
-        for j in others:
-            args = (layers, pre, i, x[i], y[i], j, lo, hi, norm, radius[i])
-            low, val, pt = _solve_one(*args, best * (1 + 1e-9), deadline)
-            lows.append(low)
-            if pt is not None and val < best:
-                best, best_pt = val, pt
-        # HiGHS' presolve has returned suboptimal points marked optimal (upstream bugs):
-        # a proven minimum is confirmed by programs without presolve that look for any
-        # point of another class closer than it; each must be proven empty.
-        if np.isfinite(best) and min(lows, default=best) >= best * (1 - 1e-6):
+        found = {}
+
+        def run(cap, presolve, i=i, others=others, deadline=deadline, found=found):
+            """One program per other class over the points closer than cap (the first
+            pass a hair above the attack's distance, so its point is found again)."""
+            best, lows = cap, []
             for j in others:
                 args = (layers, pre, i, x[i], y[i], j, lo, hi, norm, radius[i])
-                low, val, pt = _solve_one(*args, best * (1 - 1e-6), deadline, presolve=False)
+                limit = best * (1 + 1e-9) if presolve else best
+                low, val, pt = _solve_one(*args, limit, deadline, presolve=presolve)
                 lows.append(low)
                 if pt is not None and val < best:
-                    best, best_pt = val, pt
-        upper_out[i] = best
-        lower_out[i] = min(min(lows, default=best), best)
-        if best_pt is not None:
-            points[i] = best_pt
+                    best, found["point"] = val, pt
+            return best, min(lows, default=best)
+
+        upper_out[i], lower_out[i] = _milp.confirmed_minimum(run, upper_out[i])
+        if "point" in found:
+            points[i] = found["point"]
     return lower_out, upper_out, points
 
 
