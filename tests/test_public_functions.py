@@ -122,6 +122,12 @@ VALID = {
         {"estimator": CLF, "X": X[:10], "y": Y[:10]},
         {"X": "X", "y": "y"},
     ),
+    # model-agnostic (skrob), re-exported by skrob.torch
+    "common_correct_mask": lambda: (
+        skrob.common_correct_mask,
+        {"estimators": [CLF], "X": X, "y": Y},
+        {"X": "X", "y": "y"},
+    ),
     # Classes: called through the method that validates (fit, split, __call__).
     "DecisionDistortionScorer": lambda: (
         lambda **p: skrob.DecisionDistortionScorer(**p)(CLF, X[:10], Y[:10]),
@@ -207,11 +213,6 @@ if HAS_TORCH:
                     "X": _torch_objects()[1][:8],
                     "y": _torch_objects()[2][:8],
                 },
-                {"X": "X", "y": "y"},
-            ),
-            "common_correct_mask": lambda: (
-                lambda **p: __import__("skrob.torch").torch.common_correct_mask(**p),
-                {"estimators": [CLF], "X": X, "y": Y},
                 {"X": "X", "y": "y"},
             ),
             "LaplacianScorer": lambda: (
