@@ -5,11 +5,7 @@ import numpy as np
 from sklearn.utils.validation import check_array, check_consistent_length, column_or_1d
 
 from skrob._compat import _num_samples, validate_params
-from skrob._validation import (
-    check_box,
-    check_norm,
-    frame_like,
-)
+from skrob._validation import check_box, frame_like
 
 
 def _check_data(X, y, clip, owner):
@@ -37,10 +33,6 @@ def _predict(estimator, wrap, X, y):
             f"sample is needed (y has shape {y.shape})."
         )
     return pred
-
-
-def _norm(norm, owner, allowed=(np.inf, 2)):
-    return check_norm(norm, owner, allowed)
 
 
 @validate_params(
@@ -94,10 +86,5 @@ def common_correct_mask(estimators, X, y):
         raise ValueError(f"X and y must have one row per sample; got {n} and {len(y)}.")
     mask = np.ones(len(y), dtype=bool)
     for est in estimators:
-        pred = np.asarray(est.predict(X))
-        if pred.shape != y.shape:
-            raise ValueError(
-                f"{type(est).__name__}.predict returned shape {pred.shape}; expected {y.shape}."
-            )
-        mask &= pred == y
+        mask &= _predict(est, lambda data: data, X, y) == y
     return mask

@@ -9,11 +9,12 @@ from skrob._compat import HasMethods, Interval, StrOptions, validate_params
 from skrob._progress import progress_bar
 from skrob._validation import (
     check_classifier,
+    check_norm,
     entropy,
     warn_user,
 )
 from skrob.distortion import _attacks as attacks
-from skrob.distortion._common import _check_data, _norm, _predict
+from skrob.distortion._common import _check_data, _predict
 
 _MAX = float(np.finfo(np.float64).max)  # finite parameters: Interval(..., None) admits inf
 
@@ -125,7 +126,7 @@ def decision_based_distortion(
     True
     """
     owner = "decision_based_distortion"
-    norm = _norm(norm, owner)
+    norm = check_norm(norm, owner)
     if method == "ray" and norm != np.inf:
         raise ValueError("method='ray' searches sign directions: it is L∞ only (norm=np.inf).")
     wrap, X, y, lo, hi = _check_data(X, y, clip, owner)

@@ -8,10 +8,11 @@ import numpy as np
 from skrob._compat import HasMethods, Interval, StrOptions, validate_params
 from skrob._validation import (
     check_classifier,
+    check_norm,
     warn_user,
 )
 from skrob.distortion import _model_exact as exact
-from skrob.distortion._common import _check_data, _norm, _predict
+from skrob.distortion._common import _check_data, _predict
 
 
 @validate_params(
@@ -92,7 +93,7 @@ def exact_distortion(
     [1.5, 1.5, 1.5, 1.5]
     """
     owner = "exact_distortion"
-    norm = _norm(norm, owner, (np.inf, 2, 1))
+    norm = check_norm(norm, owner, (np.inf, 2, 1))
     wrap, X, y, lo, hi = _check_data(X, y, clip, owner)
     check_classifier(estimator, owner, y)
     model, scale, offset = exact.unwrap_affine(estimator, X.shape[1])

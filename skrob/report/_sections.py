@@ -106,10 +106,11 @@ def _loo_knn_prediction(ctx):
     """Each sample's target predicted by the mean of its 5 nearest *other* samples, and
     the R² of those predictions (uniform over outputs)."""
     from sklearn.metrics import r2_score
-    from sklearn.neighbors import NearestNeighbors
+
+    from skrob._label_issues import nearest_neighbours
 
     k = min(_KNN_K, ctx.X.shape[0] - 1)
-    _, idx = NearestNeighbors(n_neighbors=k, metric=ctx.metric).fit(ctx.X).kneighbors()
+    _, idx = nearest_neighbours(ctx.X, k, metric=ctx.metric)
     y = np.asarray(ctx.y, dtype=float)
     prediction = y[idx].mean(axis=1)
     return prediction, float(r2_score(y, prediction)), k
@@ -713,7 +714,7 @@ def rpr_section(ctx):
         "<h3>Fraction still robust after each step</h3>"
         + _fig_to_png(disp.figure_, ctx, "rpr_curve.png", "fraction still robust per step"),
         "<h3>Per class</h3>" + _table(per_class),
-        _rpr_context(ctx, X_x, y_x, X_t, y_t, correct, robust, noise_length),
+        _rpr_context(ctx, correct, robust, noise_length),
     ]
     summary = {
         "default model test accuracy": significant(correct.mean()),
@@ -725,7 +726,7 @@ def rpr_section(ctx):
     )
 
 
-def _rpr_context(ctx, X_x, y_x, X_t, y_t, correct, robust, noise_length):
+def _rpr_context(ctx, correct, robust, noise_length):
     """What the robust fraction means for these data: against the accuracy, and the
     noise's length against the distance between the classes."""
     kept = robust.sum() / max(correct.sum(), 1)
@@ -737,7 +738,7 @@ def _rpr_context(ctx, X_x, y_x, X_t, y_t, correct, robust, noise_length):
         "changes."
     )
     if noise_length is not None:
-        reach = _distance_to_other_class(X_t, y_t, X_x, y_x, "euclidean")
+        reach = _distance_to_other_class(ctx, "euclidean")
         median = float(np.median(reach[np.isfinite(reach)])) if np.isfinite(reach).any() else np.nan
         text += (
             f" Each perturbation moves a sample by about {noise_length:.3g} (σ√d, in the "
@@ -765,16 +766,25 @@ def _default_classifier(ctx, X_x):
     return model, "StandardScaler + LogisticRegression", box, images
 
 
-def _distance_to_other_class(X_t, y_t, X_x, y_x, metric):
-    """Each test sample's distance to the nearest training sample of another class."""
-    from sklearn.metrics import pairwise_distances_argmin_min
+def _distance_to_other_class(ctx, metric):
+    """Each test sample's distance to the nearest training sample of another class (the
+    shared 75/25 split), by the exact kernel; computed once per metric."""
+    key = ("distance to another class", metric)
+    if key not in ctx.cache:
+        from skrob._search.cdist import resolve_metric
+        from skrob._search.neighbors import nearest_in_groups
 
-    out = np.full(len(y_t), np.inf)
-    for c in np.unique(y_t):
-        rows, others = y_t == c, y_x != c
-        if others.any():
-            _, out[rows] = pairwise_distances_argmin_min(X_t[rows], X_x[others], metric=metric)
-    return out
+        X_x, X_t, y_x, y_t = _split(ctx, classification=True)
+        classes, codes = np.unique(y_x, return_inverse=True)
+        dist, _ = nearest_in_groups(
+            X_t, X_x, codes, classes.size, metric=resolve_metric(metric, None, X_x)
+        )
+        own = np.searchsorted(classes, y_t)
+        known = own < classes.size
+        known[known] = classes[own[known]] == y_t[known]
+        dist[np.flatnonzero(known), own[known]] = np.inf  # its own class is no other
+        ctx.cache[key] = dist.min(axis=1)
+    return ctx.cache[key]
 
 
 def distortion_section(ctx):
@@ -805,9 +815,7 @@ def distortion_section(ctx):
         )
         exact = exact_distortion(model, X_t, y_t, norm=norm, clip=box)
         ok = np.isfinite(found) & np.isfinite(exact)
-        reach = _distance_to_other_class(
-            X_t, y_t, X_x, y_x, "chebyshev" if norm == np.inf else "euclidean"
-        )
+        reach = _distance_to_other_class(ctx, "chebyshev" if norm == np.inf else "euclidean")[:n]
         ok_reach = ok & np.isfinite(reach) & (reach > 0)
         rows[name] = {
             "correct test samples": int((~np.isnan(found)).sum()),

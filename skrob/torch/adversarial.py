@@ -177,16 +177,11 @@ def _distortions(
     verbose=0,
 ):
     """:func:`minimal_distortion`'s work; also returns which samples were correct."""
-    p = check_norm(norm, "minimal_distortion", (np.inf, 2, 1))
-    if method == "exact":
-        if p not in (np.inf, 1):
-            raise ValueError(
-                "method='exact' is L∞ and L1 (norm=np.inf or 1): an L2 minimum needs a "
-                f"mixed-integer quadratic program, which scipy does not solve; got {norm!r}."
-            )
-    elif p not in (np.inf, 2):
+    p = check_norm(norm, "minimal_distortion", (np.inf, 2, 1) if method == "exact" else (np.inf, 2))
+    if method == "exact" and p == 2:
         raise ValueError(
-            f"The 'norm' parameter of minimal_distortion must be np.inf or 2; got {norm!r}."
+            "method='exact' is L∞ and L1 (norm=np.inf or 1): an L2 minimum needs a "
+            f"mixed-integer quadratic program, which scipy does not solve; got {norm!r}."
         )
     if method not in ("auto", "exact") and p not in NORMS[method]:
         name = "an L-inf" if NORMS[method] == (np.inf,) else "an L2"
