@@ -4,9 +4,10 @@ Offline by construction: no intersphinx, no remote images, no CDN scripts (sphin
 page of computation times loads DataTables from a CDN, so it is not written; each
 example's page states its own time). The gallery runs every ``examples/plot_*.py`` (the
 paper reproductions in their ``--quick`` mode) and every ``examples/howto/plot_*.py``;
-a how-to that takes over :data:`HOWTO_SECONDS` is a build warning (an error under
-``-W``). ``SKROB_DOCS_GALLERY=0`` skips running them (the pages are still built, without
-outputs).
+the build prints each how-to's time, and with ``SKROB_DOCS_TIME_BUDGET=1`` one over
+:data:`HOWTO_SECONDS` is a build warning (an error under ``-W``; CI leaves it off, so that
+a slow machine cannot fail the build). ``SKROB_DOCS_GALLERY=0`` skips running them (the
+pages are still built, without outputs).
 """
 
 import os
@@ -113,7 +114,9 @@ sphinx_gallery_conf = {
 
 
 def _check_howto_times(app, exception):
-    """A how-to example is a task a user copies: it must run within HOWTO_SECONDS."""
+    """A how-to example is a task a user copies: the build prints each one's time, and
+    one over HOWTO_SECONDS is a warning (an error under ``-W``) when
+    ``SKROB_DOCS_TIME_BUDGET=1``. CI leaves it off: a slow machine must not fail it."""
     if exception is not None or not sphinx_gallery_conf["plot_gallery"]:
         return
     from sphinx.util import logging
@@ -125,7 +128,8 @@ def _check_howto_times(app, exception):
         if found is None:
             continue  # shown without being run (torch missing)
         seconds = 60 * int(found.group(1)) + float(found.group(2))
-        if seconds > HOWTO_SECONDS:
+        logger.info("how-to example %s: %.1f s", page.stem, seconds)
+        if seconds > HOWTO_SECONDS and os.environ.get("SKROB_DOCS_TIME_BUDGET") == "1":
             logger.warning(
                 "how-to example %s took %.1f s in the build (at most %.0f s)",
                 page.stem,
