@@ -1,5 +1,6 @@
 """The page: every section run, then rendered through the jinja2 template
-``templates/page.html`` with its style sheet ``templates/style.css``."""
+``templates/page.html`` with its style sheet ``templates/style.css``
+(:mod:`~skrob.report._render`)."""
 
 import html
 import re
@@ -10,28 +11,8 @@ import numpy as np
 
 from skrob.report._context import PAPERS, Section, SectionSkipped, _text
 from skrob.report._files import _publish, check_output
+from skrob.report._render import TEMPLATES, environment, render
 from skrob.report._sections import SECTIONS
-
-_TEMPLATES = Path(__file__).parent / "templates"
-
-
-def _template():
-    """The page template: jinja2, HTML-escaping every value it is given (the sections'
-    own HTML is marked safe where it is inserted)."""
-    try:
-        import jinja2
-    except ImportError as exc:
-        raise ImportError(
-            "skrob report renders its page with jinja2: pip install 'skrob[report]' "
-            "(or pip install jinja2)."
-        ) from exc
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(_TEMPLATES),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-    )
-    return env.get_template("page.html")
 
 
 def write_report(ctx, sections=SECTIONS, *, protect=(), force=False):
@@ -75,7 +56,7 @@ def _write_sections(ctx, sections):
         try:
             done.append(section(ctx))
         except SectionSkipped as exc:
-            done.append(Section(title, f"<p>Not computed: {html.escape(str(exc))}.</p>"))
+            done.append(Section(title, render("skipped.html", reason=str(exc))))
         except (ValueError, ArithmeticError) as exc:
             if position == 0:  # the verdict: without it there is no report
                 raise
@@ -85,7 +66,7 @@ def _write_sections(ctx, sections):
             if ctx.scale == "none":
                 reason += " (the features are unscaled: --scale standard may help)"
             print(f"skrob report: section {title!r} not computed: {reason}", file=sys.stderr)
-            done.append(Section(title, f"<p>Not computed: {html.escape(reason)}.</p>"))
+            done.append(Section(title, render("skipped.html", reason=reason)))
     bar.close()
     n_labels = int(np.unique(ctx.y, axis=0).shape[0])
     summary = {
@@ -101,18 +82,22 @@ def _write_sections(ctx, sections):
         summary.update(s.summary)
     from skrob import __version__
 
-    page = _template().render(
-        title=ctx.dataset_name,
-        meta=(
-            f"{ctx.X.shape[0]:,} samples, {ctx.X.shape[1]:,} features, {ctx.task}; "
-            f"written by skrob {__version__}."
-        ),
-        css=(_TEMPLATES / "style.css").read_text(encoding="utf-8"),
-        verdict=done[0],
-        sections=done[1:],
-        nav=[(s.anchor, html.unescape(_strip_tags(s.title))) for s in done if s.anchor],
-        summary=[(str(k), _text(v)) for k, v in summary.items()],
-        papers=[(key, text, url) for key, (text, url) in PAPERS.items()],
+    page = (
+        environment()
+        .get_template("page.html")
+        .render(
+            title=ctx.dataset_name,
+            meta=(
+                f"{ctx.X.shape[0]:,} samples, {ctx.X.shape[1]:,} features, {ctx.task}; "
+                f"written by skrob {__version__}."
+            ),
+            css=(TEMPLATES / "style.css").read_text(encoding="utf-8"),
+            verdict=done[0],
+            sections=done[1:],
+            nav=[(s.anchor, html.unescape(_strip_tags(s.title))) for s in done if s.anchor],
+            summary=[(str(k), _text(v)) for k, v in summary.items()],
+            papers=[(key, text, url) for key, (text, url) in PAPERS.items()],
+        )
     )
     path = ctx.out_dir / "index.html"
     path.write_text(page, encoding="utf-8")

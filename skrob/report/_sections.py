@@ -1,12 +1,15 @@
-"""The report's sections: each a function ``(context) -> Section``, the verdict first."""
+"""The report's sections: each a function ``(context) -> Section``, the verdict first.
 
-import html
+A section computes its numbers, tables and figures here and renders its text through its
+jinja2 template (``templates/<section>.html``, :mod:`~skrob.report._render`)."""
+
 import time
 
 import numpy as np
 import pandas as pd
 
 from skrob.report._context import Section, SectionSkipped, _unit_images, cite, significant
+from skrob.report._render import render, safe
 
 
 def _fig_to_png(fig, ctx, name, alt):
@@ -15,12 +18,15 @@ def _fig_to_png(fig, ctx, name, alt):
     import matplotlib.pyplot as plt
 
     plt.close(fig)
-    return f'<img src="{html.escape(name)}" alt="{html.escape(alt)}">'
+    return render("figure.html", src=name, alt=alt)
 
 
 def _table(df, index=True):
-    return df.to_html(
-        classes="table", float_format=lambda v: f"{v:.4g}", border=0, index=index, na_rep="—"
+    """``df`` as an HTML table (pandas escapes its cells)."""
+    return safe(
+        df.to_html(
+            classes="table", float_format=lambda v: f"{v:.4g}", border=0, index=index, na_rep="—"
+        )
     )
 
 
@@ -45,14 +51,6 @@ def _write_csv(ctx, frame):
     if "nearest_other" in out:
         out["nearest_other"] = ctx.row_ids[out["nearest_other"].to_numpy()]
     out.to_csv(ctx.out_dir / "diagnosis.csv", float_format="%.10g")
-
-
-def _data_notes(ctx):
-    """What was done to the data before any distance, as a list for the page."""
-    if not ctx.data_notes:
-        return ""
-    items = "".join(f"<li>{html.escape(n)}</li>" for n in ctx.data_notes)
-    return f"<p><b>How the data were prepared.</b></p><ul class='prep'>{items}</ul>"
 
 
 def _diagnosis(ctx):
@@ -203,17 +201,13 @@ def _pair_table(ctx, frame, idx, classes):
             )
             del row["R" if role == "sample" else "distance"]
             row.update({ctx.feature_names[f]: ctx.X_raw[k, f] for f in shown})
-    note = (
-        f"<p>The {len(pairs)} least robust samples (a mutual pair once), each above its nearest "
-        "differently labelled sample, with R for the sample and the distance between the two "
-        "for its neighbour"
+    return render(
+        "pair_table.html",
+        n_pairs=len(pairs),
+        n_shown=shown.size,
+        n_features=ctx.X.shape[1],
+        table=_table(pd.DataFrame(rows), index=False),
     )
-    if shown.size < ctx.X.shape[1]:
-        note += (
-            f"; the {shown.size} of {ctx.X.shape[1]} features in which these pairs differ "
-            "most (in the report's feature space), with values as given in the data"
-        )
-    return note + ".</p><div class='wide'>" + _table(pd.DataFrame(rows), index=False) + "</div>"
 
 
 def overview_section(ctx):
@@ -231,109 +225,66 @@ def overview_section(ctx):
     _write_csv(ctx, frame)
     reach = frame["reach"].to_numpy()
     top = pairs.head(3)
-    pair_words = ", ".join(
-        f"{html.escape(a)} and {html.escape(b)} ({d:.3g})"
-        for a, b, d in zip(top["class A"], top["class B"], top["closest distance"], strict=True)
-    )
-    verdict = [
-        f"<p class='verdict'><b>The classes are {_level(share)}.</b> "
-        f"{relabel.sum():,} of {n:,} samples ({100 * share:.3g} %) lie closer to a sample of "
-        "another class than to any sample of their own: their nearest neighbour disagrees "
-        "with their label (leave-one-out 1-nearest-neighbour error).</p>",
-        "<ul>",
-        f"<li><b>Robustness.</b> Median sample robustness R = {np.median(R):.3g} "
-        f"(median reach r = {np.median(reach):.3g}). R = r / (r + 1), r the distance from a "
-        f"sample to the nearest differently labelled sample {cite('000')}: 0 means a "
-        "differently labelled copy exists, values near 1 that other classes are far away. "
-        "Compare values within this dataset; they depend on the feature space.</li>",
-        f"<li><b>Conflicting duplicates.</b> {int(duplicates.sum()):,} samples have a copy "
-        "with the same features and another label"
-        + (": no model can classify both; fix or remove them." if duplicates.any() else ".")
-        + "</li>",
-        f"<li><b>Closest classes.</b> {pair_words}: the classes whose samples come nearest "
-        "to each other (distance in brackets), where a model will confuse most.</li>",
-        "</ul>",
-        "<p><b>What to do.</b></p><ul>",
-    ]
     issues = frame["label_issue"].to_numpy()
     quality = frame["label_quality"].to_numpy()
-    if duplicates.any() or issues.any():
-        verdict.append(
-            f"<li>Look at the samples in <i>Samples to look at first</i> below: "
-            f"{int(duplicates.sum()):,} conflicting duplicates and {int(issues.sum()):,} "
-            "likely label errors (confident learning on the labels of each sample's "
-            "nearest neighbours, as cleanlab finds label issues, without a model). Each is "
-            "mislabelled, ambiguous, or a sign that the features cannot tell these classes "
-            "apart.</li>"
-        )
-    verdict += [
-        f"<li>Download the per-sample table, <a href='diagnosis.csv' download>diagnosis.csv</a> "
-        "(<code>skrob.diagnose</code>): robustness, reach, nearest differently labelled "
-        "sample, suggested label, conflicting-duplicate flag and kNN label uncertainty "
-        f"{cite('004')} of every sample.</li>",
-        "<li>Train on the robust part and test on the hard part: <i>Training and testing on "
-        "robust subsets</i> below shows what a model gains; "
-        "<code>RobustSubsetSelector</code> and <code>subset_scorer</code> do it in a "
-        "Pipeline or GridSearchCV.</li>",
-        "</ul>",
-        f"<p class='space'>Distances are computed on {html.escape(ctx.space)}.</p>",
-        _data_notes(ctx),
-    ]
-    verdict += [f"<p class='warning'>Warning: {html.escape(n_)}</p>" for n_ in ctx.notes]
-
     # Samples to look at first: conflicting duplicates, then likely label errors, each
     # group by label quality (lowest first)
     order = np.lexsort((quality, ~duplicates, ~(duplicates | issues)))
     look = order[: max(ctx.n_show, 1)]
     look = look[duplicates[look] | issues[look]]
     names = _name_map(ctx, classes)
-    parts = ["\n".join(verdict)]
+    look_table = None
     if look.size:
-        table = pd.DataFrame(
-            {
-                "sample": ctx.row_ids[look],
-                "label": [names[v] for v in ctx.y[look]],
-                "suggested label": [names[v] for v in frame["suggested_label"].to_numpy()[look]],
-                "label quality": quality[look],
-                "conflicting duplicate": np.where(duplicates[look], "yes", ""),
-                "R": R[look],
-                "R if relabelled": frame["suggested_robustness"].to_numpy()[look],
-                "nearest other": ctx.row_ids[frame["nearest_other"].to_numpy()[look]],
-                "label uncertainty": frame["label_uncertainty"].to_numpy()[look],
-            }
-        )
-        parts.append(
-            "<h3 id='look-first'>Samples to look at first</h3><p>Order: conflicting "
-            "duplicates first, then likely label errors; within each, lowest label quality "
-            f"first. Showing {look.size:,} of {int((duplicates | issues).sum()):,}; "
-            "<code>diagnosis.csv</code> has all (columns <code>label_issue</code>, "
-            "<code>label_quality</code>). Label quality: the probability of the given label "
-            "estimated from the labels of the sample's nearest other samples (averaged over "
-            "5 to 50 neighbours), low meaning likely wrong. R if relabelled: the robustness "
-            "under the suggested label. Label uncertainty "
-            f"{cite('004')}: 1 − (share of the 10 nearest samples with the sample's label) + "
-            "(largest share of another label), from 0 (all agree) to 2 (all carry one other "
-            "label).</p>" + _table(table, index=False)
+        look_table = _table(
+            pd.DataFrame(
+                {
+                    "sample": ctx.row_ids[look],
+                    "label": [names[v] for v in ctx.y[look]],
+                    "suggested label": [
+                        names[v] for v in frame["suggested_label"].to_numpy()[look]
+                    ],
+                    "label quality": quality[look],
+                    "conflicting duplicate": np.where(duplicates[look], "yes", ""),
+                    "R": R[look],
+                    "R if relabelled": frame["suggested_robustness"].to_numpy()[look],
+                    "nearest other": ctx.row_ids[frame["nearest_other"].to_numpy()[look]],
+                    "label uncertainty": frame["label_uncertainty"].to_numpy()[look],
+                }
+            ),
+            index=False,
         )
     least = np.argsort(R, kind="stable")[: ctx.n_show]
+    least_body = None
     if least.size:
-        body = (
+        least_body = (
             _pair_figure(ctx, frame, least, classes)
             if ctx.image_shape is not None
             else _pair_table(ctx, frame, least, classes)
         )
-        parts.append(
-            "<h3 id='least-robust'>The least robust samples and their nearest differently "
-            "labelled samples</h3>"
-            + (
-                "<p>Each sample beside the sample of another class nearest to it (a mutual "
-                "pair once); d is their distance, the sample's reach.</p>"
-                if ctx.image_shape is not None
-                else ""
-            )
-            + body
-        )
-    parts.append(_pair_matrix(ctx, closest, pairs, classes))
+    text = render(
+        "verdict.html",
+        level=_level(share),
+        n_relabel=int(relabel.sum()),
+        n=n,
+        share_pct=100 * share,
+        median_R=float(np.median(R)),
+        median_reach=float(np.median(reach)),
+        n_duplicates=int(duplicates.sum()),
+        n_issues=int(issues.sum()),
+        closest_pairs=list(
+            zip(top["class A"], top["class B"], top["closest distance"], strict=True)
+        ),
+        space=ctx.space,
+        data_notes=ctx.data_notes,
+        warnings=ctx.notes,
+        look_table=look_table,
+        n_look=look.size,
+        n_flagged=int((duplicates | issues).sum()),
+        least=least_body,
+        images=ctx.image_shape is not None,
+        pair_figure=_pair_matrix_figure(ctx, closest, classes),
+        pair_table=_table(pairs.head(10), index=False),
+    )
     summary = {
         "median robustness R": significant(np.median(R)),
         "mean robustness R": significant(R.mean()),
@@ -345,45 +296,39 @@ def overview_section(ctx):
         ),
         "robustness time (s)": significant(elapsed, 3),
     }
-    return Section("Verdict", "\n".join(parts), summary, "verdict")
+    return Section("Verdict", text, summary, "verdict")
 
 
-def _pair_matrix(ctx, closest, pairs, classes):
-    """The class-pair matrix of closest distances, as a heat map and a ranked table."""
+def _pair_matrix_figure(ctx, closest, classes):
+    """The class-pair matrix of closest distances as a heat map (None: 2 or > 40 classes)."""
     import matplotlib.pyplot as plt
 
     K = classes.size
+    if not 2 < K <= 40:
+        return None
     names = _names(ctx, classes)
-    parts = [
-        "<h3 id='class-pairs'>How close the classes come</h3><p>The smallest distance between "
-        "a sample of one class and a sample of the other, for every pair of classes; small "
-        "means the classes touch somewhere.</p>"
-    ]
-    if 2 < K <= 40:
-        fig, ax = plt.subplots(figsize=(1.2 + 0.45 * K, 0.9 + 0.4 * K))
-        cmap = plt.get_cmap("viridis").copy()
-        cmap.set_bad("white")  # the diagonal: a class and itself
-        im = ax.imshow(np.ma.masked_invalid(closest), cmap=cmap)
-        ax.set_xticks(range(K), names, rotation=90, fontsize=8)
-        ax.set_yticks(range(K), names, fontsize=8)
-        if K <= 15:
-            for a in range(K):
-                for b in range(K):
-                    if a != b:
-                        ax.text(
-                            b,
-                            a,
-                            f"{closest[a, b]:.2g}",
-                            ha="center",
-                            va="center",
-                            fontsize=7,
-                            color="w",
-                        )
-        fig.colorbar(im, ax=ax, label="closest distance")
-        fig.tight_layout()
-        parts.append(_fig_to_png(fig, ctx, "class_pairs.png", "closest distance between classes"))
-    parts.append("<p>The closest pairs:</p>" + _table(pairs.head(10), index=False))
-    return "\n".join(parts)
+    fig, ax = plt.subplots(figsize=(1.2 + 0.45 * K, 0.9 + 0.4 * K))
+    cmap = plt.get_cmap("viridis").copy()
+    cmap.set_bad("white")  # the diagonal: a class and itself
+    im = ax.imshow(np.ma.masked_invalid(closest), cmap=cmap)
+    ax.set_xticks(range(K), names, rotation=90, fontsize=8)
+    ax.set_yticks(range(K), names, fontsize=8)
+    if K <= 15:
+        for a in range(K):
+            for b in range(K):
+                if a != b:
+                    ax.text(
+                        b,
+                        a,
+                        f"{closest[a, b]:.2g}",
+                        ha="center",
+                        va="center",
+                        fontsize=7,
+                        color="w",
+                    )
+    fig.colorbar(im, ax=ax, label="closest distance")
+    fig.tight_layout()
+    return _fig_to_png(fig, ctx, "class_pairs.png", "closest distance between classes")
 
 
 def _regression_robustness(ctx):
@@ -412,28 +357,17 @@ def _regression_overview(ctx):
         rows[f"mean target of the {k} nearest others"] = prediction[order]
         table[f"knn{k}_target"] = prediction
     _write_csv(ctx, pd.DataFrame(table))
-    text = (
-        f"<p class='verdict'><b>The target is {_regression_level(r2)}.</b> Predicting each "
-        f"sample's target by the mean target of its {k} nearest other samples explains "
-        f"R² = {r2:.3g} of the target's variance (1: all of it; 0: no better than the "
-        "mean). A model that uses these features can be expected to do about as well, or "
-        "better where it learns more than nearness.</p>"
-        f"<ul><li><b>Robustness.</b> Median sample robustness R = {np.median(R):.3g}. For a "
-        f"real-valued target {cite('000')}, R = 1 / (1 + Q / max|y|), Q the largest "
-        "|y − y'| / d(x, x') over the other samples: the steepest change of the target "
-        "around the sample, relative to the target's size. Near 1: the target changes "
-        "slowly around the sample; near 0: a nearby sample has a very different target.</li>"
-        f"<li>{zero:,} samples have R = 0: another sample with the same features has "
-        "a different target (fix or average them).</li>"
-        "<li>The least robust samples below sit where the target jumps: check them for "
-        "errors, or expect models to be least accurate there.</li>"
-        "<li>Per-sample values: <a href='diagnosis.csv' download>diagnosis.csv</a> "
-        f"(robustness, and the mean target of the {k} nearest other samples).</li></ul>"
-        f"<p class='space'>Distances are computed on {html.escape(ctx.space)}.</p>"
-        + _data_notes(ctx)
-        + "".join(f"<p class='warning'>Warning: {html.escape(n_)}</p>" for n_ in ctx.notes)
-        + "<h3 id='least-robust'>The least robust samples</h3><p>Lowest R first.</p>"
-        + _table(rows, index=False)
+    text = render(
+        "verdict_regression.html",
+        level=_regression_level(r2),
+        k=k,
+        r2=r2,
+        median_R=float(np.median(R)),
+        n_zero=zero,
+        space=ctx.space,
+        data_notes=ctx.data_notes,
+        warnings=ctx.notes,
+        table=_table(rows, index=False),
     )
     summary = {
         f"R² of the leave-one-out {k}-nearest-neighbour prediction": significant(r2),
@@ -445,34 +379,9 @@ def _regression_overview(ctx):
     return Section("Verdict", text, summary, "verdict")
 
 
-def _per_class_part(ctx, R):
-    """The per-class table and distributions."""
-    from skrob.plotting import RobustnessDistributionDisplay
-
-    classes = np.unique(ctx.y)
-    names = _names(ctx, classes)
-    per_class = pd.DataFrame({"class": names}).set_index("class")
-    per_class["samples"] = [int((ctx.y == c).sum()) for c in classes]
-    for stat, f in (("mean R", np.mean), ("median R", np.median), ("min R", np.min)):
-        per_class[stat] = [f(R[ctx.y == c]) for c in classes]
-    least = np.argsort(R, kind="stable")[: R.size // 2]
-    per_class["share of the least robust half"] = [
-        float(np.mean(ctx.y[least] == c)) for c in classes
-    ]
-    disp = RobustnessDistributionDisplay.from_robustness(R, ctx.y, label_names=names)
-    return (
-        "<h3>Per class</h3><p>Share of the least robust half: the fraction of the dataset's "
-        "least robust half that belongs to the class (equal shares would be "
-        f"{1 / classes.size:.3g}): the classes that need the most attention.</p>"
-        + _table(per_class)
-        + "<h3>Distribution of R in each class</h3>"
-        + _fig_to_png(disp.figure_, ctx, "robustness_per_class.png", "histogram of R in each class")
-    )
-
-
 def sample_robustness_section(ctx):
     """Robustness per class, and the most robust samples."""
-    from skrob.plotting import plot_image_grid
+    from skrob.plotting import RobustnessDistributionDisplay, plot_image_grid
 
     if ctx.task != "classification":
         import matplotlib.pyplot as plt
@@ -487,29 +396,45 @@ def sample_robustness_section(ctx):
         axes[1].set_xlabel("target" if ctx.y.ndim == 1 else "|target|")
         axes[1].set_ylabel("R")
         fig.tight_layout()
-        html_ = "<h3>Distribution of R, and R against the target</h3>" + _fig_to_png(
-            fig, ctx, "robustness_distribution.png", "distribution of R"
+        text = render(
+            "sample_robustness.html",
+            regression=True,
+            figure=_fig_to_png(fig, ctx, "robustness_distribution.png", "distribution of R"),
         )
-        return Section("Sample robustness", html_, anchor="sample-robustness")
+        return Section("Sample robustness", text, anchor="sample-robustness")
     frame, _, _ = _diagnosis(ctx)
     R = frame["robustness"].to_numpy()
-    parts = [_per_class_part(ctx, R)]
+    classes = np.unique(ctx.y)
+    names = _names(ctx, classes)
+    per_class = pd.DataFrame({"class": names}).set_index("class")
+    per_class["samples"] = [int((ctx.y == c).sum()) for c in classes]
+    for stat, f in (("mean R", np.mean), ("median R", np.median), ("min R", np.min)):
+        per_class[stat] = [f(R[ctx.y == c]) for c in classes]
+    least = np.argsort(R, kind="stable")[: R.size // 2]
+    per_class["share of the least robust half"] = [
+        float(np.mean(ctx.y[least] == c)) for c in classes
+    ]
+    disp = RobustnessDistributionDisplay.from_robustness(R, ctx.y, label_names=names)
+    most_robust = None
     if ctx.image_shape is not None and ctx.n_show:
-        classes = np.unique(ctx.y)
-        names = _name_map(ctx, classes)
+        by_label = _name_map(ctx, classes)
         most = np.argsort(-R, kind="stable")[: ctx.n_show]
         fig = plot_image_grid(
             ctx.X_raw[most].reshape(-1, *ctx.image_shape),
-            [f"#{i} {names[ctx.y[i]]}\nR={R[i]:.3f}" for i in most],
+            [f"#{i} {by_label[ctx.y[i]]}\nR={R[i]:.3f}" for i in most],
         )
-        parts.append(
-            "<h3>The most robust samples</h3><p>Far from every other class: the "
-            "prototypes of their class.</p>"
-            + _fig_to_png(fig, ctx, "most_robust.png", "the most robust samples")
-        )
-    return Section(
-        f"Sample robustness per class {cite('000')}", "\n".join(parts), anchor="sample-robustness"
+        most_robust = _fig_to_png(fig, ctx, "most_robust.png", "the most robust samples")
+    text = render(
+        "sample_robustness.html",
+        regression=False,
+        equal_share=1 / classes.size,
+        table=_table(per_class),
+        figure=_fig_to_png(
+            disp.figure_, ctx, "robustness_per_class.png", "histogram of R in each class"
+        ),
+        most_robust=most_robust,
     )
+    return Section(f"Sample robustness per class {cite('000')}", text, anchor="sample-robustness")
 
 
 # Training subsets (rows) and test subsets (columns) of the performance matrix, as
@@ -608,26 +533,14 @@ def robust_subsets_section(ctx):
         },
         index=pd.Index(list(train_sets), name="training subset"),
     )
-    parts = [
-        "<p>Does the model owe its score to the easy samples? A 75/25 split into a "
-        "training set x and a test set t; the robustness of each is computed on itself "
-        f"{cite('000')}. Rows: the model trained on all of x, on its least robust (xL80, "
-        "xL50) or most robust (xM80, xM50) 80 % or half, or on the largest part of x whose "
-        "robustness histogram is proportional to t's ('x aligned to t', "
-        "<code>RobustSubsetSelector(strategy='align')</code>). Columns: the score on all of "
-        "t, on its least robust (tL50, tL20) or most robust (tM50, tM20) half or fifth. A "
-        "model that is much worse on tL50 than on tM50 fails where the classes meet; "
-        "compare rows to see which training data help there.</p>",
-        f"<h3>{html.escape(type(model).__name__)}(n_neighbors=5): {score_name} of every "
-        "training subset (rows) on every test subset (columns)</h3>"
-        + _table(matrix)
-        + (
-            "<p>Empty rows: subsets with fewer samples than the model's neighbours.</p>"
-            if matrix.isna().any(axis=None)
-            else ""
-        ),
-        "<h3>Training subsets</h3>" + _table(sizes),
-    ]
+    text = render(
+        "robust_subsets.html",
+        model=type(model).__name__,
+        score_name=score_name,
+        matrix=_table(matrix),
+        has_empty_rows=bool(matrix.isna().any(axis=None)),
+        sizes=_table(sizes),
+    )
     summary = {
         f"kNN {score_name}, all test samples": significant(matrix.loc["x", "t"]),
         f"kNN {score_name}, least robust half of the test set": significant(
@@ -637,7 +550,7 @@ def robust_subsets_section(ctx):
     }
     return Section(
         f"Training and testing on robust subsets {cite('000')}",
-        "\n".join(parts),
+        text,
         summary,
         "robust-subsets",
     )
@@ -652,8 +565,9 @@ def rpr_section(ctx):
     if ctx.task != "classification":
         return Section(
             f"Randomized perturbation robustness {cite('001')}",
-            "<p>RPR counts the perturbations until a classifier is fooled: not defined for "
-            "regression targets.</p>",
+            render(
+                "not_defined.html", what="RPR counts the perturbations until a classifier is fooled"
+            ),
         )
     X_x, X_t, y_x, y_t = _split(ctx, classification=True)
     # Images in [0, 1] go in as they are: scaling would blow up the nearly constant border
@@ -703,52 +617,29 @@ def rpr_section(ctx):
         },
         index=pd.Index(_names(ctx, present), name="class"),
     )
-    parts = [
-        "<p>How many random perturbations does a model survive? A 75/25 split; "
-        f"{model_name} trained on the 75 %. Each "
-        f"test sample is perturbed again and again ({html.escape(described)}), always from "
-        f"the original, until the model stops predicting its label, at most {max_steps} "
-        f"times; a sample's RPR is the step that first fools the model {cite('001')}, and the "
-        "robust fraction is the share whose RPR reaches the cap (misclassified samples "
-        "count as not robust).</p>",
-        "<h3>Fraction still robust after each step</h3>"
-        + _fig_to_png(disp.figure_, ctx, "rpr_curve.png", "fraction still robust per step"),
-        "<h3>Per class</h3>" + _table(per_class),
-        _rpr_context(ctx, correct, robust, noise_length),
-    ]
+    median_gap = None
+    if noise_length is not None:
+        reach = _distance_to_other_class(ctx, "euclidean")
+        finite = np.isfinite(reach)
+        median_gap = float(np.median(reach[finite])) if finite.any() else np.nan
+    text = render(
+        "rpr.html",
+        model=model_name,
+        described=described,
+        max_steps=max_steps,
+        curve=_fig_to_png(disp.figure_, ctx, "rpr_curve.png", "fraction still robust per step"),
+        per_class=_table(per_class),
+        accuracy=float(correct.mean()),
+        kept=robust.sum() / max(correct.sum(), 1),
+        noise_length=noise_length,
+        median_gap=median_gap,
+    )
     summary = {
         "default model test accuracy": significant(correct.mean()),
         f"test samples surviving {max_steps} random perturbations": significant(robust.mean()),
         "RPR time, model fit included (s)": significant(elapsed, 3),
     }
-    return Section(
-        f"Randomized perturbation robustness {cite('001')}", "\n".join(parts), summary, "rpr"
-    )
-
-
-def _rpr_context(ctx, correct, robust, noise_length):
-    """What the robust fraction means for these data: against the accuracy, and the
-    noise's length against the distance between the classes."""
-    kept = robust.sum() / max(correct.sum(), 1)
-    text = (
-        f"<p><b>What is good here.</b> The robust fraction can be at most the accuracy "
-        f"({correct.mean():.3g}): {kept:.3g} of the correctly classified test samples "
-        "survive every perturbation. Near 1, random noise of this size does not move the "
-        "model's answers; well below 1, the model's answers depend on details the noise "
-        "changes."
-    )
-    if noise_length is not None:
-        reach = _distance_to_other_class(ctx, "euclidean")
-        median = float(np.median(reach[np.isfinite(reach)])) if np.isfinite(reach).any() else np.nan
-        text += (
-            f" Each perturbation moves a sample by about {noise_length:.3g} (σ√d, in the "
-            f"report's units); the median distance from a test sample to the nearest "
-            f"training sample of another class is {median:.3g}, so a step is "
-            f"{noise_length / median:.3g} times the gap between the classes. Where it "
-            "exceeds 1, noise alone can carry a sample to another class and a low robust "
-            "fraction is expected of any model."
-        )
-    return text + "</p>"
+    return Section(f"Randomized perturbation robustness {cite('001')}", text, summary, "rpr")
 
 
 def _default_classifier(ctx, X_x):
@@ -794,8 +685,7 @@ def distortion_section(ctx):
     if ctx.task != "classification":
         return Section(
             f"Minimal adversarial distortion {cite('002')}",
-            "<p>The minimal distortion flips a classifier's label: not defined for regression "
-            "targets.</p>",
+            render("not_defined.html", what="The minimal distortion flips a classifier's label"),
         )
     X_x, X_t, y_x, y_t = _split(ctx, classification=True)
     model, model_name, box, images = _default_classifier(ctx, X_x)
@@ -803,6 +693,7 @@ def distortion_section(ctx):
     n = min(len(y_t), 200)
     X_t, y_t = X_t[:n], y_t[:n]
     rows, t0 = {}, time.perf_counter()
+    max_queries = 1000
     for norm, name in ((np.inf, "L∞"), (2, "L2")):
         found = decision_based_distortion(
             model,
@@ -810,7 +701,7 @@ def distortion_section(ctx):
             y_t,
             norm=norm,
             clip=box,
-            max_queries=1000,
+            max_queries=max_queries,
             random_state=ctx.random_state,
         )
         exact = exact_distortion(model, X_t, y_t, norm=norm, clip=box)
@@ -834,28 +725,14 @@ def distortion_section(ctx):
             else np.nan,
         }
     elapsed = time.perf_counter() - t0
-    table = pd.DataFrame(rows).T
-    units = "pixel values in [0, 1]" if images else ctx.space
-    parts = [
-        f"<p>How far must an input move before the model changes its mind? {model_name}, "
-        f"trained on the 75 %, on up to {n} test samples {cite('002')}. For each "
-        "correctly classified sample, the smallest perturbation inside the data's box that "
-        "changes the prediction: the <i>exact</i> minimum (a linear model's regions are "
-        "half-spaces) and what skrob's decision-based attack finds from <code>predict</code> "
-        f"alone, as it would for any model (1,000 queries per sample). Distances are in {units}; "
-        "a larger distortion means a more robust model.</p>",
-        "<p>L∞: the largest change of any one feature; L2: the Euclidean length of the change.</p>",
-        _table(table),
-        "<p><b>What is good here.</b> The data set the scale: the distance from a test "
-        "sample to the nearest training sample of another class (in the same norm) is how "
-        "far the classes themselves are apart around it. A ratio exact / that distance "
-        "near 0.5 or above means the model changes its mind only about where the classes "
-        "meet, as robust as these data allow; a ratio near 0 means a change much smaller "
-        "than the gap between the classes flips it (a fragile model, or samples that lie "
-        "close to its boundary). A ratio found / exact near 1 means the attack from "
-        "<code>predict</code> alone finds the minimum; above 1, it overstates the "
-        "robustness by that factor.</p>",
-    ]
+    text = render(
+        "distortion.html",
+        model=model_name,
+        n=n,
+        max_queries=max_queries,
+        units="pixel values in [0, 1]" if images else ctx.space,
+        table=_table(pd.DataFrame(rows).T),
+    )
     summary = {
         "mean exact L∞ distortion (default model)": significant(rows["L∞"]["mean exact minimum"]),
         "median exact L∞ distortion / distance to another class": significant(
@@ -863,9 +740,7 @@ def distortion_section(ctx):
         ),
         "distortion time (s)": significant(elapsed, 3),
     }
-    return Section(
-        f"Minimal adversarial distortion {cite('002')}", "\n".join(parts), summary, "distortion"
-    )
+    return Section(f"Minimal adversarial distortion {cite('002')}", text, summary, "distortion")
 
 
 SECTIONS = [
