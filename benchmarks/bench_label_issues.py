@@ -17,6 +17,13 @@ and seconds (the cross-validated fits included for cleanlab); then the targets.
 
     python benchmarks/bench_label_issues.py            # 5 seeds (20 on sets < 1000 rows)
     python benchmarks/bench_label_issues.py --quick    # 1 seed, no mnist-5k
+    python benchmarks/bench_label_issues.py --knn      # the neighbour search alone
+
+``--knn`` times the leave-one-out 50-nearest-neighbour search behind the flags: skrob's
+float32 triangle with exact order (``skrob._search.knn.neighbour_order``) against
+scikit-learn's ``NearestNeighbors`` (brute force, float64, every core) on the same
+data, in one run, at several sizes and feature counts, and checks that both return the
+same neighbours.
 
 Seconds are the best of 3 runs on the first seed (the other seeds run once, for the
 quality figures). F1 and AUROC are means over seeds; "±" is the standard error of the
@@ -113,11 +120,53 @@ METHODS = {
 }
 
 
+def knn_search():
+    """skrob's leave-one-out neighbour search against scikit-learn's, in one run."""
+    from sklearn.neighbors import NearestNeighbors
+
+    from skrob._search.knn import neighbour_order
+    from skrob.datasets import load_fashion_mnist, load_mnist_5k
+
+    fashion = np.asarray(load_fashion_mnist().data, dtype=np.float64)
+    rng = np.random.default_rng(0)
+    cases = {
+        "MNIST 5k (standardised)": StandardScaler().fit_transform(load_mnist_5k().data),
+        "Fashion-MNIST 10k": fashion[:10000],
+        "Fashion-MNIST 20k": fashion[:20000],
+        "Fashion-MNIST 10k, 128 random pixels": fashion[:10000][
+            :, rng.choice(784, 128, replace=False)
+        ],
+        "Fashion-MNIST 70k": fashion,
+    }
+    k = 50
+    print(f"leave-one-out {k}-nearest-neighbour search, best of 3 (1 at 70k), seconds")
+    for name, X in cases.items():
+        ours, theirs = np.inf, np.inf
+        for _ in range(1 if len(X) > 50000 else 3):
+            t = time.perf_counter()
+            idx, _ = neighbour_order(X, k)
+            ours = min(ours, time.perf_counter() - t)
+            time.sleep(0.5)  # scikit-learn's OpenMP threads spin for a while after a call
+            t = time.perf_counter()
+            _, ref = NearestNeighbors(n_neighbors=k, n_jobs=-1).fit(X).kneighbors()
+            theirs = min(theirs, time.perf_counter() - t)
+            time.sleep(0.5)
+        same = float(np.mean(np.sort(idx, axis=1) == np.sort(ref, axis=1)))
+        print(
+            f"  {name:38s} n={X.shape[0]:6d} d={X.shape[1]:3d}  skrob {ours:7.2f}  "
+            f"scikit-learn {theirs:7.2f}  ratio {theirs / ours:5.2f}x  same neighbours {same:.4f}"
+        )
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=5, help="x4 on sets below 1000 rows")
     parser.add_argument("--quick", action="store_true", help="1 seed, the small sets")
+    parser.add_argument("--knn", action="store_true", help="time the neighbour search alone")
     args = parser.parse_args(argv)
+    if args.knn:
+        knn_search()
+        return
     rows = []
     for name, (X, y) in data_sets(args.quick).items():
         seeds = 1 if args.quick else args.seeds * (4 if len(y) < 1000 else 1)

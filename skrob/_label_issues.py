@@ -19,36 +19,81 @@ K_GRID = (5, 10, 20, 30, 50)
 _EQUIVARIANT = ("euclidean", "l2", "minkowski", "manhattan", "cityblock", "l1", "chebyshev")
 
 
-def nearest_neighbours(X, k, *, metric="euclidean", metric_params=None, n_jobs=None):
-    """``(distances, indices)`` of every sample's ``k`` nearest *other* samples, nearest
-    first (scikit-learn's ``NearestNeighbors``). Dense data are
-    centred and scaled by powers of two for the equivariant metrics, CSR data scaled
+# from this many features on, a GEMM dominates the leave-one-out search and skrob's
+# float32 triangle (neighbour_order) beats scikit-learn's float64 square
+# (benchmarks/bench_label_issues.py --knn); below, selection dominates
+_OWN_KERNEL_MIN_FEATURES = 512
+
+
+def nearest_neighbours(X, k, *, metric="euclidean", metric_params=None, cuts=None, n_jobs=None):
+    """``(indices, copies)``: every sample's ``k`` nearest *other* samples, nearest first,
+    and which of them are exact copies of it (the same feature values). ``cuts``: the
+    list lengths whose neighbour *sets* the caller reads (None: the order matters
+    everywhere), see :func:`~skrob._search.knn.neighbour_order`.
+
+    Dense Euclidean data with many features go through skrob's own kernel
+    (:func:`skrob._search.knn.neighbour_order`: exact float64 order from a float32 GEMM
+    over half the pairs); the rest through scikit-learn's ``NearestNeighbors``, dense
+    data centred and scaled by powers of two for the equivariant metrics, CSR data scaled
     only, so that distances neither overflow nor cancel on large offsets."""
     import scipy.sparse as sp
     from sklearn.neighbors import NearestNeighbors
 
     from skrob._search.blocks import resolve_n_jobs
     from skrob._search.exact import centred_unit, pow2_scale
+    from skrob._search.knn import neighbour_order
 
-    if sp.issparse(X):  # scaled by a power of two only: centring would densify it
-        X = X * pow2_scale(abs(X).max() if X.nnz else 0.0)
+    sparse = sp.issparse(X)
+    if (
+        not sparse
+        and X.shape[1] >= _OWN_KERNEL_MIN_FEATURES
+        and _is_euclidean(metric, metric_params)
+    ):
+        return neighbour_order(X, k, cuts=cuts, n_jobs=n_jobs)
+    Z = X
+    if sparse:  # scaled by a power of two only: centring would densify it
+        Z = X * pow2_scale(abs(X).max() if X.nnz else 0.0)
     elif isinstance(metric, str) and metric in _EQUIVARIANT:
-        X, _ = centred_unit(np.asarray(X, dtype=np.float64))
+        Z, _ = centred_unit(np.asarray(X, dtype=np.float64))
     nn = NearestNeighbors(
         n_neighbors=k,
         metric=metric,
         metric_params=metric_params,
         n_jobs=resolve_n_jobs(n_jobs),  # skrob's meaning: None is every core
-    ).fit(X)
-    return nn.kneighbors(return_distance=True)  # excludes each sample itself
+    ).fit(Z)
+    dist, idx = nn.kneighbors(return_distance=True)  # excludes each sample itself
+    # a copy is at distance 0 up to rounding (GEMM Euclidean on entries below 1, 1 − cos,
+    # ...); the candidates are checked for equal features
+    near = dist <= 1e-6
+    copies = np.zeros(idx.shape, dtype=bool)
+    if near.any():
+        i, j = np.nonzero(near)
+        a, b = X[i], X[idx[i, j]]
+        copies[i, j] = (
+            np.asarray((a != b).sum(axis=1)).ravel() == 0
+            if sparse
+            else (np.asarray(a) == np.asarray(b)).all(axis=1)
+        )
+    return idx, copies
 
 
-def copies_last(dist, idx, codes):
+def _is_euclidean(metric, metric_params):
+    """Whether ``metric`` (with ``metric_params``) is the Euclidean distance."""
+    if not isinstance(metric, str):
+        return False
+    params = dict(metric_params or {})
+    if metric in ("euclidean", "l2"):
+        return not params
+    return metric == "minkowski" and set(params) <= {"p"} and params.get("p", 2) == 2
+
+
+def copies_last(copies, idx, codes):
     """Neighbour labels with each sample's copies (same features, same label) moved
     behind every other neighbour: a copy is the same observation, not a second opinion,
-    and votes only where nothing else is left (stable: the others keep their order)."""
+    and votes only where nothing else is left (stable: the others keep their order).
+    ``copies``: which neighbours have the sample's features (:func:`nearest_neighbours`)."""
     labels = codes[idx]
-    copies = (dist == 0) & (labels == codes[:, None])
+    copies = copies & (labels == codes[:, None])
     if copies.any():
         order = np.argsort(copies, axis=1, kind="stable")
         labels = np.take_along_axis(labels, order, axis=1)

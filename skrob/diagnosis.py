@@ -281,19 +281,24 @@ def _label_issues(X, codes, n_classes, n_neighbors, metric, metric_params, n_job
     k_max = min(max(cl.K_GRID) if auto else n_neighbors, n - 1)
     if not auto and n_neighbors >= n:
         raise ValueError(f"n_neighbors={n_neighbors} must be below the number of samples ({n}).")
-    dist, idx = cl.nearest_neighbours(
-        X, k_max, metric=metric, metric_params=metric_params, n_jobs=n_jobs
+    idx, copies = cl.nearest_neighbours(
+        X,
+        k_max,
+        metric=metric,
+        metric_params=metric_params,
+        cuts=cl.K_GRID if auto else (k_max,),  # the votes read these sets only
+        n_jobs=n_jobs,
     )
-    return _issues_from_neighbours(dist, idx, codes, n_classes, auto)
+    return _issues_from_neighbours(copies, idx, codes, n_classes, auto)
 
 
-def _issues_from_neighbours(dist, idx, codes, n_classes, auto=True):
+def _issues_from_neighbours(copies, idx, codes, n_classes, auto=True):
     """:func:`_label_issues` from the neighbour lists (all of them: ``auto``, or the
     first ``idx.shape[1]``)."""
     from skrob import _label_issues as cl
 
     n = len(codes)
-    neighbours = cl.copies_last(dist, idx, codes)
+    neighbours = cl.copies_last(copies, idx, codes)
     k_max = idx.shape[1]
     prior = np.bincount(codes, minlength=n_classes) / n
     if auto:
@@ -382,15 +387,16 @@ def _diagnose(
         knn_metric, knn_params = kernel_metric.metric, kernel_metric.params or None
     # one neighbour search for the label uncertainty (the first n_neighbors) and the
     # label issues (up to 50)
-    neighbour_dist, neighbours = nearest_neighbours(
+    neighbours, copies = nearest_neighbours(
         X,
         min(max(n_neighbors, max(K_GRID)), n - 1),
         metric=knn_metric,
         metric_params=knn_params,
+        cuts=(*K_GRID, n_neighbors),  # the votes read these sets only
         n_jobs=n_jobs,
     )
     soft = vote_counts(codes[neighbours[:, :n_neighbors]], n_classes) / n_neighbors
-    issue, quality, _, _ = _issues_from_neighbours(neighbour_dist, neighbours, codes, n_classes)
+    issue, quality, _, _ = _issues_from_neighbours(copies, neighbours, codes, n_classes)
     R = reach_to_robustness(reach)
     flagged = np.zeros(n, dtype=bool)
     flagged[extreme_indices(R, int(round(float(least_robust) * n)), "least")] = True

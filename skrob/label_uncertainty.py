@@ -194,8 +194,13 @@ def knn_soft_labels(X, y, n_neighbors=10, *, metric="euclidean", n_jobs=None, me
     from skrob._label_issues import nearest_neighbours, vote_counts
 
     classes, codes = np.unique(y, return_inverse=True)
-    _, neighbors = nearest_neighbours(
-        X, n_neighbors, metric=metric, metric_params=metric_params, n_jobs=n_jobs
+    neighbors, _ = nearest_neighbours(
+        X,
+        n_neighbors,
+        metric=metric,
+        metric_params=metric_params,
+        cuts=(n_neighbors,),  # the vote reads the set only
+        n_jobs=n_jobs,
     )
     return vote_counts(codes[neighbors], classes.size) / n_neighbors
 

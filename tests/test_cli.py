@@ -330,3 +330,29 @@ def test_distortion_section_matches_a_direct_computation(tmp_path):
     assert "Minimal adversarial distortion" in section.title and "<table" in section.html
     regression = distortion_section(ReportContext(X, X[:, 0] * 1.5, "r", tmp_path))
     assert "not defined for regression" in regression.html
+
+
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_report_knn_predictions_equal_the_fitted_models(tmp_path, task):
+    # the robust-subsets matrix: one shared neighbour search for every training subset,
+    # equal to fitting scikit-learn's 5-NN model on each
+    from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
+
+    from skrob.report import ReportContext
+    from skrob.report._sections import _knn_predictions
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 6))
+    y = rng.integers(0, 4, 400) if task == "classification" else rng.normal(size=400)
+    ctx = ReportContext(X, y, "test", tmp_path, task=task)
+    X_x, X_t, y_x = X[:300], X[300:], y[:300]
+    sets = {
+        "all": np.arange(300),
+        "half": rng.choice(300, 150, replace=False),
+        "few": [3, 9, 27, 81, 243, 7],
+    }
+    model_type = KNeighborsClassifier if task == "classification" else KNeighborsRegressor
+    got = _knn_predictions(ctx, model_type(n_neighbors=5), X_x, y_x, X_t, sets)
+    for name, rows in sets.items():
+        expected = model_type(n_neighbors=5).fit(X_x[rows], y_x[rows]).predict(X_t)
+        np.testing.assert_allclose(got[name], expected, rtol=1e-12)

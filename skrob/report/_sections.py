@@ -108,7 +108,7 @@ def _loo_knn_prediction(ctx):
     from skrob._label_issues import nearest_neighbours
 
     k = min(_KNN_K, ctx.X.shape[0] - 1)
-    _, idx = nearest_neighbours(ctx.X, k, metric=ctx.metric)
+    idx, _ = nearest_neighbours(ctx.X, k, metric=ctx.metric, cuts=(k,))
     y = np.asarray(ctx.y, dtype=float)
     prediction = y[idx].mean(axis=1)
     return prediction, float(r2_score(y, prediction)), k
@@ -515,10 +515,10 @@ def robust_subsets_section(ctx):
         for name, (subset, fraction) in _TEST_SUBSETS.items()
     }
     matrix = pd.DataFrame(index=pd.Index(list(train_sets), name="trained on"), dtype=float)
-    for name, rows in train_sets.items():
-        if len(rows) < model.n_neighbors:
-            continue  # too few samples for the model: the row stays empty (NaN)
-        pred = clone(model).fit(X_x[rows], y_x[rows]).predict(X_t)
+    # too few samples for the model: the row stays empty (NaN)
+    fitted = {name: rows for name, rows in train_sets.items() if len(rows) >= model.n_neighbors}
+    predictions = _knn_predictions(ctx, model, X_x, y_x, X_t, fitted)
+    for name, pred in predictions.items():
         for test_name, cols in test_sets.items():
             if classification:
                 value = float(np.mean(pred[cols] == y_t[cols]))
@@ -556,6 +556,39 @@ def robust_subsets_section(ctx):
     )
 
 
+def _knn_predictions(ctx, model, X_x, y_x, X_t, train_sets):
+    """``model``'s (a 5-nearest-neighbour classifier or regressor, uniform weights)
+    predictions on ``X_t`` when trained on each of ``train_sets`` (rows of ``X_x``).
+
+    Euclidean: one neighbour search over all of ``X_x`` whose GEMM every training set
+    shares (:func:`skrob._search.knn.k_nearest`), then scikit-learn's vote (the most
+    frequent label among the 5, the smallest on a tie) or mean; tested equal to fitting
+    the model on each set. Other metrics: the model itself, fitted on each set."""
+    from sklearn.base import clone
+
+    if not train_sets:
+        return {}
+    if ctx.metric != "euclidean":
+        return {
+            name: clone(model).fit(X_x[rows], y_x[rows]).predict(X_t)
+            for name, rows in train_sets.items()
+        }
+    from skrob._search.knn import k_nearest
+
+    k = model.n_neighbors
+    found = k_nearest(X_t, X_x, k, column_sets=[np.asarray(r) for r in train_sets.values()])
+    out = {}
+    for name, (_, idx) in zip(train_sets, found, strict=True):
+        if ctx.task != "classification":
+            out[name] = np.asarray(y_x, dtype=float)[idx].mean(axis=1)
+            continue
+        classes, codes = np.unique(y_x, return_inverse=True)
+        votes = np.zeros((idx.shape[0], classes.size))
+        np.add.at(votes, (np.arange(idx.shape[0])[:, None], codes[idx]), 1.0)
+        out[name] = classes[votes.argmax(axis=1)]  # argmax: the smallest class on a tie
+    return out
+
+
 def rpr_section(ctx):
     """Paper 001's RPR of a default model on a held-out quarter: curve and per-class fractions."""
     from skrob.perturbations import GaussianNoise, PixelNoise
@@ -572,9 +605,8 @@ def rpr_section(ctx):
     X_x, X_t, y_x, y_t = _split(ctx, classification=True)
     # Images in [0, 1] go in as they are: scaling would blow up the nearly constant border
     # pixels that PixelNoise replaces.
-    model, model_name, _, images = _default_classifier(ctx, X_x)
     t = time.perf_counter()
-    model.fit(X_x, y_x)
+    model, model_name, _, images = _default_classifier(ctx)
     noise_length = None
     if images:
         perturbation = PixelNoise(image_shape=ctx.image_shape)
@@ -642,30 +674,38 @@ def rpr_section(ctx):
     return Section(f"Randomized perturbation robustness {cite('001')}", text, summary, "rpr")
 
 
-def _default_classifier(ctx, X_x):
-    """The report's default model: LogisticRegression, after a StandardScaler unless the
-    data are images in [0, 1]; and the box its inputs live in."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
+def _default_classifier(ctx):
+    """The report's default model, fitted on the shared split's training part (once, for
+    every section): LogisticRegression, after a StandardScaler unless the data are
+    images in [0, 1]; its name, and the box its inputs live in."""
+    if "default classifier" not in ctx.cache:
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
 
-    images = _unit_images(ctx.image_shape, ctx.X)
-    if images:
-        return LogisticRegression(max_iter=2000), "LogisticRegression", (0.0, 1.0), images
-    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
-    box = (ctx.X.min(axis=0), ctx.X.max(axis=0))
-    return model, "StandardScaler + LogisticRegression", box, images
+        X_x, _, y_x, _ = _split(ctx, classification=True)
+        images = _unit_images(ctx.image_shape, ctx.X)
+        if images:
+            model, name, box = LogisticRegression(max_iter=2000), "LogisticRegression", (0.0, 1.0)
+        else:
+            model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+            name = "StandardScaler + LogisticRegression"
+            box = (ctx.X.min(axis=0), ctx.X.max(axis=0))
+        ctx.cache["default classifier"] = model.fit(X_x, y_x), name, box, images
+    return ctx.cache["default classifier"]
 
 
-def _distance_to_other_class(ctx, metric):
-    """Each test sample's distance to the nearest training sample of another class (the
-    shared 75/25 split), by the exact kernel; computed once per metric."""
-    key = ("distance to another class", metric)
+def _distance_to_other_class(ctx, metric, n=None):
+    """The first ``n`` (None: all) test samples' distance to the nearest training sample
+    of another class (the shared 75/25 split), by the exact kernel; computed once per
+    metric and ``n``."""
+    key = ("distance to another class", metric, n)
     if key not in ctx.cache:
         from skrob._search.cdist import resolve_metric
         from skrob._search.neighbors import nearest_in_groups
 
         X_x, X_t, y_x, y_t = _split(ctx, classification=True)
+        X_t, y_t = X_t[:n], y_t[:n]
         classes, codes = np.unique(y_x, return_inverse=True)
         dist, _ = nearest_in_groups(
             X_t, X_x, codes, classes.size, metric=resolve_metric(metric, None, X_x)
@@ -688,8 +728,7 @@ def distortion_section(ctx):
             render("not_defined.html", what="The minimal distortion flips a classifier's label"),
         )
     X_x, X_t, y_x, y_t = _split(ctx, classification=True)
-    model, model_name, box, images = _default_classifier(ctx, X_x)
-    model.fit(X_x, y_x)
+    model, model_name, box, images = _default_classifier(ctx)
     n = min(len(y_t), 200)
     X_t, y_t = X_t[:n], y_t[:n]
     rows, t0 = {}, time.perf_counter()
@@ -706,7 +745,7 @@ def distortion_section(ctx):
         )
         exact = exact_distortion(model, X_t, y_t, norm=norm, clip=box)
         ok = np.isfinite(found) & np.isfinite(exact)
-        reach = _distance_to_other_class(ctx, "chebyshev" if norm == np.inf else "euclidean")[:n]
+        reach = _distance_to_other_class(ctx, "chebyshev" if norm == np.inf else "euclidean", n)
         ok_reach = ok & np.isfinite(reach) & (reach > 0)
         rows[name] = {
             "correct test samples": int((~np.isnan(found)).sum()),
