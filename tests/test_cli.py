@@ -229,7 +229,7 @@ def test_rpr_section_matches_a_direct_computation(tmp_path):
     ctx = ReportContext(X, y, "digits", tmp_path, image_shape=(8, 8), random_state=1)
     section = rpr_section(ctx)
     X_x, X_t, y_x, y_t = train_test_split(X, y, test_size=0.25, stratify=y, random_state=1)
-    model = LogisticRegression(max_iter=2000).fit(X_x, y_x)  # images: no scaling
+    model = LogisticRegression(max_iter=2000, tol=1e-3).fit(X_x, y_x)  # images: no scaling
     steps = rpr_steps(
         model, X_t, y_t, perturbation=PixelNoise(image_shape=(8, 8)), max_steps=100, random_state=1
     )
@@ -314,7 +314,8 @@ def test_distortion_section_matches_a_direct_computation(tmp_path):
         ReportContext(X, y, "iris", tmp_path, random_state=3, scale="none")
     )
     X_x, X_t, y_x, y_t = train_test_split(X, y, test_size=0.25, stratify=y, random_state=3)
-    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(X_x, y_x)
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, tol=1e-3))
+    model.fit(X_x, y_x)
     exact = exact_distortion(model, X_t, y_t, clip=(X.min(axis=0), X.max(axis=0)))
     expected = float(f"{np.mean(exact[np.isfinite(exact)]):.4g}")
     assert section.summary["mean exact L∞ distortion (default model)"] == expected
@@ -356,3 +357,16 @@ def test_report_knn_predictions_equal_the_fitted_models(tmp_path, task):
     for name, rows in sets.items():
         expected = model_type(n_neighbors=5).fit(X_x[rows], y_x[rows]).predict(X_t)
         np.testing.assert_allclose(got[name], expected, rtol=1e-12)
+
+
+def test_report_aligned_subset_is_the_selectors():
+    from skrob import RobustSubsetSelector, sample_robustness
+    from skrob.report._sections import _aligned_subset
+
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(300, 4)), rng.integers(0, 3, 300)
+    X_t, y_t = rng.normal(size=(100, 4)) * 1.5, rng.integers(0, 3, 100)
+    R_t = sample_robustness(X_t, y_t)
+    selector = RobustSubsetSelector(strategy="align", random_state=3)
+    expected = selector.fit(X, y, target_robustness=R_t).sample_indices_
+    np.testing.assert_array_equal(_aligned_subset(sample_robustness(X, y), R_t, 3), expected)
