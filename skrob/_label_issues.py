@@ -23,6 +23,8 @@ _EQUIVARIANT = ("euclidean", "l2", "minkowski", "manhattan", "cityblock", "l1", 
 # float32 triangle (neighbour_order) beats scikit-learn's float64 square
 # (benchmarks/bench_label_issues.py --knn); below, selection dominates
 _OWN_KERNEL_MIN_FEATURES = 512
+# up to this many samples scikit-learn's search runs on one thread
+_SMALL = 5000
 
 
 def nearest_neighbours(X, k, *, metric="euclidean", metric_params=None, cuts=None, n_jobs=None):
@@ -55,12 +57,11 @@ def nearest_neighbours(X, k, *, metric="euclidean", metric_params=None, cuts=Non
         Z = X * pow2_scale(abs(X).max() if X.nnz else 0.0)
     elif isinstance(metric, str) and metric in _EQUIVARIANT:
         Z, _ = centred_unit(np.asarray(X, dtype=np.float64))
-    nn = NearestNeighbors(
-        n_neighbors=k,
-        metric=metric,
-        metric_params=metric_params,
-        n_jobs=resolve_n_jobs(n_jobs),  # skrob's meaning: None is every core
-    ).fit(Z)
+    # skrob's meaning of n_jobs: None is every core; up to 5,000 samples, starting
+    # joblib's threads costs more than the search (wine: 5 ms alone, 20-40 ms threaded)
+    jobs = 1 if X.shape[0] <= _SMALL else resolve_n_jobs(n_jobs)
+    nn = NearestNeighbors(n_neighbors=k, metric=metric, metric_params=metric_params, n_jobs=jobs)
+    nn.fit(Z)
     dist, idx = nn.kneighbors(return_distance=True)  # excludes each sample itself
     # a copy is at distance 0 up to rounding (GEMM Euclidean on entries below 1, 1 − cos,
     # ...); the candidates are checked for equal features
