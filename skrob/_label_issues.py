@@ -80,10 +80,12 @@ def nearest_neighbours(X, k, *, metric="euclidean", metric_params=None, cuts=Non
 
 def _is_euclidean(metric, metric_params):
     """Whether ``metric`` (with ``metric_params``) is the Euclidean distance."""
+    from skrob._search.cdist import ALIASES
+
     if not isinstance(metric, str):
         return False
     params = dict(metric_params or {})
-    if metric in ("euclidean", "l2"):
+    if ALIASES.get(metric, metric) == "euclidean":
         return not params
     return metric == "minkowski" and set(params) <= {"p"} and params.get("p", 2) == 2
 

@@ -99,6 +99,8 @@ class EuclideanData:
         c = (XA.shape[1] + 8) * _U32 * 1.01
         na, nb = np.sqrt(sq_a), np.sqrt(sq_b)
         self.norms_a, self.norms_b = na, nb
+        self.c = c  # a pair's bound: c (|a| + |b|)² + 2**-120
+        self.unscale = 1.0 / (g * h)  # from the augmented rows' units to the data's
         self.tolA = c * (na + max_norm) ** 2 + 2.0**-120
         self.tolB = c * (nb + max_norm) ** 2 + 2.0**-120
 

@@ -23,6 +23,7 @@ from joblib import effective_n_jobs
 from threadpoolctl import threadpool_limits
 
 from skrob._search.blocks import resolve_n_jobs, run_tasks
+from skrob._search.euclidean import EuclideanData, row_layout
 from skrob._search.exact import exact_dist, max_abs, pow2_scale, scaled_mean
 
 # rows and columns of a GEMM block (float64: 8 MiB, float32: 4 MiB)
@@ -39,10 +40,10 @@ def _augmented(A, B):
     so that ``A_aug @ B_aug.T`` holds the squared distances; ``unscale`` takes distances
     back to the data's units. Built in place, chunk by chunk (no full-size temporaries)."""
     same = A is B
-    g = pow2_scale(max(max_abs(A), 0.0 if same else max_abs(B)))
+    parts = [A] if same else [A, B]
+    g = pow2_scale(max_abs(*parts))
     centre = scaled_mean(B, g)
     d = A.shape[1]
-    parts = [A] if same else [A, B]
     augs = [np.empty((X.shape[0], d + 2)) for X in parts]
     top = 0.0
     for X, aug in zip(parts, augs, strict=True):
@@ -225,31 +226,6 @@ def k_nearest(A, B, k, *, self_index=None, column_sets=(None,), n_jobs=None):
 # the float32 search keeps this many entries beyond k per sample: the margin that
 # separates the k nearest from the rest within the GEMM's error bound
 _SLACK = 16
-_U32 = float(np.finfo(np.float32).eps) / 2
-
-
-def _augmented32(X):
-    """``(A32, B32, norms, unscale)``: float32 ``[z, |z|², 1]`` and ``[−2 z, 1, |z|²]``
-    for the rows ``z`` of ``X`` centred and scaled by powers of two (entries <= 1), the
-    float64 norms of the float32 rows, and the factor back to the data's units."""
-    n, d = X.shape
-    g = pow2_scale(max_abs(X))
-    centre = scaled_mean(X, g)
-    A32 = np.empty((n, d + 2), dtype=np.float32)
-    top = 0.0
-    for s in range(0, n, 4096):
-        z = X[s : s + 4096] * g - centre
-        top = max(top, z.max(initial=0.0), -z.min(initial=0.0))
-        A32[s : s + 4096, :d] = z
-    h = pow2_scale(top)
-    body = A32[:, :d]
-    body *= np.float32(h)  # a power of two: exact
-    sq = np.einsum("ij,ij->i", body, body, dtype=np.float64)
-    A32[:, d], A32[:, d + 1] = sq, 1.0
-    B32 = np.empty_like(A32)
-    np.multiply(body, np.float32(-2.0), out=B32[:, :d])
-    B32[:, d], B32[:, d + 1] = 1.0, sq
-    return A32, B32, np.sqrt(sq), 1.0 / (g * h)
 
 
 def neighbour_order(X, k, *, cuts=None, n_jobs=None):
@@ -259,8 +235,9 @@ def neighbour_order(X, k, *, cuts=None, n_jobs=None):
 
     For callers that need the neighbours, not their distances. One float32 GEMM over
     the triangle (half of :func:`k_nearest`'s float64 work at twice the rate) gives every
-    pair's squared distance ``v`` within ``tau = (d + 8) u32 (|a| + |b|)²`` (the bound of
-    the exact Euclidean kernel, :mod:`skrob._search.euclidean`). Each sample keeps
+    pair's squared distance ``v`` within ``tau = (d + 8) u32 (|a| + |b|)²`` (the data
+    and the bound of the exact Euclidean kernel,
+    :class:`skrob._search.euclidean.EuclideanData`). Each sample keeps
     ``k + 16`` entries. Its list is proven to hold its ``k`` nearest when the last
     entry's lower bound exceeds the upper bound of every entry ranked ``<= k`` (what the
     list left out is at least as far as its last entry); otherwise the sample is searched
@@ -273,23 +250,24 @@ def neighbour_order(X, k, *, cuts=None, n_jobs=None):
     (the exact order). Entries that may be at distance 0 are recomputed either way.
     """
     X = np.ascontiguousarray(X, dtype=np.float64)
-    n, d = X.shape
+    n = X.shape[0]
     K = min(k + _SLACK, n - 1)
-    A32, B32, norms, unscale = _augmented32(X)
+    # the exact kernel's float32 columns [z, 1, |z|²] and their error bounds
+    data = EuclideanData(X, None, None, None)
+    norms, unscale = data.norms_b, data.unscale
     blas = resolve_n_jobs(n_jobs)
     with threadpool_limits(limits=None if blas < 0 else blas, user_api="blas"):
-        value, index = _symmetric_task(A32, B32, K, list(range(0, n, _BLOCK)))
+        value, index = _symmetric_task(row_layout(data.B), data.B, K, list(range(0, n, _BLOCK)))
     value = value.astype(np.float64)
     order = np.lexsort((index, value), axis=1)
     value = np.take_along_axis(value, order, axis=1)
     index = np.take_along_axis(index, order, axis=1)
-    c = (d + 8) * _U32 * 1.01
-    tau = c * (norms[:, None] + norms[index]) ** 2 + 2.0**-120
+    tau = data.c * (norms[:, None] + norms[index]) ** 2 + 2.0**-120
     lo, hi = value - tau, value + tau
-    # the list holds the k nearest: what it left out (v >= its last v) is farther
+    # the list holds the k nearest: what it left out (v >= its last v) is farther; the
+    # bound of a pair with the farthest sample, c (|a| + max |b|)², covers them all
     if K < n - 1:
-        tau_max = c * (norms + norms.max()) ** 2 + 2.0**-120
-        proven = value[:, -1] - tau_max > hi[:, :k].max(axis=1)
+        proven = value[:, -1] - data.tolB > hi[:, :k].max(axis=1)
     else:
         proven = np.ones(n, dtype=bool)
     # clusters of overlapping intervals: sorted by lower end, a new one where the lower

@@ -590,20 +590,21 @@ def _knn_predictions(ctx, model, X_x, y_x, X_t, train_sets):
             name: clone(model).fit(X_x[rows], y_x[rows]).predict(X_t)
             for name, rows in train_sets.items()
         }
+    from skrob._label_issues import vote_counts
     from skrob._search.knn import k_nearest
 
-    k = model.n_neighbors
-    found = k_nearest(X_t, X_x, k, column_sets=[np.asarray(r) for r in train_sets.values()])
-    out = {}
-    for name, (_, idx) in zip(train_sets, found, strict=True):
-        if ctx.task != "classification":
-            out[name] = np.asarray(y_x, dtype=float)[idx].mean(axis=1)
-            continue
-        classes, codes = np.unique(y_x, return_inverse=True)
-        votes = np.zeros((idx.shape[0], classes.size))
-        np.add.at(votes, (np.arange(idx.shape[0])[:, None], codes[idx]), 1.0)
-        out[name] = classes[votes.argmax(axis=1)]  # argmax: the smallest class on a tie
-    return out
+    found = k_nearest(
+        X_t, X_x, model.n_neighbors, column_sets=[np.asarray(r) for r in train_sets.values()]
+    )
+    if ctx.task != "classification":
+        y = np.asarray(y_x, dtype=float)
+        return {name: y[idx].mean(axis=1) for name, (_, idx) in zip(train_sets, found, strict=True)}
+    classes, codes = np.unique(y_x, return_inverse=True)
+    # argmax: the smallest class on a tie
+    return {
+        name: classes[vote_counts(codes[idx], classes.size).argmax(axis=1)]
+        for name, (_, idx) in zip(train_sets, found, strict=True)
+    }
 
 
 def rpr_section(ctx):
