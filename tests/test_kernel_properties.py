@@ -9,7 +9,7 @@ the range); regression R does not change when y is rescaled; the reach scales wi
 import numpy as np
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
-from numpy.testing import assert_allclose
+from numpy.testing import assert_allclose, assert_array_equal
 
 from skrob import SampleRobustnessTransformer, sample_robustness
 from skrob._search.neighbors import nearest_in_groups, nearest_other_label
@@ -79,6 +79,27 @@ def test_nearest_in_groups_equals_brute_force(data, queries):
     present = np.isfinite(expected)
     assert np.all((arg >= 0) == present)
     assert_allclose(np.take_along_axis(D, arg, axis=1)[present], expected[present], rtol=RTOL)
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=datasets(), batch=st.integers(1, 40))
+def test_leave_one_out_in_groups_equals_brute_force(data, batch):
+    """nearest_in_groups(X, X, exclude=arange(n)) visits each pair once (both samples'
+    minima from one block); the same distances as brute force and as the search of a
+    copy of X (every pair in both directions)."""
+    X, y = data
+    n = len(y)
+    dist, arg = nearest_in_groups(X, X, y, 3, exclude=np.arange(n), batch_size=batch)
+    D = brute_dist(X, X)
+    np.fill_diagonal(D, np.inf)
+    expected = np.stack([D[:, y == k].min(axis=1, initial=np.inf) for k in range(3)], axis=1)
+    assert_allclose(dist, expected, rtol=RTOL, atol=0)
+    present = np.isfinite(expected)
+    assert np.all((arg >= 0) == present)
+    assert np.all(arg != np.arange(n)[:, None])
+    assert_allclose(np.take_along_axis(D, arg, axis=1)[present], expected[present], rtol=RTOL)
+    copy_dist, _ = nearest_in_groups(X, X.copy(), y, 3, exclude=np.arange(n))
+    assert_array_equal(dist, copy_dist)
 
 
 @settings(max_examples=100, deadline=None)

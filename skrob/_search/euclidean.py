@@ -228,28 +228,41 @@ def euclidean_task(A, B, tolA, tolB, col_run, both, col_block, self_col, r0, r1,
     return tuple(np.concatenate([o[k] for o in out]) for k in range(3))
 
 
-def refine(data, i, j, v, tol_i, keys_i, n_keys, tol_j=None):
+def self_group_task(B, tolB, col_runs, row_groups, self_col, col_block, r0, r1, c0, c1):
+    """:func:`euclidean_task` of a self-search by groups: rows ``[r0, r1)`` share one
+    group ``row_groups[r0]``, the columns another; each column's running minimum is kept
+    per row group (``col_runs[group]``), for the column's nearest sample of that group."""
+    col_run = col_runs[row_groups[r0]]
+    return euclidean_task(None, B, tolB, tolB, col_run, True, col_block, self_col, r0, r1, c0, c1)
+
+
+def refine(data, i, j, v, tol_i, keys_i, n_keys, tol_j=None, keys_j=None):
     """Re-score the candidates within ``2 * tol`` of their key's approximate minimum.
 
     A candidate pair ``(i, j)`` with approximate squared distance ``v`` counts for the key
-    ``keys_i`` of its row and, when ``tol_j`` is given (self-search), for the key ``j`` of
-    its column as well. Each kept pair is re-scored once, exactly, in float64.
+    ``keys_i`` of its row and, when ``tol_j`` is given (self-search), for the key
+    ``keys_j`` (default ``j``) of its column as well; ``tol_i``/``tol_j`` are indexed by
+    key. Each kept pair is re-scored once, exactly, in float64.
 
     Returns each key's exact minimum distance and the partner index attaining it (-1 when
     the key has no candidate).
     """
     v = v.astype(np.float64)
-    keys = keys_i if tol_j is None else np.concatenate([keys_i, j])
+    if keys_j is None:
+        keys_j = j
+    keys = keys_i if tol_j is None else np.concatenate([keys_i, keys_j])
     approx = np.full(n_keys, np.inf)
     np.minimum.at(approx, keys, np.concatenate([v, v]) if tol_j is not None else v)
     keep_i = v <= approx[keys_i] + 2 * tol_i[keys_i]
-    keep_j = v <= approx[j] + 2 * tol_j[j] if tol_j is not None else np.zeros_like(keep_i)
+    keep_j = (
+        v <= approx[keys_j] + 2 * tol_j[keys_j] if tol_j is not None else np.zeros_like(keep_i)
+    )
     keep = (keep_i | keep_j) & np.isfinite(v)  # inf: a pair masked out (leave-one-out)
     dist = data.exact_dist(i[keep], j[keep])
     keep_i, keep_j = keep_i[keep], keep_j[keep]
-    i, j = i[keep], j[keep]
+    i, j, keys_j = i[keep], j[keep], keys_j[keep]
     return reduce_min(
-        np.concatenate([keys_i[keep][keep_i], j[keep_j]]),
+        np.concatenate([keys_i[keep][keep_i], keys_j[keep_j]]),
         np.concatenate([dist[keep_i], dist[keep_j]]),
         n_keys,
         np.concatenate([j[keep_i], i[keep_j]]),

@@ -31,6 +31,7 @@ from skrob._search.euclidean import (
     exact_groups,
     outlier_split,
     refine,
+    self_group_task,
 )
 from skrob._search.sparse import sparse_groups
 
@@ -219,6 +220,14 @@ def nearest_in_groups(
     kw = dict(metric=metric, batch_size=batch_size, n_jobs=n_jobs, verbose=verbose, device=device)
     data = None
     if metric == "euclidean":
+        if Q is X and exclude is not None and device is None and np.array_equal(
+            exclude, np.arange(X.shape[0])
+        ):  # the leave-one-out search is symmetric: each pair once
+            data = EuclideanData(X, None, np.argsort(codes, kind="stable"), None)
+            if not data.has_outliers():
+                return _self_in_groups(
+                    X, codes, n_groups, data, batch_size=batch_size, n_jobs=n_jobs, verbose=verbose
+                )
         data = EuclideanData(Q, X, None, np.argsort(codes, kind="stable"))
     if data is None or not data.has_outliers():
         return _nearest_in_groups(Q, X, codes, n_groups, data=data, exclude=exclude, **kw)
@@ -270,6 +279,55 @@ def _nearest_in_groups(
     dist, arg = backend.group_minima(i, j, v, i * n_groups + codes_sorted[j], n_groups, n_q)
     arg = np.where((arg >= 0) & np.isfinite(dist), order[np.maximum(arg, 0)], -1)
     return dist.reshape(n_q, n_groups), arg.reshape(n_q, n_groups)
+
+
+def _self_in_groups(X, codes, n_groups, data, *, batch_size, n_jobs, verbose):
+    """``nearest_in_groups(X, X, codes, exclude=arange(n))`` over each pair once.
+
+    Samples sorted by group; a block of group ``a`` rows meets the columns of group ``a``
+    from its own first row on (the triangle) and every column of the groups after ``a``.
+    Its row minima are the rows' nearest samples of the column group, its column minima
+    the columns' nearest samples of group ``a`` (running bounds per column and group)."""
+    n = X.shape[0]
+    batch_size = batch_size or DEFAULT_BATCH_SIZE
+    col_block = 2 * batch_size
+    order = data.order_b
+    codes_sorted = codes[order]
+    bounds = class_ranges(codes_sorted, n_groups)
+    tasks = []
+    for a in range(n_groups):
+        lo, hi = bounds[a], bounds[a + 1]
+        for r0 in range(lo, hi, batch_size):
+            r1 = min(r0 + batch_size, hi)
+            spans = split_span(r0, hi, TASK_SPAN * col_block)
+            for b in range(a + 1, n_groups):
+                spans += split_span(bounds[b], bounds[b + 1], TASK_SPAN * col_block)
+            tasks += [(r0, r1, c0, c1) for c0, c1 in spans]
+    tasks.sort(key=lambda t: -(t[1] - t[0]) * (t[3] - t[2]))  # big first: load balance
+    col_runs = np.full((n_groups, n), np.inf, dtype=np.float32)
+    shared = (data.B, data.tolB, col_runs, codes_sorted, np.arange(n), col_block)
+    i, j, v = run_candidates(
+        self_group_task, tasks, shared=shared, n_jobs=n_jobs, verbose=verbose,
+        desc="nearest of each class",
+    )  # fmt: skip
+    tol = np.repeat(data.tolB, n_groups)
+    dist, arg = refine(
+        data,
+        i,
+        j,
+        v,
+        tol,
+        i * n_groups + codes_sorted[j],
+        n * n_groups,
+        tol_j=tol,
+        keys_j=j * n_groups + codes_sorted[i],
+    )
+    arg = np.where((arg >= 0) & np.isfinite(dist), order[np.maximum(arg, 0)], -1)
+    out_d = np.empty((n, n_groups))
+    out_a = np.empty((n, n_groups), dtype=np.intp)
+    out_d[order] = dist.reshape(n, n_groups)
+    out_a[order] = arg.reshape(n, n_groups)
+    return out_d, out_a
 
 
 def reach_to_robustness(reach):
