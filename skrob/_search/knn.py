@@ -154,9 +154,12 @@ def _symmetric_task(A_aug, B_aug, k, block_rows):
     return top.value, top.index
 
 
-def _query_task(A_aug, B_aug, self_index, sets, k, r0, r1):
-    """Queries ``r0 … r1 − 1`` against every column block, a list per column set."""
-    tops = [_TopK(r1 - r0, k) for _ in sets]
+def _query_task(A_aug, B_aug, self_index, members, k, r0, r1):
+    """Queries ``r0 … r1 − 1`` against every column block, a list per column set
+    (``members``: a mask over the references, None for all of them). One pass over each
+    block picks the entries within the loosest list's bound; each set takes its own from
+    those."""
+    tops = [_TopK(r1 - r0, k) for _ in members]
     n_b = B_aug.shape[0]
     for c0 in range(0, n_b, _BLOCK):
         c1 = min(c0 + _BLOCK, n_b)
@@ -165,14 +168,19 @@ def _query_task(A_aug, B_aug, self_index, sets, k, r0, r1):
             mine = self_index[r0:r1]
             inside = np.flatnonzero((mine >= c0) & (mine < c1))
             D[inside, mine[inside] - c0] = np.inf
-        for top, cols in zip(tops, sets, strict=True):
-            if cols is None:
-                _offer_block(top, D, 0, c0)
-                continue
-            s0, s1 = np.searchsorted(cols, [c0, c1])
-            if s1 > s0:
-                piece = cols[s0:s1]
-                _offer_block(top, D[:, piece - c0], 0, c0, columns=piece)
+        if len(tops) == 1 and members[0] is None:
+            _offer_block(tops[0], D, 0, c0)
+            continue
+        loosest = tops[0].bound if len(tops) == 1 else np.max([t.bound for t in tops], axis=0)
+        flat = np.flatnonzero(D <= loosest[:, None])
+        ii, jj = np.divmod(flat, c1 - c0)
+        values = D.ravel()[flat]
+        jj += c0
+        for top, member in zip(tops, members, strict=True):
+            keep = values <= top.bound[ii]
+            if member is not None:
+                keep &= member[jj]
+            top.offer(ii[keep], jj[keep], values[keep])
     return r0, [(top.value, top.index) for top in tops]
 
 
@@ -194,11 +202,18 @@ def k_nearest(A, B, k, *, self_index=None, column_sets=(None,), n_jobs=None):
     sq_a, sq_b = A_aug[:, -2], B_aug[:, -1]
     n_a = A.shape[0]
     workers = resolve_n_jobs(n_jobs)
-    sets = [None if c is None else np.sort(np.asarray(c, dtype=np.intp)) for c in column_sets]
+    members = []
+    for cols in column_sets:
+        if cols is None:
+            members.append(None)
+            continue
+        member = np.zeros(B.shape[0], dtype=bool)
+        member[np.asarray(cols, dtype=np.intp)] = True
+        members.append(member)
     rows = max(64, min(_BLOCK, -(-n_a // effective_n_jobs(workers))))
     tasks = [(r, min(r + rows, n_a)) for r in range(0, n_a, rows)]
     parts = sorted(
-        run_tasks(_query_task, tasks, shared=(A_aug, B_aug, self_index, sets, k), n_jobs=n_jobs),
+        run_tasks(_query_task, tasks, shared=(A_aug, B_aug, self_index, members, k), n_jobs=n_jobs),
         key=lambda p: p[0],
     )
     lists = [
@@ -206,7 +221,7 @@ def k_nearest(A, B, k, *, self_index=None, column_sets=(None,), n_jobs=None):
             np.concatenate([p[1][s][0] for p in parts]),
             np.concatenate([p[1][s][1] for p in parts]),
         )
-        for s in range(len(sets))
+        for s in range(len(members))
     ]
     out = []
     for value, idx in lists:
