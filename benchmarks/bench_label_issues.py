@@ -49,7 +49,6 @@ from sklearn.preprocessing import StandardScaler
 
 from skrob import label_issues
 
-
 # seeds per --seeds on the sets below 1,000 rows (their per-seed F1 is noisy)
 _SMALL_SET_SEEDS = 20
 

@@ -254,9 +254,7 @@ def refine(data, i, j, v, tol_i, keys_i, n_keys, tol_j=None, keys_j=None):
     approx = np.full(n_keys, np.inf)
     np.minimum.at(approx, keys, np.concatenate([v, v]) if tol_j is not None else v)
     keep_i = v <= approx[keys_i] + 2 * tol_i[keys_i]
-    keep_j = (
-        v <= approx[keys_j] + 2 * tol_j[keys_j] if tol_j is not None else np.zeros_like(keep_i)
-    )
+    keep_j = v <= approx[keys_j] + 2 * tol_j[keys_j] if tol_j is not None else np.zeros_like(keep_i)
     keep = (keep_i | keep_j) & np.isfinite(v)  # inf: a pair masked out (leave-one-out)
     dist = data.exact_dist(i[keep], j[keep])
     keep_i, keep_j = keep_i[keep], keep_j[keep]

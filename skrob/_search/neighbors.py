@@ -220,8 +220,11 @@ def nearest_in_groups(
     kw = dict(metric=metric, batch_size=batch_size, n_jobs=n_jobs, verbose=verbose, device=device)
     data = None
     if metric == "euclidean":
-        if Q is X and exclude is not None and device is None and np.array_equal(
-            exclude, np.arange(X.shape[0])
+        if (
+            Q is X
+            and exclude is not None
+            and device is None
+            and np.array_equal(exclude, np.arange(X.shape[0]))
         ):  # the leave-one-out search is symmetric: each pair once
             data = EuclideanData(X, None, np.argsort(codes, kind="stable"), None)
             if not data.has_outliers():
