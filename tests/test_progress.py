@@ -65,7 +65,7 @@ def _quiet_and_loud(capsys, func):
             "decision-based",
         ),
         ("sample_robustness", lambda v: sample_robustness(X, Y, verbose=v), "nearest other"),
-        ("diagnose", lambda v: diagnose(X, Y, verbose=v).to_numpy(), "nearest reference"),
+        ("diagnose", lambda v: diagnose(X, Y, verbose=v).to_numpy(), "nearest of each class"),
         (
             "IntrinsicRobustnessEstimator",
             lambda v: (
