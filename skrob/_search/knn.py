@@ -119,10 +119,10 @@ class _TopK:
         self.bound[touched] = self.value[touched].max(axis=1)
 
 
-def _offer_block(top, D, r0, c0, columns=None, transpose=False):
+def _offer_block(top, D, r0, c0, transpose=False):
     """Offer block ``D`` (rows from ``r0``, columns from ``c0``) to ``top``: rows of ``D``
-    or, with ``transpose``, its columns as rows; ``columns`` maps block columns to
-    reference indices. (``flatnonzero`` and a divmod: 10x faster than a 2-D ``nonzero``.)"""
+    or, with ``transpose``, its columns as rows. (``flatnonzero`` and a divmod: 10x
+    faster than a 2-D ``nonzero``.)"""
     n_cols = D.shape[1]
     if transpose:
         flat = np.flatnonzero(D <= top.bound[c0 : c0 + n_cols][None, :])
@@ -133,7 +133,7 @@ def _offer_block(top, D, r0, c0, columns=None, transpose=False):
         return
     flat = np.flatnonzero(D <= top.bound[r0 : r0 + D.shape[0], None])
     ii, jj = np.divmod(flat, n_cols)
-    top.offer(r0 + ii, c0 + jj if columns is None else columns[jj], D.ravel()[flat])
+    top.offer(r0 + ii, c0 + jj, D.ravel()[flat])
 
 
 def _symmetric_task(A_aug, B_aug, k, block_rows):
@@ -168,9 +168,6 @@ def _query_task(A_aug, B_aug, self_index, members, k, r0, r1):
             mine = self_index[r0:r1]
             inside = np.flatnonzero((mine >= c0) & (mine < c1))
             D[inside, mine[inside] - c0] = np.inf
-        if len(tops) == 1 and members[0] is None:
-            _offer_block(tops[0], D, 0, c0)
-            continue
         loosest = tops[0].bound if len(tops) == 1 else np.max([t.bound for t in tops], axis=0)
         flat = np.flatnonzero(D <= loosest[:, None])
         ii, jj = np.divmod(flat, c1 - c0)

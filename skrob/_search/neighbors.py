@@ -220,18 +220,19 @@ def nearest_in_groups(
     kw = dict(metric=metric, batch_size=batch_size, n_jobs=n_jobs, verbose=verbose, device=device)
     data = None
     if metric == "euclidean":
+        order = np.argsort(codes, kind="stable")
         if (
             Q is X
             and exclude is not None
             and device is None
             and np.array_equal(exclude, np.arange(X.shape[0]))
         ):  # the leave-one-out search is symmetric: each pair once
-            data = EuclideanData(X, None, np.argsort(codes, kind="stable"), None)
+            data = EuclideanData(X, None, order, None)
             if not data.has_outliers():
                 return _self_in_groups(
                     X, codes, n_groups, data, batch_size=batch_size, n_jobs=n_jobs, verbose=verbose
                 )
-        data = EuclideanData(Q, X, None, np.argsort(codes, kind="stable"))
+        data = EuclideanData(Q, X, None, order)
     if data is None or not data.has_outliers():
         return _nearest_in_groups(Q, X, codes, n_groups, data=data, exclude=exclude, **kw)
     ordinary_x, ordinary_q = outlier_split(X, Q)
