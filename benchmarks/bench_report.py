@@ -1,4 +1,4 @@
-"""The two kernels behind ``skrob report``'s slowest sections, against their baselines.
+"""The kernels behind ``skrob report``'s slowest sections, against their baselines.
 
 One run on Fashion-MNIST (all 70,000 images by default; ``--n`` takes the first n):
 
@@ -7,13 +7,18 @@ One run on Fashion-MNIST (all 70,000 images by default; ``--n`` takes the first 
   pair once (the triangle), against the same search given a copy of ``X`` (not the same
   object, so every pair is visited from both sides: what the call did before). Both must
   return the same distances.
+* **Each sample's 50 nearest others in exact order** (``neighbour_order``: the label
+  issues and label uncertainty of ``diagnose``): the triangle's blocks in one task per
+  core, each task with its own lists (merged at the end), against the same blocks in one
+  task whose GEMMs use every core but whose list updates run on one (the layout before).
+  Both must return the same neighbour sets at every cut the votes read.
 * **The robust-subsets matrix**: a 5-nearest-neighbour classifier trained on each of six
   subsets of the report's 75 % training split, predicting the 25 % test split. skrob
   (``skrob.report._sections._knn_predictions``: one ``k_nearest`` search with six column
   sets) against scikit-learn's ``KNeighborsClassifier(5)`` fitted on each subset. Both
   must predict the same labels.
 
-    python benchmarks/bench_report.py [--n 70000]
+    python benchmarks/bench_report.py [--n 70000] [--parts groups order subsets]
 
 The whole report is timed by ``time skrob report --data fashion-mnist`` (docs/report.md).
 """
@@ -50,6 +55,27 @@ def groups(X, y):
     print(f"  same distances: {np.array_equal(ours, base)}")
 
 
+def order(X, k=50):
+    from unittest import mock
+
+    from skrob._search import knn
+
+    cuts = tuple(c for c in (5, 10, 20, 30) if c < k) + (k,)
+    (ours, t_ours) = timed(lambda: knn.neighbour_order(X, k, cuts=cuts))
+    with mock.patch.object(knn, "effective_n_jobs", lambda n_jobs: 1):  # one task
+        (base, t_base) = timed(lambda: knn.neighbour_order(X, k, cuts=cuts))
+    print(f"{k} nearest others in exact order, n = {len(X):,}:")
+    print(f"  one task, list updates on one core:       {t_base:8.2f} s")
+    print(f"  a task per core:                          {t_ours:8.2f} s   {t_base / t_ours:.2f}x")
+    # the contract: the same neighbour sets at every cut (within the parts between cuts
+    # the order is the float32 one, whose last bits depend on the GEMM's threading)
+    same = all(
+        np.array_equal(np.sort(ours[0][:, :c], axis=1), np.sort(base[0][:, :c], axis=1))
+        for c in cuts
+    )
+    print(f"  same neighbour sets at every cut {cuts}: {same}")
+
+
 def subsets(X, y):
     from sklearn.base import clone
 
@@ -84,14 +110,22 @@ def subsets(X, y):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=70_000, help="the first n images")
+    parser.add_argument(
+        "--parts", nargs="+", default=["groups", "order", "subsets"],
+        choices=["groups", "order", "subsets"], help="the kernels to time",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     from skrob.datasets import load_fashion_mnist
 
     X, y = load_fashion_mnist(return_X_y=True)
     X = np.ascontiguousarray(X[: args.n], dtype=np.float64)
     y = y[: args.n]
-    groups(X, y)
-    subsets(X, y)
+    if "groups" in args.parts:
+        groups(X, y)
+    if "order" in args.parts:
+        order(X)
+    if "subsets" in args.parts:
+        subsets(X, y)
 
 
 if __name__ == "__main__":

@@ -129,6 +129,22 @@ def test_neighbour_order_on_hard_data(global_random_seed, make):
     _assert_exact_order(X, idx, copies, k)
 
 
+@pytest.mark.parametrize("n_jobs", [1, 2, 3])
+def test_neighbour_order_over_many_blocks_and_tasks(global_random_seed, n_jobs, monkeypatch):
+    # small blocks: 12 block rows dealt to n_jobs tasks, each with its own lists, merged;
+    # the last block is narrower than the lists
+    from skrob._search import knn
+
+    monkeypatch.setattr(knn, "_BLOCK", 64)
+    rng = np.random.default_rng(global_random_seed)
+    X = rng.normal(size=(710, 10))
+    X[10] = X[500]  # copies in different blocks and tasks
+    X[700] = X[3]
+    idx, copies = neighbour_order(X, 9, n_jobs=n_jobs)
+    _assert_exact_order(X, idx, copies, 9)
+    assert copies[10, 0] and copies[500, 0] and copies[700, 0] and copies[3, 0]
+
+
 @pytest.mark.parametrize(
     "metric, params",
     [("euclidean", None), ("l2", None), ("minkowski", None), ("minkowski", {"p": 2})],

@@ -68,11 +68,12 @@ def _augmented(A, B):
 class _TopK:
     """Every row's ``k`` smallest values seen so far and their columns (unsorted)."""
 
-    def __init__(self, n_rows, k, dtype=np.float64):
+    def __init__(self, n_rows, k, dtype=np.float64, bound=None):
         self.k = k
         self.value = np.full((n_rows, k), np.inf, dtype=dtype)
         self.index = np.full((n_rows, k), -1, dtype=np.intp)
-        self.bound = np.full(n_rows, np.inf)  # each row's k-th smallest so far
+        # each row's k-th smallest so far, or a known upper bound of its final one
+        self.bound = np.full(n_rows, np.inf) if bound is None else bound.copy()
 
     def start(self, r0, D):
         """The lists of rows ``r0 …`` from block ``D`` (columns ``r0 …``) alone: every row's
@@ -116,7 +117,7 @@ class _TopK:
         keep = np.argpartition(value, k - 1, axis=1)[:, :k]
         self.value[touched] = np.take_along_axis(value, keep, axis=1)
         self.index[touched] = np.take_along_axis(index, keep, axis=1)
-        self.bound[touched] = self.value[touched].max(axis=1)
+        self.bound[touched] = np.minimum(self.value[touched].max(axis=1), self.bound[touched])
 
 
 def _offer_block(top, D, r0, c0, transpose=False):
@@ -136,22 +137,55 @@ def _offer_block(top, D, r0, c0, transpose=False):
     top.offer(r0 + ii, c0 + jj, D.ravel()[flat])
 
 
-def _symmetric_task(A_aug, B_aug, k, block_rows):
-    """The leave-one-out search over ``block_rows``: their diagonal blocks, then their
-    blocks right of the diagonal, each for its rows and, transposed, for its columns."""
+def _diagonal_lists(A_aug, B_aug, k):
+    """Every sample's ``k`` nearest others within its own diagonal block: a start for
+    the lists, and their ``k``-th values bound the final ones from above."""
     n = A_aug.shape[0]
     top = _TopK(n, k, A_aug.dtype)
-    for r0 in block_rows:
+    for r0 in range(0, n, _BLOCK):
         r1 = min(r0 + _BLOCK, n)
         D = A_aug[r0:r1] @ B_aug[r0:r1].T
         np.fill_diagonal(D, np.inf)
         top.start(r0, D)
+    return top
+
+
+def _triangle_task(A_aug, B_aug, k, bound, block_rows):
+    """The blocks right of the diagonal in ``block_rows``, each for its rows and,
+    transposed, for its columns: lists of ``k`` for every sample, from these blocks
+    alone, keeping only values at most ``bound`` (the diagonal lists' ``k``-th)."""
+    top = _TopK(A_aug.shape[0], k, A_aug.dtype, bound=bound)
+    n = A_aug.shape[0]
     for r0 in block_rows:
         for c0 in range(r0 + _BLOCK, n, _BLOCK):
             D = A_aug[r0 : r0 + _BLOCK] @ B_aug[c0 : c0 + _BLOCK].T
             _offer_block(top, D, r0, c0)
             _offer_block(top, D, r0, c0, transpose=True)
     return top.value, top.index
+
+
+def _symmetric_lists(A_aug, B_aug, k, n_jobs):
+    """Every sample's ``k`` nearest other samples (unsorted values and indices), each
+    pair's value computed once: the diagonal blocks first, then the blocks right of the
+    diagonal in one task per worker (block rows dealt by work, each task with lists for
+    every sample), whose lists are merged. A pair lies in one block, so in one list."""
+    n = A_aug.shape[0]
+    top = _diagonal_lists(A_aug, B_aug, k)
+    starts = list(range(0, n, _BLOCK))
+    n_tasks = max(1, min(effective_n_jobs(resolve_n_jobs(n_jobs)), len(starts) - 1))
+    rows, work = [[] for _ in range(n_tasks)], np.zeros(n_tasks)
+    for b, r0 in enumerate(starts[:-1]):  # largest first, to the least loaded task
+        t = int(np.argmin(work))
+        rows[t].append(r0)
+        work[t] += len(starts) - 1 - b
+    parts = run_tasks(
+        _triangle_task, [(r,) for r in rows if r], shared=(A_aug, B_aug, k, top.bound),
+        n_jobs=n_jobs,
+    )  # fmt: skip
+    value = np.hstack([top.value] + [p[0] for p in parts])
+    index = np.hstack([top.index] + [p[1] for p in parts])
+    keep = np.argpartition(value, k - 1, axis=1)[:, :k]
+    return np.take_along_axis(value, keep, axis=1), np.take_along_axis(index, keep, axis=1)
 
 
 def _query_task(A_aug, B_aug, self_index, members, k, r0, r1):
@@ -269,7 +303,7 @@ def neighbour_order(X, k, *, cuts=None, n_jobs=None):
     norms, unscale = data.norms_b, data.unscale
     blas = resolve_n_jobs(n_jobs)
     with threadpool_limits(limits=None if blas < 0 else blas, user_api="blas"):
-        value, index = _symmetric_task(row_layout(data.B), data.B, K, list(range(0, n, _BLOCK)))
+        value, index = _symmetric_lists(row_layout(data.B), data.B, K, n_jobs)
     value = value.astype(np.float64)
     order = np.lexsort((index, value), axis=1)
     value = np.take_along_axis(value, order, axis=1)
