@@ -84,6 +84,41 @@ def test_many_columns_take_the_sampled_bound_path(global_random_seed):
     assert_allclose(np.take_along_axis(D, idx, axis=1), expected, rtol=1e-12, atol=0)
 
 
+def test_lists_the_float32_bound_cannot_settle_are_searched_in_float64(
+    global_random_seed, monkeypatch
+):
+    # 40 copies of one row: more equal distances than a list's slack, so the float32
+    # lists of those rows are not proven and go to the float64 search; every list holds
+    # the brute force's distances, nearest first, equal ones by the lower index
+    from skrob._search import knn
+
+    searched = []
+    float64 = knn._k_nearest64
+
+    def spy(A, B, k, *args):
+        searched.append(A.shape[0])
+        return float64(A, B, k, *args)
+
+    monkeypatch.setattr(knn, "_k_nearest64", spy)
+    rng = np.random.default_rng(global_random_seed)
+    X = rng.normal(size=(300, 6))
+    X[rng.choice(300, 40, replace=False)] = X[0]
+    sets = [None, np.arange(0, 300, 2)]
+    results = k_nearest(X, X, 5, self_index=np.arange(300), column_sets=sets)
+    assert searched and 0 < searched[0] < 300  # the copies' rows only
+    D = brute_dist(X, X)
+    np.fill_diagonal(D, np.inf)
+    for cols, (dist, idx) in zip(sets, results, strict=True):
+        cols = np.arange(300) if cols is None else cols
+        expected = np.sort(D[:, cols], axis=1)[:, :5]
+        assert_allclose(dist, expected, rtol=1e-12, atol=0)
+        assert_allclose(np.take_along_axis(D, idx, axis=1), expected, rtol=1e-12, atol=0)
+        assert np.isin(idx, cols).all() and not np.any(idx == np.arange(300)[:, None])
+        assert all(np.unique(row).size == 5 for row in idx)
+        tie = np.diff(dist, axis=1) == 0
+        assert tie.any() and np.all(np.diff(idx, axis=1)[tie] > 0)
+
+
 def _assert_exact_order(X, idx, copies, k):
     """``idx`` lists each sample's k nearest others in float64 brute-force order: the
     distances they attain are the k smallest, non-decreasing (to rounding: ties in exact

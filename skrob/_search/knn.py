@@ -7,11 +7,12 @@ query keeps its ``k`` best so far; a block reads, per row, only the entries at o
 the row's current ``k``-th best (one comparison and one ``nonzero`` over the block) and
 merges those few into the list.
 
-- :func:`k_nearest`: queries against references in float64, with distances. Several
-  column sets (subsets of the references) share one GEMM, each with its own lists. Pairs
-  whose squared distance is small against the norms (near-duplicates, where the GEMM's
-  rounding is not small against the distance) are recomputed by difference-then-norm
-  from the data as given, so copies get exactly 0.
+- :func:`k_nearest`: queries against references, with exact float64 distances.
+  Several column sets (subsets of the references) share one GEMM, each with its own
+  lists. A float32 GEMM with a per-pair error bound picks the candidates, which are
+  re-scored by difference-then-norm from the data as given (copies get exactly 0);
+  queries the bound leaves undecided, and data with outliers, take a float64 GEMM whose
+  near-duplicate pairs are re-scored the same way.
 - :func:`neighbour_order`: every sample's nearest *other* samples in exact order, without
   their distances. Each block above the diagonal serves its rows and, transposed, its
   columns (half the GEMM), in float32 with a per-pair error bound; what the bound leaves
@@ -32,6 +33,10 @@ _BLOCK = 1024
 # below this fraction of |a|² + |b|²: there the GEMM's rounding (about d · 2**-53 of
 # that sum) is not small against the distance
 _RESCORE_BELOW = 1e-6
+
+# the float32 search keeps this many entries beyond k per sample: the margin that
+# separates the k nearest from the rest within the GEMM's error bound
+_SLACK = 16
 
 
 def _augmented(A, B):
@@ -193,7 +198,7 @@ def _query_task(A_aug, B_aug, self_index, members, k, r0, r1):
     (``members``: a mask over the references, None for all of them). One pass over each
     block picks the entries within the loosest list's bound; each set takes its own from
     those."""
-    tops = [_TopK(r1 - r0, k) for _ in members]
+    tops = [_TopK(r1 - r0, k, A_aug.dtype) for _ in members]
     n_b = B_aug.shape[0]
     for c0 in range(0, n_b, _BLOCK):
         c1 = min(c0 + _BLOCK, n_b)
@@ -218,21 +223,27 @@ def _query_task(A_aug, B_aug, self_index, members, k, r0, r1):
 def k_nearest(A, B, k, *, self_index=None, column_sets=(None,), n_jobs=None):
     """``(distances, indices)`` of the ``k`` nearest rows of ``B`` to every row of ``A``,
     nearest first (equal distances: the lower index first), one pair per entry of
-    ``column_sets``.
+    ``column_sets``. Distances are exact float64 (difference-then-norm of the data as
+    given).
 
     ``self_index[i]``: the reference that query ``i`` is, left out of its list.
     ``column_sets``: index arrays into ``B`` (None: all of it), each searched on its own;
     returned indices refer to ``B``. Each set must hold ``k`` references besides the
     query itself. Blocks of queries run on ``n_jobs`` threads (None: every core), one
     BLAS thread each.
+
+    A float32 GEMM gives every pair's squared distance ``v`` within ``tau = c (|a| +
+    |b|)²`` (:class:`skrob._search.euclidean.EuclideanData`'s data and bound) and each
+    query keeps ``k + 16`` entries per set. A list is proven to hold the ``k`` nearest
+    when its last entry's lower bound exceeds the upper bound of every entry ranked
+    ``<= k``; then every entry whose lower bound is at most that largest upper bound (a
+    superset of the ``k`` nearest and of every tie with the ``k``-th) is re-scored
+    exactly and the ``k`` smallest taken. Queries whose lists are not proven (ties
+    within the bound, outliers) are searched again in float64.
     """
     same = B is A
     A = np.ascontiguousarray(A, dtype=np.float64)
     B = A if same else np.ascontiguousarray(B, dtype=np.float64)
-    A_aug, B_aug, unscale = _augmented(A, B)
-    sq_a, sq_b = A_aug[:, -2], B_aug[:, -1]
-    n_a = A.shape[0]
-    workers = resolve_n_jobs(n_jobs)
     members = []
     for cols in column_sets:
         if cols is None:
@@ -241,21 +252,70 @@ def k_nearest(A, B, k, *, self_index=None, column_sets=(None,), n_jobs=None):
         member = np.zeros(B.shape[0], dtype=bool)
         member[np.asarray(cols, dtype=np.intp)] = True
         members.append(member)
+    data = EuclideanData(A, None if same else B, None, None)
+    if data.has_outliers():  # they would widen every pair's bound: float64 throughout
+        return _k_nearest64(A, B, k, self_index, members, n_jobs)
+    rows_aug = row_layout(data.B) if same else data.A
+    norms_a = data.norms_b if same else data.norms_a
+    tol_a = data.tolB if same else data.tolA
+    sizes = [B.shape[0] if m is None else int(m.sum()) for m in members]
+    K = min(k + _SLACK, min(sizes) - (self_index is not None))
+    lists = _run_queries(rows_aug, data.B, self_index, members, K, n_jobs)
+    out, redo = [], np.zeros(A.shape[0], dtype=bool)
+    for value, idx in lists:
+        value = value.astype(np.float64)
+        order = np.lexsort((idx, value), axis=1)
+        value = np.take_along_axis(value, order, axis=1)
+        idx = np.take_along_axis(idx, order, axis=1)
+        tau = data.c * (norms_a[:, None] + data.norms_b[np.maximum(idx, 0)]) ** 2 + 2.0**-120
+        top = (value[:, :k] + tau[:, :k]).max(axis=1)  # the k nearest are at most this
+        # what the list left out is at least as far as its last entry, within tol_a
+        redo |= ~(value[:, -1] - tol_a > top)
+        rescore = (value - tau <= top[:, None]) & (idx >= 0)
+        i, j = np.nonzero(rescore)
+        dist = np.full(value.shape, np.inf)
+        dist[i, j] = exact_dist(A, B, i, idx[i, j])
+        order = np.lexsort((idx, dist), axis=1)[:, :k]
+        out.append(
+            [np.take_along_axis(dist, order, axis=1), np.take_along_axis(idx, order, axis=1)]
+        )
+    rows = np.flatnonzero(redo)
+    if rows.size:
+        again = _k_nearest64(
+            A[rows], B, k, None if self_index is None else self_index[rows], members, n_jobs
+        )
+        for pair, (dist, idx) in zip(out, again, strict=True):
+            pair[0][rows], pair[1][rows] = dist, idx
+    return [tuple(pair) for pair in out]
+
+
+def _run_queries(A_aug, B_aug, self_index, members, k, n_jobs):
+    """Every query's unsorted ``k``-lists per column set (:func:`_query_task`)."""
+    n_a = A_aug.shape[0]
+    workers = resolve_n_jobs(n_jobs)
     rows = max(64, min(_BLOCK, -(-n_a // effective_n_jobs(workers))))
     tasks = [(r, min(r + rows, n_a)) for r in range(0, n_a, rows)]
     parts = sorted(
         run_tasks(_query_task, tasks, shared=(A_aug, B_aug, self_index, members, k), n_jobs=n_jobs),
         key=lambda p: p[0],
     )
-    lists = [
+    return [
         (
             np.concatenate([p[1][s][0] for p in parts]),
             np.concatenate([p[1][s][1] for p in parts]),
         )
         for s in range(len(members))
     ]
+
+
+def _k_nearest64(A, B, k, self_index, members, n_jobs):
+    """:func:`k_nearest` by a float64 GEMM (``members``: the sets as masks over ``B``):
+    its rounding is small against the distances but for near-duplicates, which are
+    recomputed by difference-then-norm."""
+    A_aug, B_aug, unscale = _augmented(A, B)
+    sq_a, sq_b = A_aug[:, -2], B_aug[:, -1]
     out = []
-    for value, idx in lists:
+    for value, idx in _run_queries(A_aug, B_aug, self_index, members, k, n_jobs):
         sq = np.maximum(value, 0.0)
         dist = np.sqrt(sq) * unscale
         near = sq < _RESCORE_BELOW * (sq_a[:, None] + sq_b[idx])
@@ -267,11 +327,6 @@ def k_nearest(A, B, k, *, self_index=None, column_sets=(None,), n_jobs=None):
             (np.take_along_axis(dist, order, axis=1), np.take_along_axis(idx, order, axis=1))
         )
     return out
-
-
-# the float32 search keeps this many entries beyond k per sample: the margin that
-# separates the k nearest from the rest within the GEMM's error bound
-_SLACK = 16
 
 
 def neighbour_order(X, k, *, cuts=None, n_jobs=None):
