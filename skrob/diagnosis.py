@@ -321,10 +321,13 @@ def _diagnose(
     n_jobs,
     verbose,
     warn=False,
+    nearest=None,
 ):
     """:func:`diagnose`, and the (n_samples, n_classes) distance from every sample to the
     nearest other sample of each class (columns in the order of ``np.unique(y)``).
-    ``warn``: warn about features in different units (the report says it on its page)."""
+    ``warn``: warn about features in different units (the report says it on its page).
+    ``nearest``: that distance and the sample attaining it, ``nearest_in_groups``'s
+    leave-one-out result for these ``X`` and ``metric``, when the caller has it."""
     index = X.index if isinstance(X, pd.DataFrame) else None
     X = check_array(
         X,
@@ -353,17 +356,19 @@ def _diagnose(
         )
     n, n_classes = X.shape[0], classes.size
     kernel_metric = resolve_metric(metric, metric_params, X)
-    dist, arg = nearest_in_groups(
-        X,
-        X,
-        codes,
-        n_classes,
-        metric=kernel_metric,
-        batch_size=batch_size,
-        n_jobs=n_jobs,
-        verbose=verbose,
-        exclude=np.arange(n),
-    )
+    if nearest is None:
+        nearest = nearest_in_groups(
+            X,
+            X,
+            codes,
+            n_classes,
+            metric=kernel_metric,
+            batch_size=batch_size,
+            n_jobs=n_jobs,
+            verbose=verbose,
+            exclude=np.arange(n),
+        )
+    dist, arg = nearest
     rows = np.arange(n)
     other = dist.copy()
     other[rows, codes] = np.inf

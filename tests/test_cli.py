@@ -370,3 +370,50 @@ def test_report_aligned_subset_is_the_selectors():
     selector = RobustSubsetSelector(strategy="align", random_state=3)
     expected = selector.fit(X, y, target_robustness=R_t).sample_indices_
     np.testing.assert_array_equal(_aligned_subset(sample_robustness(X, y), R_t, 3), expected)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_report_search_by_part_equals_the_separate_searches(tmp_path, seed):
+    # the verdict's one search over (class, split part) gives diagnose's per-class
+    # search, each part's robustness against itself and the test samples' distance to
+    # the training part, bit for bit
+    from skrob._search.neighbors import nearest_in_groups
+    from skrob.report import ReportContext
+    from skrob.report._sections import _nearest_by_part, _split
+    from tests.conftest import make_tricky_data
+
+    rng = np.random.default_rng(seed)
+    X, _ = make_tricky_data(rng, n=300)  # offset 50, copies and near-copies
+    X = np.vstack([X, X[:20]])  # copies that the split puts in different parts
+    y = rng.integers(0, 3, X.shape[0])
+    ctx = ReportContext(X, y, "t", tmp_path, random_state=seed, scale="none")
+    searched = _nearest_by_part(ctx)
+    n = len(y)
+    dist, _ = nearest_in_groups(X, X, y, 3, exclude=np.arange(n))
+    got, arg = searched["class"]
+    np.testing.assert_array_equal(got, dist)
+    attained = np.linalg.norm(X[:, None, :] - X[arg], axis=2)
+    np.testing.assert_allclose(attained, dist, rtol=1e-12, atol=0)
+    assert np.all(arg != np.arange(n)[:, None])
+    X_x, X_t, y_x, y_t = _split(ctx, classification=True)
+    part = searched["part"]
+    for p, (Xp, yp) in enumerate(((X_x, y_x), (X_t, y_t))):
+        expected = sample_robustness(Xp, yp, algorithm="exact")
+        rows = np.flatnonzero(part == p)[np.argsort(searched["own"][part == p])]
+        np.testing.assert_array_equal(
+            searched["reach"][rows] / (searched["reach"][rows] + 1), expected
+        )
+    to_x, _ = nearest_in_groups(X_t, X_x, y_x, 3)
+    rows_t = np.flatnonzero(part == 1)[np.argsort(searched["own"][part == 1])]
+    np.testing.assert_array_equal(searched["to training"][rows_t], to_x)
+
+
+def test_report_search_by_part_only_where_it_is_exact(tmp_path):
+    from skrob.report import ReportContext
+    from skrob.report._sections import _nearest_by_part
+
+    X, y = load_iris(return_X_y=True)
+    assert _nearest_by_part(ReportContext(X, y, "i", tmp_path)) is not None
+    for options in ({"metric": "manhattan"}, {"algorithm": "approximate"}):
+        assert _nearest_by_part(ReportContext(X, y, "i", tmp_path, **options)) is None
+    assert _nearest_by_part(ReportContext(X, X[:, 0], "r", tmp_path)) is None

@@ -98,12 +98,8 @@ class ReportContext:
                 f"{bad.size} feature columns hold NaN or infinite values: {names}. Replace "
                 "or drop them first."
             )
-        standardised, std = standardise(self.X_raw)
-        spread = std[std > 0]
-        with np.errstate(over="ignore"):
-            ratio = float(spread.max() / spread.min()) if spread.size else 1.0
         if self.scale == "standard":
-            self.X = standardised
+            self.X, _ = standardise(self.X_raw)
             self.space = (
                 "standardised features (each feature's mean subtracted and divided by its "
                 "standard deviation, as scikit-learn's StandardScaler does): distances are in "
@@ -112,7 +108,8 @@ class ReportContext:
         else:
             self.X = self.X_raw
             self.space = "pixel values in [0, 1], unscaled" if images else "the raw feature values"
-            if ratio > SCALE_RATIO_WARNING and not images:
+            ratio = 1.0 if images else _scale_ratio(self.X_raw)  # images share one unit
+            if ratio > SCALE_RATIO_WARNING:
                 message = (
                     f"feature standard deviations differ by a factor of {ratio:.3g}: raw "
                     "distances follow the largest features almost alone. Scale the features "
@@ -138,6 +135,18 @@ def standardise(X):
     with np.errstate(over="ignore"):
         std = np.where(constant, 0.0, sd * top)
     return Z, std
+
+
+def _scale_ratio(X):
+    """The largest feature standard deviation over the smallest positive one."""
+    from skrob._validation import unit_columns
+
+    Z, top = unit_columns(X)
+    with np.errstate(over="ignore"):
+        std = Z.std(axis=0) * top
+    spread = std[std > 0]
+    with np.errstate(over="ignore"):
+        return float(spread.max() / spread.min()) if spread.size else 1.0
 
 
 def _unit_images(image_shape, X):

@@ -59,6 +59,7 @@ def _diagnosis(ctx):
         from skrob.diagnosis import _diagnose
 
         t = time.perf_counter()
+        searched = _nearest_by_part(ctx)
         frame, dist = _diagnose(
             ctx.X,
             ctx.y,
@@ -69,9 +70,80 @@ def _diagnosis(ctx):
             batch_size=None,
             n_jobs=None,
             verbose=ctx.verbose,
+            nearest=None if searched is None else searched["class"],
         )
         ctx.cache["diagnosis"] = frame, dist, time.perf_counter() - t
     return ctx.cache["diagnosis"]
+
+
+# the search by class and split part holds two (n, n_classes) float64 and intp tables:
+# above this many entries each, the sections search separately
+_BY_PART_MAX_ENTRIES = 2**25
+
+
+def _nearest_by_part(ctx):
+    """One leave-one-out search for the verdict and the robust-subsets section:
+    ``nearest_in_groups`` over the groups (class, part of the shared 75/25 split), so
+    that each pair of samples is visited once for three results (exact distances, the
+    same as separate searches give):
+
+    - ``"class"``: every sample's nearest other sample of each class, in either part
+      (``diagnose``'s search; a tie between the parts goes to the lower sample index);
+    - ``"reach"``: every sample's distance to the nearest differently labelled sample
+      of its own part (the robustness of each part against itself);
+    - ``"part"``: each sample's part (0 training, 1 test) and ``"own"`` its index in it;
+    - ``"to training"``: every sample's nearest training sample of each class.
+
+    None (the sections search separately) unless the task is classification, the metric
+    Euclidean, the split possible and the robustness of either part exact."""
+    if "by part" in ctx.cache:
+        return ctx.cache["by part"]
+    ctx.cache["by part"] = None
+    if ctx.task != "classification" or ctx.metric != "euclidean":
+        return None
+    from skrob.sample_robustness import _resolve_algorithm
+
+    try:
+        index_x, index_t = _split_indices(ctx, classification=True)
+    except SectionSkipped:
+        return None
+    n = ctx.y.shape[0]
+    classes, codes = np.unique(ctx.y, return_inverse=True)
+    K = classes.size
+    if n * 2 * K > _BY_PART_MAX_ENTRIES or any(  # (the choice reads X's shape only)
+        _resolve_algorithm(ctx.algorithm, "classification", ctx.metric, np.empty((rows.size, 0)))
+        != "exact"
+        for rows in (index_x, index_t)
+    ):
+        return None
+    from skrob._search.neighbors import nearest_in_groups
+
+    part = np.zeros(n, dtype=np.intp)
+    part[index_t] = 1
+    own = np.empty(n, dtype=np.intp)
+    own[index_x], own[index_t] = np.arange(index_x.size), np.arange(index_t.size)
+    dist, arg = nearest_in_groups(
+        ctx.X, ctx.X, codes + K * part, 2 * K, exclude=np.arange(n), verbose=ctx.verbose
+    )
+    dist, arg = dist.reshape(n, 2, K), arg.reshape(n, 2, K)
+    rows = np.arange(n)
+    # either part: the smaller distance, on a tie the lower sample index
+    pick = (dist[:, 1] < dist[:, 0]) | ((dist[:, 1] == dist[:, 0]) & (arg[:, 1] < arg[:, 0]))
+    pick = pick.astype(np.intp)
+    both = (
+        np.take_along_axis(dist, pick[:, None, :], axis=1)[:, 0],
+        np.take_along_axis(arg, pick[:, None, :], axis=1)[:, 0],
+    )
+    mine = dist[rows, part].copy()
+    mine[rows, codes] = np.inf  # its own class is no other
+    ctx.cache["by part"] = {
+        "class": both,
+        "reach": mine.min(axis=1),
+        "part": part,
+        "own": own,
+        "to training": dist[:, 0],
+    }
+    return ctx.cache["by part"]
 
 
 _LEVELS = (
@@ -459,23 +531,33 @@ def _split(ctx, classification):
     """The 75/25 train/test split the sections share (stratified when every class can be)."""
     key = ("split", classification)
     if key not in ctx.cache:
+        index_x, index_t = _split_indices(ctx, classification)
+        y = ctx.y
+        ctx.cache[key] = ctx.X[index_x], ctx.X[index_t], y[index_x], y[index_t]
+    return ctx.cache[key]
+
+
+def _split_indices(ctx, classification):
+    """The rows of the training and the test part of :func:`_split`."""
+    key = ("split rows", classification)
+    if key not in ctx.cache:
         from sklearn.model_selection import train_test_split
 
         y = ctx.y
         stratify = None
         if classification and np.unique(y, return_counts=True)[1].min() >= 2:
             stratify = y
-        parts = train_test_split(
-            ctx.X, y, test_size=0.25, stratify=stratify, random_state=ctx.random_state
+        rows = train_test_split(
+            np.arange(y.shape[0]), test_size=0.25, stratify=stratify, random_state=ctx.random_state
         )
-        for part, name in ((parts[2], "training"), (parts[3], "test")):
-            if np.unique(part, axis=0).shape[0] < 2:
+        for part, name in zip(rows, ("training", "test"), strict=True):
+            if np.unique(y[part], axis=0).shape[0] < 2:
                 raise SectionSkipped(
                     f"the 75/25 split of {y.shape[0]} samples leaves its {name} part "
-                    f"({part.shape[0]} samples) with a single "
+                    f"({part.size} samples) with a single "
                     f"{'class' if classification else 'target value'}: too few samples"
                 )
-        ctx.cache[key] = parts
+        ctx.cache[key] = rows
     return ctx.cache[key]
 
 
@@ -492,8 +574,16 @@ def robust_subsets_section(ctx):
     robustness = SampleRobustnessTransformer(
         task=ctx.task, metric=ctx.metric, algorithm=ctx.algorithm, random_state=ctx.random_state
     )
-    R_x = clone(robustness).fit(X_x, y_x).robustness_
-    R_t = clone(robustness).fit(X_t, y_t).robustness_
+    searched = _nearest_by_part(ctx) if classification else None
+    if searched is None:
+        R_x = clone(robustness).fit(X_x, y_x).robustness_
+        R_t = clone(robustness).fit(X_t, y_t).robustness_
+    else:  # the verdict's search has them: the robustness of each part against itself
+        from skrob._search.neighbors import reach_to_robustness
+
+        rows_x, rows_t = _split_indices(ctx, classification=True)
+        R_x = reach_to_robustness(searched["reach"][rows_x])
+        R_t = reach_to_robustness(searched["reach"][rows_t])
     if classification:
         model, score_name = KNeighborsClassifier(n_neighbors=5, metric=ctx.metric), "accuracy"
     else:
@@ -721,6 +811,13 @@ def _distance_to_other_class(ctx, metric, n=None):
     of another class (the shared 75/25 split), by the exact kernel; computed once per
     metric and ``n``."""
     key = ("distance to another class", metric, n)
+    searched = _nearest_by_part(ctx) if metric == ctx.metric else None
+    if key not in ctx.cache and searched is not None:  # the verdict's search has it
+        _, index_t = _split_indices(ctx, classification=True)
+        dist = searched["to training"][index_t[:n]].copy()
+        classes = np.unique(ctx.y)
+        dist[np.arange(dist.shape[0]), np.searchsorted(classes, ctx.y[index_t[:n]])] = np.inf
+        ctx.cache[key] = dist.min(axis=1)
     if key not in ctx.cache:
         from skrob._search.cdist import resolve_metric
         from skrob._search.neighbors import nearest_in_groups
