@@ -8,7 +8,11 @@ from sklearn.utils import check_array
 
 from skrob._compat import Interval, StrOptions, validate_params
 from skrob._search.cdist import resolve_metric
-from skrob._search.neighbors import nearest_in_groups, reach_to_robustness
+from skrob._search.neighbors import (
+    nearest_in_groups,
+    nearest_in_groups_and_order,
+    reach_to_robustness,
+)
 from skrob._subsets import extreme_indices
 from skrob._validation import resolve_task, warn_on_scales
 from skrob.label_uncertainty import label_uncertainty
@@ -309,6 +313,31 @@ def _issues_from_neighbours(copies, idx, codes, n_classes, auto=True):
     return issues, probs[np.arange(n), codes], probs.argmax(axis=1), ks
 
 
+def neighbour_request(n, n_neighbors):
+    """``(k, cuts)``: the neighbour lists :func:`diagnose` reads, one search for the
+    label uncertainty (the first ``n_neighbors``) and the label issues (up to 50); the
+    votes read the sets at ``cuts`` only."""
+    from skrob._label_issues import K_GRID
+
+    return min(max(n_neighbors, max(K_GRID)), n - 1), (*K_GRID, n_neighbors)
+
+
+def fusable(X, kernel_metric):
+    """Whether :func:`nearest_in_groups_and_order` serves both of diagnose's searches:
+    dense Euclidean data with the features for which the neighbour lists take skrob's
+    own kernel."""
+    import scipy.sparse as sp
+
+    from skrob._label_issues import _OWN_KERNEL_MIN_FEATURES
+
+    return (
+        not sp.issparse(X)
+        and isinstance(kernel_metric, str)
+        and kernel_metric == "euclidean"
+        and X.shape[1] >= _OWN_KERNEL_MIN_FEATURES
+    )
+
+
 def _diagnose(
     X,
     y,
@@ -322,12 +351,14 @@ def _diagnose(
     verbose,
     warn=False,
     nearest=None,
+    neighbours=None,
 ):
     """:func:`diagnose`, and the (n_samples, n_classes) distance from every sample to the
     nearest other sample of each class (columns in the order of ``np.unique(y)``).
     ``warn``: warn about features in different units (the report says it on its page).
     ``nearest``: that distance and the sample attaining it, ``nearest_in_groups``'s
-    leave-one-out result for these ``X`` and ``metric``, when the caller has it."""
+    leave-one-out result for these ``X`` and ``metric``, and ``neighbours`` the
+    neighbour lists and copies (:func:`neighbour_request`), when the caller has them."""
     index = X.index if isinstance(X, pd.DataFrame) else None
     X = check_array(
         X,
@@ -356,6 +387,21 @@ def _diagnose(
         )
     n, n_classes = X.shape[0], classes.size
     kernel_metric = resolve_metric(metric, metric_params, X)
+    k_lists, cuts = neighbour_request(n, n_neighbors)
+    if nearest is None and neighbours is None and fusable(X, kernel_metric):
+        # one pass over the pairs for both searches
+        fused = nearest_in_groups_and_order(
+            X,
+            codes,
+            n_classes,
+            k_lists,
+            cuts=cuts,
+            batch_size=batch_size,
+            n_jobs=n_jobs,
+            verbose=verbose,
+        )
+        if fused is not None:
+            nearest, neighbours = fused
     if nearest is None:
         nearest = nearest_in_groups(
             X,
@@ -385,21 +431,16 @@ def _diagnose(
     best = np.where(relabel, nearest_class, codes)
     suggested_reach = np.where(relabel, reach_k1, reach)
 
-    from skrob._label_issues import K_GRID, nearest_neighbours, vote_counts
+    from skrob._label_issues import nearest_neighbours, vote_counts
 
-    knn_metric, knn_params = "euclidean", None
-    if kernel_metric != "euclidean":  # the parameters the kernel used (V, VI filled in)
-        knn_metric, knn_params = kernel_metric.metric, kernel_metric.params or None
-    # one neighbour search for the label uncertainty (the first n_neighbors) and the
-    # label issues (up to 50)
-    neighbours, copies = nearest_neighbours(
-        X,
-        min(max(n_neighbors, max(K_GRID)), n - 1),
-        metric=knn_metric,
-        metric_params=knn_params,
-        cuts=(*K_GRID, n_neighbors),  # the votes read these sets only
-        n_jobs=n_jobs,
-    )
+    if neighbours is None:
+        knn_metric, knn_params = "euclidean", None
+        if kernel_metric != "euclidean":  # the parameters the kernel used (V, VI filled in)
+            knn_metric, knn_params = kernel_metric.metric, kernel_metric.params or None
+        neighbours = nearest_neighbours(
+            X, k_lists, metric=knn_metric, metric_params=knn_params, cuts=cuts, n_jobs=n_jobs
+        )
+    neighbours, copies = neighbours
     soft = vote_counts(codes[neighbours[:, :n_neighbors]], n_classes) / n_neighbors
     issue, quality, _, _ = _issues_from_neighbours(copies, neighbours, codes, n_classes)
     R = reach_to_robustness(reach)

@@ -80,6 +80,28 @@ def test_same_robustness_as_sample_robustness_and_lu():
     assert clear.mean() > 0.9
 
 
+def test_many_features_search_once_for_both(global_random_seed, monkeypatch):
+    # from 512 features on, the nearest sample of each class and the neighbour lists
+    # come from one pass (nearest_in_groups_and_order): the same frame as the two
+    # searches give
+    from skrob import _label_issues as cl
+    from skrob import diagnosis
+
+    rng = np.random.default_rng(global_random_seed)
+    centres = rng.normal(size=(3, 520))
+    y = rng.integers(0, 3, 700)
+    X = centres[y] + 2.0 * rng.normal(size=(700, 520))
+    X[10] = X[400]  # a copy, perhaps with another label
+    fused = diagnose(X, y)
+    assert diagnosis.fusable(X, "euclidean")
+    calls = []
+    monkeypatch.setattr(diagnosis, "fusable", lambda *a: calls.append(a) or False)
+    separate = diagnose(X, y)
+    assert calls
+    pd.testing.assert_frame_equal(fused, separate)
+    assert X.shape[1] >= cl._OWN_KERNEL_MIN_FEATURES
+
+
 def test_least_robust_flags():
     X, y = make_data(2, n=200)
     out = diagnose(X, y, least_robust=0.25)

@@ -49,3 +49,52 @@ def test_nearest_in_groups_leave_one_out(global_random_seed, metric, outlier):
     expected = np.stack([D[:, y == k].min(axis=1) for k in range(3)], axis=1)
     assert_allclose(dist, expected, rtol=1e-12, atol=0)
     assert np.all(arg != np.arange(len(y))[:, None])
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2, 3])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda rng: make_tricky_data(rng, n=500)[0],  # offset 50, copies, near-copies
+        lambda rng: np.round(rng.normal(size=(700, 3)), 1),  # ties everywhere
+        lambda rng: rng.normal(size=(400, 60)) * 1e-150,
+    ],
+)
+def test_nearest_in_groups_and_order_is_both_searches(
+    global_random_seed, n_jobs, make, monkeypatch
+):
+    # one pass of blocks for the nearest sample of each group and the neighbour lists:
+    # small blocks (many of them, dealt to n_jobs tasks), lists from each block's rows
+    # and, beyond its square part, its columns; both against brute force
+    from skrob._search import knn
+    from skrob._search.neighbors import nearest_in_groups_and_order
+
+    monkeypatch.setattr(knn, "_BLOCK", 64)
+    rng = np.random.default_rng(global_random_seed)
+    X = make(rng)
+    n, k = len(X), 9
+    codes = rng.integers(0, 4, n)
+    (dist, arg), (idx, copies) = nearest_in_groups_and_order(
+        X, codes, 4, k, batch_size=48, n_jobs=n_jobs
+    )
+    D = brute_dist(X, X)
+    np.fill_diagonal(D, np.inf)
+    expected = np.stack([D[:, codes == g].min(axis=1) for g in range(4)], axis=1)
+    assert_allclose(dist, expected, rtol=1e-12, atol=0)
+    assert_allclose(np.take_along_axis(D, arg, axis=1), expected, rtol=1e-12, atol=0)
+    assert_array_equal(codes[arg], np.broadcast_to(np.arange(4), arg.shape))
+    # the k nearest others in float64 order, copies marked
+    got = np.take_along_axis(D, idx, axis=1)
+    assert_allclose(got, np.sort(D, axis=1)[:, :k], rtol=1e-12, atol=0)
+    assert np.all(np.diff(got, axis=1) >= -1e-12 * got[:, 1:])
+    assert not np.any(idx == np.arange(n)[:, None])
+    assert all(np.unique(row).size == k for row in idx)
+    assert_array_equal(copies, got == 0)
+
+
+def test_nearest_in_groups_and_order_leaves_outliers_to_the_two_searches():
+    from skrob._search.neighbors import nearest_in_groups_and_order
+
+    X = np.random.default_rng(0).normal(size=(100, 5))
+    X[3] = 1e30
+    assert nearest_in_groups_and_order(X, np.arange(100) % 2, 2, 5) is None

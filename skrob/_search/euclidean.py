@@ -199,13 +199,17 @@ def row_layout(cols):
     return a
 
 
-def euclidean_task(A, B, tolA, tolB, col_run, both, col_block, self_col, r0, r1, c0, c1):
+def euclidean_task(
+    A, B, tolA, tolB, col_run, both, col_block, self_col, r0, r1, c0, c1, visit=None
+):
     """Scan rows ``[r0, r1)`` against columns ``[c0, c1)``; return candidate pairs.
 
     ``A`` and ``B`` are :class:`EuclideanData`'s augmented rows and columns (``A`` None in
     a self-search), ``tolA``/``tolB`` their bounds, ``col_run`` the running column minima
     (self-search). ``self_col[r]`` (optional) is a column that row ``r`` must not be
     paired with. Arrays come as arguments, so that joblib ships them once per worker.
+    ``visit(D, r0, r1, cs)`` (optional) sees every block of values (columns from ``cs``)
+    before the minima are taken, and must not change it.
     """
     self_col = None if self_col is None else self_col[r0:r1]
     a = row_layout(B[r0:r1]) if A is None else A[r0:r1]
@@ -220,6 +224,8 @@ def euclidean_task(A, B, tolA, tolB, col_run, both, col_block, self_col, r0, r1,
         Db = D if ce - cs == D.shape[1] else np.empty((r1 - r0, ce - cs), dtype=np.float32)
         np.dot(a, B[cs:ce].T, out=Db)
         mask_self(Db, self_col, cs, np.inf)
+        if visit is not None:
+            visit(Db, r0, r1, cs)
         _row_candidates(Db, run, tol_r, r0, cs, out)
         if both:
             _col_candidates(Db, col_run[cs:ce], tolB[cs:ce], r0, cs, out)
@@ -228,12 +234,14 @@ def euclidean_task(A, B, tolA, tolB, col_run, both, col_block, self_col, r0, r1,
     return tuple(np.concatenate([o[k] for o in out]) for k in range(3))
 
 
-def self_group_task(B, tolB, col_runs, row_groups, self_col, col_block, r0, r1, c0, c1):
+def self_group_task(B, tolB, col_runs, row_groups, self_col, col_block, r0, r1, c0, c1, visit=None):
     """:func:`euclidean_task` of a self-search by groups: rows ``[r0, r1)`` share one
     group ``row_groups[r0]``, the columns another; each column's running minimum is kept
     per row group (``col_runs[group]``), for the column's nearest sample of that group."""
     col_run = col_runs[row_groups[r0]]
-    return euclidean_task(None, B, tolB, tolB, col_run, True, col_block, self_col, r0, r1, c0, c1)
+    return euclidean_task(
+        None, B, tolB, tolB, col_run, True, col_block, self_col, r0, r1, c0, c1, visit
+    )
 
 
 def refine(data, i, j, v, tol_i, keys_i, n_keys, tol_j=None, keys_j=None):

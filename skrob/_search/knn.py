@@ -193,6 +193,31 @@ def _symmetric_lists(A_aug, B_aug, k, n_jobs):
     return np.take_along_axis(value, keep, axis=1), np.take_along_axis(index, keep, axis=1)
 
 
+def groups_and_lists_task(B, tolB, col_runs, row_groups, self_col, col_block, k, bound, blocks):
+    """:func:`skrob._search.euclidean.self_group_task` over each of ``blocks``, every
+    block's values also offered to lists of each sample's ``k`` nearest others (bounded
+    by ``bound``, an upper bound of each final ``k``-th): rows as rows, columns as rows
+    beyond the block's own rows (a block's square part holds each pair twice, as rows).
+    Returns the candidate pairs ``(i, j, v)`` of the groups and the lists ``(value,
+    index)``, in the blocks' (sorted) order."""
+    from skrob._search.euclidean import self_group_task
+
+    top = _TopK(B.shape[0], k, B.dtype, bound=bound)
+
+    def visit(D, r0, r1, cs):
+        _offer_block(top, D, r0, cs)
+        t0 = max(cs, r1)
+        if t0 < cs + D.shape[1]:
+            _offer_block(top, D[:, t0 - cs :], r0, t0, transpose=True)
+
+    found = [
+        self_group_task(B, tolB, col_runs, row_groups, self_col, col_block, *block, visit=visit)
+        for block in blocks
+    ]
+    i, j, v = (np.concatenate([f[m] for f in found]) for m in range(3))
+    return i, j, v, top.value, top.index
+
+
 def _query_task(A_aug, B_aug, self_index, members, k, r0, r1):
     """Queries ``r0 … r1 − 1`` against every column block, a list per column set
     (``members``: a mask over the references, None for all of them). One pass over each
@@ -355,10 +380,21 @@ def neighbour_order(X, k, *, cuts=None, n_jobs=None):
     K = min(k + _SLACK, n - 1)
     # the exact kernel's float32 columns [z, 1, |z|²] and their error bounds
     data = EuclideanData(X, None, None, None)
-    norms, unscale = data.norms_b, data.unscale
     blas = resolve_n_jobs(n_jobs)
     with threadpool_limits(limits=None if blas < 0 else blas, user_api="blas"):
         value, index = _symmetric_lists(row_layout(data.B), data.B, K, n_jobs)
+    return order_from_lists(X, data, value, index, k, cuts=cuts, n_jobs=n_jobs)
+
+
+def order_from_lists(X, data, value, index, k, *, cuts=None, n_jobs=None):
+    """:func:`neighbour_order`'s result from every sample's float32 list of its ``K > k``
+    nearest others (unsorted squared distances ``value`` and their ``index``, from
+    ``data``'s columns; ``data`` is the :class:`EuclideanData` of ``X`` in its own
+    order): the proof that a list holds the ``k`` nearest, the exact re-scoring across
+    the cuts, and the float64 search of the lists left unproven."""
+    n = X.shape[0]
+    K = value.shape[1]
+    norms, unscale = data.norms_b, data.unscale
     value = value.astype(np.float64)
     order = np.lexsort((index, value), axis=1)
     value = np.take_along_axis(value, order, axis=1)

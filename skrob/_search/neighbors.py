@@ -11,8 +11,11 @@ for any other metric. Rows far beyond the others take the float64 outlier path o
 backend (:func:`skrob._search.euclidean.exact_groups`), merged here.
 """
 
+from types import SimpleNamespace
+
 import numpy as np
 import scipy.sparse as sp
+from joblib import effective_n_jobs
 
 from skrob._device import device_candidates
 from skrob._search.blocks import (
@@ -293,10 +296,22 @@ def _self_in_groups(X, codes, n_groups, data, *, batch_size, n_jobs, verbose):
     Its row minima are the rows' nearest samples of the column group, its column minima
     the columns' nearest samples of group ``a`` (running bounds per column and group)."""
     n = X.shape[0]
+    codes_sorted = codes[data.order_b]
+    tasks, col_block = _self_group_blocks(codes_sorted, n_groups, batch_size)
+    col_runs = np.full((n_groups, n), np.inf, dtype=np.float32)
+    shared = (data.B, data.tolB, col_runs, codes_sorted, np.arange(n), col_block)
+    i, j, v = run_candidates(
+        self_group_task, tasks, shared=shared, n_jobs=n_jobs, verbose=verbose,
+        desc="nearest of each class",
+    )  # fmt: skip
+    return _self_group_minima(data, i, j, v, codes_sorted, n_groups)
+
+
+def _self_group_blocks(codes_sorted, n_groups, batch_size):
+    """The blocks ``(r0, r1, c0, c1)`` of :func:`_self_in_groups`, largest first, and
+    the column block width."""
     batch_size = batch_size or DEFAULT_BATCH_SIZE
     col_block = 2 * batch_size
-    order = data.order_b
-    codes_sorted = codes[order]
     bounds = class_ranges(codes_sorted, n_groups)
     tasks = []
     for a in range(n_groups):
@@ -308,12 +323,13 @@ def _self_in_groups(X, codes, n_groups, data, *, batch_size, n_jobs, verbose):
                 spans += split_span(bounds[b], bounds[b + 1], TASK_SPAN * col_block)
             tasks += [(r0, r1, c0, c1) for c0, c1 in spans]
     tasks.sort(key=lambda t: -(t[1] - t[0]) * (t[3] - t[2]))  # big first: load balance
-    col_runs = np.full((n_groups, n), np.inf, dtype=np.float32)
-    shared = (data.B, data.tolB, col_runs, codes_sorted, np.arange(n), col_block)
-    i, j, v = run_candidates(
-        self_group_task, tasks, shared=shared, n_jobs=n_jobs, verbose=verbose,
-        desc="nearest of each class",
-    )  # fmt: skip
+    return tasks, col_block
+
+
+def _self_group_minima(data, i, j, v, codes_sorted, n_groups):
+    """The exact per-group minima of the self-search's candidates, in ``X``'s order."""
+    n = codes_sorted.shape[0]
+    order = data.order_b
     tol = np.repeat(data.tolB, n_groups)
     dist, arg = refine(
         data,
@@ -332,6 +348,67 @@ def _self_in_groups(X, codes, n_groups, data, *, batch_size, n_jobs, verbose):
     out_d[order] = dist.reshape(n, n_groups)
     out_a[order] = arg.reshape(n, n_groups)
     return out_d, out_a
+
+
+def nearest_in_groups_and_order(
+    X, codes, n_groups, k, *, cuts=None, batch_size=None, n_jobs=None, verbose=0
+):
+    """``nearest_in_groups(X, X, codes, n_groups, exclude=arange(n))`` and
+    ``neighbour_order(X, k, cuts=cuts)`` (Euclidean, dense) from one pass of float32
+    GEMM blocks over the triangle: each block is reduced to the groups' candidates and
+    offered to every sample's list of its ``k + 16`` nearest others. The lists start from
+    the bound of the 1,024-sample diagonal blocks (widened by twice the error bound: a
+    pair's value may round differently in another block shape); the blocks are dealt to
+    one task per worker, each with lists for every sample, merged at the end.
+
+    Returns ``((dist, arg), (indices, copies))`` as the two functions do, or None for
+    data with outliers (the caller then runs the two searches)."""
+    from threadpoolctl import threadpool_limits
+
+    from skrob._search.blocks import resolve_n_jobs, run_tasks
+    from skrob._search.euclidean import row_layout
+    from skrob._search.knn import _SLACK, _diagonal_lists, groups_and_lists_task, order_from_lists
+
+    X = np.ascontiguousarray(X, dtype=np.float64)
+    n = X.shape[0]
+    order = np.argsort(codes, kind="stable")
+    data = EuclideanData(X, None, order, None)
+    if data.has_outliers():
+        return None
+    K = min(k + _SLACK, n - 1)
+    codes_sorted = codes[order]
+    blas = resolve_n_jobs(n_jobs)
+    with threadpool_limits(limits=None if blas < 0 else blas, user_api="blas"):
+        bound = _diagonal_lists(row_layout(data.B), data.B, K).bound + 2 * data.tolB
+    tasks, col_block = _self_group_blocks(codes_sorted, n_groups, batch_size)
+    n_bins = max(1, min(effective_n_jobs(blas), len(tasks)))
+    bins, work = [[] for _ in range(n_bins)], np.zeros(n_bins)
+    for t in tasks:  # largest first, to the least loaded bin
+        b = int(np.argmin(work))
+        bins[b].append(t)
+        work[b] += (t[1] - t[0]) * (t[3] - t[2])
+    col_runs = np.full((n_groups, n), np.inf, dtype=np.float32)
+    shared = (data.B, data.tolB, col_runs, codes_sorted, np.arange(n), col_block, K, bound)
+    with threadpool_limits(limits=None if blas < 0 else blas, user_api="blas"):
+        found = run_tasks(
+            groups_and_lists_task, [(b,) for b in bins if b], shared=shared, n_jobs=n_jobs,
+            verbose=verbose, desc="nearest of each class, and neighbours",
+        )  # fmt: skip
+    i, j, v = (np.concatenate([f[m] for f in found]) for m in range(3))
+    groups = _self_group_minima(data, i, j, v, codes_sorted, n_groups)
+    value = np.hstack([f[3] for f in found])
+    index = np.hstack([f[4] for f in found])
+    keep = np.argpartition(value, K - 1, axis=1)[:, :K]
+    value = np.take_along_axis(value, keep, axis=1)
+    index = np.take_along_axis(index, keep, axis=1)
+    # from the sorted order back to X's
+    lists_value, lists_index = np.empty_like(value), np.empty_like(index)
+    lists_value[order] = value
+    lists_index[order] = np.where(index >= 0, order[np.maximum(index, 0)], -1)
+    norms, tol = np.empty(n), np.empty(n)
+    norms[order], tol[order] = data.norms_b, data.tolB
+    own = SimpleNamespace(norms_b=norms, tolB=tol, c=data.c, unscale=data.unscale)
+    return groups, order_from_lists(X, own, lists_value, lists_index, k, cuts=cuts, n_jobs=n_jobs)
 
 
 def reach_to_robustness(reach):

@@ -53,6 +53,11 @@ def _write_csv(ctx, frame):
     out.to_csv(ctx.out_dir / "diagnosis.csv", float_format="%.10g")
 
 
+def _diagnosis_neighbours(n):
+    """The report's ``diagnose(n_neighbors=...)`` for ``n`` samples."""
+    return min(10, n - 1)
+
+
 def _diagnosis(ctx):
     """:func:`skrob.diagnosis._diagnose` on the report's space, computed once."""
     if "diagnosis" not in ctx.cache:
@@ -65,12 +70,13 @@ def _diagnosis(ctx):
             ctx.y,
             metric=ctx.metric,
             metric_params=None,
-            n_neighbors=min(10, ctx.X.shape[0] - 1),
+            n_neighbors=_diagnosis_neighbours(ctx.X.shape[0]),
             least_robust=0.1,
             batch_size=None,
             n_jobs=None,
             verbose=ctx.verbose,
             nearest=None if searched is None else searched["class"],
+            neighbours=None if searched is None else searched["neighbours"],
         )
         ctx.cache["diagnosis"] = frame, dist, time.perf_counter() - t
     return ctx.cache["diagnosis"]
@@ -92,7 +98,10 @@ def _nearest_by_part(ctx):
     - ``"reach"``: every sample's distance to the nearest differently labelled sample
       of its own part (the robustness of each part against itself);
     - ``"part"``: each sample's part (0 training, 1 test) and ``"own"`` its index in it;
-    - ``"to training"``: every sample's nearest training sample of each class.
+    - ``"to training"``: every sample's nearest training sample of each class;
+    - ``"neighbours"``: ``diagnose``'s neighbour lists and copies from the same pass
+      (:func:`skrob._search.neighbors.nearest_in_groups_and_order`) where it serves
+      them, else None.
 
     None (the sections search separately) unless the task is classification, the metric
     Euclidean, the split possible and the robustness of either part exact."""
@@ -116,15 +125,23 @@ def _nearest_by_part(ctx):
         for rows in (index_x, index_t)
     ):
         return None
-    from skrob._search.neighbors import nearest_in_groups
+    from skrob._search.neighbors import nearest_in_groups, nearest_in_groups_and_order
+    from skrob.diagnosis import fusable, neighbour_request
 
     part = np.zeros(n, dtype=np.intp)
     part[index_t] = 1
     own = np.empty(n, dtype=np.intp)
     own[index_x], own[index_t] = np.arange(index_x.size), np.arange(index_t.size)
-    dist, arg = nearest_in_groups(
-        ctx.X, ctx.X, codes + K * part, 2 * K, exclude=np.arange(n), verbose=ctx.verbose
-    )
+    groups, found, neighbours = codes + K * part, None, None
+    if fusable(ctx.X, "euclidean"):  # diagnose's neighbour lists from the same pass
+        k, cuts = neighbour_request(n, _diagnosis_neighbours(n))
+        found = nearest_in_groups_and_order(ctx.X, groups, 2 * K, k, cuts=cuts, verbose=ctx.verbose)
+    if found is None:
+        dist, arg = nearest_in_groups(
+            ctx.X, ctx.X, groups, 2 * K, exclude=np.arange(n), verbose=ctx.verbose
+        )
+    else:
+        (dist, arg), neighbours = found
     dist, arg = dist.reshape(n, 2, K), arg.reshape(n, 2, K)
     rows = np.arange(n)
     # either part: the smaller distance, on a tie the lower sample index
@@ -142,6 +159,7 @@ def _nearest_by_part(ctx):
         "part": part,
         "own": own,
         "to training": dist[:, 0],
+        "neighbours": neighbours,
     }
     return ctx.cache["by part"]
 
