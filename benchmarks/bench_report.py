@@ -12,13 +12,18 @@ One run on Fashion-MNIST (all 70,000 images by default; ``--n`` takes the first 
   core, each task with its own lists (merged at the end), against the same blocks in one
   task whose GEMMs use every core but whose list updates run on one (the layout before).
   Both must return the same neighbour sets at every cut the votes read.
+* **Both of diagnose's searches in one pass** (``nearest_in_groups_and_order``, what
+  ``diagnose`` and the report run on data with >= 512 features): the nearest sample of
+  every class and the 50-neighbour lists from one pass of GEMM blocks, against the two
+  searches above run one after the other. Both must give the same distances and the
+  same neighbour sets at every cut.
 * **The robust-subsets matrix**: a 5-nearest-neighbour classifier trained on each of six
   subsets of the report's 75 % training split, predicting the 25 % test split. skrob
   (``skrob.report._sections._knn_predictions``: one ``k_nearest`` search with six column
   sets) against scikit-learn's ``KNeighborsClassifier(5)`` fitted on each subset. Both
   must predict the same labels.
 
-    python benchmarks/bench_report.py [--n 70000] [--parts groups order subsets]
+    python benchmarks/bench_report.py [--n 70000] [--parts groups order fused subsets]
 
 The whole report is timed by ``time skrob report --data fashion-mnist`` (docs/report.md).
 """
@@ -76,6 +81,31 @@ def order(X, k=50):
     print(f"  same neighbour sets at every cut {cuts}: {same}")
 
 
+def fused(X, y, k=50):
+    from skrob._search.knn import neighbour_order
+    from skrob._search.neighbors import nearest_in_groups, nearest_in_groups_and_order
+
+    classes, codes = np.unique(y, return_inverse=True)
+    n = len(y)
+    cuts = (5, 10, 20, 30, 50, 10)  # diagnose's, with n_neighbors=10
+    ((dist, _), (idx, _)), t_ours = timed(
+        lambda: nearest_in_groups_and_order(X, codes, classes.size, k, cuts=cuts)
+    )
+    (base_dist, _), t_groups = timed(
+        lambda: nearest_in_groups(X, X, codes, classes.size, exclude=np.arange(n))
+    )
+    (base_idx, _), t_order = timed(lambda: neighbour_order(X, k, cuts=cuts))
+    t_base = t_groups + t_order
+    print(f"nearest of every class and {k} nearest others, n = {n:,}:")
+    label = f"two searches ({t_groups:.2f} s + {t_order:.2f} s):"
+    print(f"  {label:<42}{t_base:8.2f} s")
+    print(f"  one pass:                                 {t_ours:8.2f} s   {t_base / t_ours:.2f}x")
+    same = all(
+        np.array_equal(np.sort(idx[:, :c], axis=1), np.sort(base_idx[:, :c], axis=1)) for c in cuts
+    )
+    print(f"  same distances: {np.array_equal(dist, base_dist)}; same neighbour sets: {same}")
+
+
 def subsets(X, y):
     from sklearn.base import clone
 
@@ -111,8 +141,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=70_000, help="the first n images")
     parser.add_argument(
-        "--parts", nargs="+", default=["groups", "order", "subsets"],
-        choices=["groups", "order", "subsets"], help="the kernels to time",
+        "--parts", nargs="+", default=["groups", "order", "fused", "subsets"],
+        choices=["groups", "order", "fused", "subsets"], help="the kernels to time",
     )  # fmt: skip
     args = parser.parse_args(argv)
     from skrob.datasets import load_fashion_mnist
@@ -124,6 +154,8 @@ def main(argv=None):
         groups(X, y)
     if "order" in args.parts:
         order(X)
+    if "fused" in args.parts:
+        fused(X, y)
     if "subsets" in args.parts:
         subsets(X, y)
 
