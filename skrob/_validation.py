@@ -338,6 +338,31 @@ def unit_columns(X):
     return X / top, top
 
 
+def column_std(X, chunk=8192):
+    """Every column's standard deviation (``ddof=0``) at any finite magnitude, in float64,
+    without a float64 copy of ``X``: two passes over row chunks (the mean, then the
+    squared deviations) of the columns divided by their largest absolute value (1 for a
+    zero column), so that nothing overflows or underflows. The result may overflow to
+    inf where the spread itself exceeds float64's range."""
+    X = np.asarray(X)
+    n, d = X.shape
+    if n == 0:
+        return np.zeros(d)
+    top = np.maximum(np.abs(X.max(axis=0)), np.abs(X.min(axis=0))).astype(np.float64)
+    top[top == 0] = 1.0
+    total = np.zeros(d)
+    for s in range(0, n, chunk):
+        total += (X[s : s + chunk] / top).sum(axis=0)
+    mean = total / n
+    squares = np.zeros(d)
+    for s in range(0, n, chunk):
+        Z = X[s : s + chunk] / top
+        Z -= mean
+        squares += np.einsum("ij,ij->j", Z, Z)
+    with np.errstate(over="ignore"):
+        return np.sqrt(squares / n) * top
+
+
 def warn_on_scales(X, metric, owner):
     """Warn when most features' scales are orders of magnitude below the largest one under
     a scale-dependent metric: raw units then decide the distances (breast cancer's raw
@@ -354,9 +379,7 @@ def warn_on_scales(X, metric, owner):
         with np.errstate(invalid="ignore", over="ignore"):
             std = np.sqrt(np.maximum(sq - mean**2, 0.0))
     else:
-        Z, top = unit_columns(X)
-        with np.errstate(over="ignore"):
-            std = Z.std(axis=0) * top
+        std = column_std(X)
     spread = std[np.isfinite(std) & (std > 0)]
     if spread.size < 2:
         return

@@ -5,6 +5,8 @@ import warnings
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn.datasets import load_breast_cancer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_score
@@ -104,3 +106,26 @@ def test_units_warning_points_at_the_users_line(call):
     caught = _units_warnings(lambda: call(X, y))
     assert caught, "no units warning"
     assert {w.filename for w in caught} == {__file__}
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    exponent=st.integers(-300, 300),
+    n=st.integers(1, 40),
+    seed=st.integers(0, 2**16),
+    dtype=st.sampled_from([np.float64, np.float32]),
+)
+def test_column_std_is_numpys_at_any_magnitude(exponent, n, seed, dtype):
+    # the units warning's spreads: numpy's std of the columns scaled to unit maximum,
+    # in row chunks (chunk=7 here: several of them), no float64 copy of X
+    from skrob._validation import column_std
+
+    rng = np.random.default_rng(seed)
+    scale = 10.0**exponent if dtype == np.float64 else 10.0 ** (exponent % 60 - 30)
+    X = (rng.normal(size=(n, 5)) * [1, 1e-3, 0, 1e3, 1] + [0, 5, 2, 0, 1e6]) * scale
+    X = X.astype(dtype)
+    top = np.abs(X.astype(np.float64)).max(axis=0)
+    top[top == 0] = 1.0
+    with np.errstate(over="ignore"):
+        expected = (X.astype(np.float64) / top).std(axis=0) * top
+    np.testing.assert_allclose(column_std(X, chunk=7), expected, rtol=1e-12, atol=0)

@@ -127,7 +127,10 @@ def _scan_task(B, tol, member_ptr, members, probe_ptr, probers, l0, l1):
         mem = members[member_ptr[lst] : member_ptr[lst + 1]]
         if q.size == 0 or mem.size == 0:
             continue
-        D = row_layout(B[q]) @ B[mem].T
+        # the probers in the column layout as they are, the few members in the row
+        # layout (the same values: the formula is symmetric); row_layout on the probers
+        # cost 3x the GEMM in copies
+        D = B[q] @ row_layout(B[mem]).T
         local = []
         _row_candidates(D, np.full(q.size, np.inf, np.float32), tol[q], 0, 0, local)
         for i, j, v in local:
@@ -156,7 +159,9 @@ def ivf_nearest_other_label(
     members = np.argsort(labels, kind="stable")
     member_ptr = np.searchsorted(labels[members], np.arange(n_lists + 1))
     q, lst = _probe(body, codes, centres, list_class, nprobe, n_jobs)
-    by_list = np.argsort(lst, kind="stable")
+    # numpy sorts 16-bit keys by radix: about 3x faster than a stable sort of intp keys
+    key = lst.astype(np.uint16) if n_lists <= np.iinfo(np.uint16).max + 1 else lst
+    by_list = np.argsort(key, kind="stable")
     probers = q[by_list]
     probe_ptr = np.searchsorted(lst[by_list], np.arange(n_lists + 1))
     del q, lst, by_list

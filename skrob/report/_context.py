@@ -139,11 +139,9 @@ def standardise(X):
 
 def _scale_ratio(X):
     """The largest feature standard deviation over the smallest positive one."""
-    from skrob._validation import unit_columns
+    from skrob._validation import column_std
 
-    Z, top = unit_columns(X)
-    with np.errstate(over="ignore"):
-        std = Z.std(axis=0) * top
+    std = column_std(X)
     spread = std[std > 0]
     with np.errstate(over="ignore"):
         return float(spread.max() / spread.min()) if spread.size else 1.0
