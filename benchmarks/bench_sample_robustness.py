@@ -131,6 +131,8 @@ def classification(args):
             print(f"  skrob approximate (inverted lists), nprobe={nprobe:<3d}: {t_ivf:8.2f} s")
             print(f"    recall@1 against exact                   : {recall:8.4f}")
             print(f"    exact / approximate time                 : {t_exact / t_ivf:8.2f} x")
+    if args.approximate and args.steps:
+        ivf_steps(X, y, args.nprobe[-1])
     if args.nndescent:
         small_X, small_y = make_data(500, X.shape[1], 10, seed=3)
         _, t_compile = timed(
@@ -142,6 +144,23 @@ def classification(args):
         print(f"  skrob nndescent (pynndescent per class)    : {t_nnd:8.2f} s")
         print(f"    recall@1 against exact                   : {recall:8.4f}")
         print(f"    exact / nndescent time                   : {t_exact / t_nnd:8.2f} x")
+
+
+def ivf_steps(X, y, nprobe):
+    """The inverted lists' steps, and the scan's rate against a float32 GEMM of the same
+    flop count timed right after it."""
+    from skrob._search.ivf import ivf_nearest_other_label
+
+    steps = {}
+    _, total = timed(ivf_nearest_other_label, X, y, nprobe=nprobe, random_state=0, steps=steps)
+    flop = steps.pop("scan flop")
+    gflops, _ = gemm_rate(flop / (2.0 * (X.shape[1] + 2)), X.shape[1] + 2)
+    print(f"  inverted lists step by step, nprobe={nprobe} ({total:.2f} s in all):")
+    for name, seconds in steps.items():
+        print(f"    {name:<12}: {seconds:8.2f} s")
+    rate = flop / steps["scan"] / 1e9
+    print(f"    the scan: {rate:.1f} GFLOP/s, {100 * rate / gflops:.0f} % of the float32 GEMM "
+          f"rate timed right after it ({gflops:.1f} GFLOP/s)")  # fmt: skip
 
 
 def scaling(args):
@@ -285,6 +304,9 @@ def main():
     parser.add_argument("--skip-one-job", action="store_true", help="skip the n_jobs=1 run")
     parser.add_argument("--approximate", action="store_true", help="time the inverted lists")
     parser.add_argument("--nprobe", type=int, nargs="+", default=[48])
+    parser.add_argument(
+        "--steps", action="store_true", help="with --approximate: time each step of the last nprobe"
+    )
     parser.add_argument("--nndescent", action="store_true", help="time pynndescent too")
     parser.add_argument("--scaling", action="store_true", help="cost growth in n and d")
     parser.add_argument(
