@@ -3,6 +3,7 @@
 import math
 
 import numpy as np
+from numpy.testing import assert_allclose, assert_array_equal
 from scipy.spatial.distance import cdist
 
 from skrob._concentration import RADIUS_MARGIN
@@ -132,3 +133,18 @@ def brute_force_regions(Xa, lu, *, epsilon, alpha, gamma, norm, n_regions, delta
         reached |= new_reach
         regions.append((i, radius))
     return regions, covered, reached
+
+
+def assert_exact_order(X, idx, copies, k):
+    """``idx`` lists each sample's k nearest others in float64 brute-force order: the
+    distances they attain are the k smallest, non-decreasing (to rounding: ties in exact
+    arithmetic may round either way), and ``copies`` marks exactly the zero ones."""
+    n = len(X)
+    D = brute_dist(X, X)
+    np.fill_diagonal(D, np.inf)
+    got = np.take_along_axis(D, idx, axis=1)
+    assert_allclose(got, np.sort(D, axis=1)[:, :k], rtol=1e-12, atol=0)
+    assert np.all(np.diff(got, axis=1) >= -1e-12 * got[:, 1:])
+    assert not np.any(idx == np.arange(n)[:, None])
+    assert all(np.unique(row).size == k for row in idx)
+    assert_array_equal(copies, got == 0)

@@ -7,7 +7,7 @@ from sklearn.neighbors import NearestNeighbors
 
 from skrob._label_issues import nearest_neighbours
 from skrob._search.knn import k_nearest, neighbour_order
-from tests._reference import brute_dist
+from tests._reference import assert_exact_order, brute_dist
 from tests.conftest import make_tricky_data
 
 
@@ -119,27 +119,12 @@ def test_lists_the_float32_bound_cannot_settle_are_searched_in_float64(
         assert tie.any() and np.all(np.diff(idx, axis=1)[tie] > 0)
 
 
-def _assert_exact_order(X, idx, copies, k):
-    """``idx`` lists each sample's k nearest others in float64 brute-force order: the
-    distances they attain are the k smallest, non-decreasing (to rounding: ties in exact
-    arithmetic may round either way), and ``copies`` marks exactly the zero ones."""
-    n = len(X)
-    D = brute_dist(X, X)
-    np.fill_diagonal(D, np.inf)
-    got = np.take_along_axis(D, idx, axis=1)
-    assert_allclose(got, np.sort(D, axis=1)[:, :k], rtol=1e-12, atol=0)
-    assert np.all(np.diff(got, axis=1) >= -1e-12 * got[:, 1:])
-    assert not np.any(idx == np.arange(n)[:, None])
-    assert all(np.unique(row).size == k for row in idx)
-    assert_array_equal(copies, got == 0)
-
-
 @pytest.mark.parametrize("k", [1, 5, 40])
 def test_neighbour_order_is_the_brute_force_order(global_random_seed, k):
     rng = np.random.default_rng(global_random_seed)
     X, _ = make_tricky_data(rng)  # offset 50, copies and near-copies at 1e-7 and 1e-6
     idx, copies = neighbour_order(X, k)
-    _assert_exact_order(X, idx, copies, k)
+    assert_exact_order(X, idx, copies, k)
     assert copies[0, 0] and copies[1, 0] and copies[4, 0]
 
 
@@ -161,7 +146,7 @@ def test_neighbour_order_on_hard_data(global_random_seed, make):
     X = make(rng)
     k = min(12, len(X) - 2)
     idx, copies = neighbour_order(X, k)
-    _assert_exact_order(X, idx, copies, k)
+    assert_exact_order(X, idx, copies, k)
 
 
 @pytest.mark.parametrize("n_jobs", [1, 2, 3])
@@ -176,7 +161,7 @@ def test_neighbour_order_over_many_blocks_and_tasks(global_random_seed, n_jobs, 
     X[10] = X[500]  # copies in different blocks and tasks
     X[700] = X[3]
     idx, copies = neighbour_order(X, 9, n_jobs=n_jobs)
-    _assert_exact_order(X, idx, copies, 9)
+    assert_exact_order(X, idx, copies, 9)
     assert copies[10, 0] and copies[500, 0] and copies[700, 0] and copies[3, 0]
 
 

@@ -6,7 +6,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 from scipy.spatial.distance import cdist
 
 from skrob._search.neighbors import nearest_in_groups, nearest_other_label
-from tests._reference import brute_dist, brute_reach
+from tests._reference import assert_exact_order, brute_dist, brute_reach
 from tests.conftest import make_tricky_data
 
 
@@ -83,13 +83,7 @@ def test_nearest_in_groups_and_order_is_both_searches(
     assert_allclose(dist, expected, rtol=1e-12, atol=0)
     assert_allclose(np.take_along_axis(D, arg, axis=1), expected, rtol=1e-12, atol=0)
     assert_array_equal(codes[arg], np.broadcast_to(np.arange(4), arg.shape))
-    # the k nearest others in float64 order, copies marked
-    got = np.take_along_axis(D, idx, axis=1)
-    assert_allclose(got, np.sort(D, axis=1)[:, :k], rtol=1e-12, atol=0)
-    assert np.all(np.diff(got, axis=1) >= -1e-12 * got[:, 1:])
-    assert not np.any(idx == np.arange(n)[:, None])
-    assert all(np.unique(row).size == k for row in idx)
-    assert_array_equal(copies, got == 0)
+    assert_exact_order(X, idx, copies, k)  # the k nearest others, copies marked
 
 
 def test_nearest_in_groups_and_order_leaves_outliers_to_the_two_searches():
