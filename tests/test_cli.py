@@ -379,7 +379,7 @@ def test_report_search_by_part_equals_the_separate_searches(tmp_path, seed):
     # the training part, bit for bit
     from skrob._search.neighbors import nearest_in_groups
     from skrob.report import ReportContext
-    from skrob.report._sections import _nearest_by_part, _split
+    from skrob.report._sections import _nearest_by_part, _split, _split_indices
     from tests.conftest import make_tricky_data
 
     rng = np.random.default_rng(seed)
@@ -396,15 +396,13 @@ def test_report_search_by_part_equals_the_separate_searches(tmp_path, seed):
     np.testing.assert_allclose(attained, dist, rtol=1e-12, atol=0)
     assert np.all(arg != np.arange(n)[:, None])
     X_x, X_t, y_x, y_t = _split(ctx, classification=True)
-    part = searched["part"]
-    for p, (Xp, yp) in enumerate(((X_x, y_x), (X_t, y_t))):
+    rows_x, rows_t = _split_indices(ctx, classification=True)
+    for rows, Xp, yp in ((rows_x, X_x, y_x), (rows_t, X_t, y_t)):
         expected = sample_robustness(Xp, yp, algorithm="exact")
-        rows = np.flatnonzero(part == p)[np.argsort(searched["own"][part == p])]
         np.testing.assert_array_equal(
             searched["reach"][rows] / (searched["reach"][rows] + 1), expected
         )
     to_x, _ = nearest_in_groups(X_t, X_x, y_x, 3)
-    rows_t = np.flatnonzero(part == 1)[np.argsort(searched["own"][part == 1])]
     np.testing.assert_array_equal(searched["to training"][rows_t], to_x)
 
 

@@ -90,6 +90,18 @@ def run_candidates(func, tasks, *, shared=(), n_jobs, verbose, desc):
     return tuple(concat(results, k) for k in range(3))
 
 
+def deal(weights, n_bins):
+    """Indices of ``weights`` dealt into at most ``n_bins`` non-empty bins, the heaviest
+    first, each to the bin with the least weight so far (one task per worker)."""
+    weights = np.asarray(weights, dtype=float)
+    bins, load = [[] for _ in range(max(1, n_bins))], np.zeros(max(1, n_bins))
+    for i in np.argsort(-weights, kind="stable"):
+        b = int(np.argmin(load))
+        bins[b].append(int(i))
+        load[b] += weights[i]
+    return [b for b in bins if b]
+
+
 def split_span(c0, c1, span):
     """``[c0, c1)`` cut into consecutive pieces of at most ``span`` (none when empty)."""
     return [(s, min(s + span, c1)) for s in range(c0, c1, span)]

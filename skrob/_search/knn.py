@@ -23,7 +23,7 @@ import numpy as np
 from joblib import effective_n_jobs
 from threadpoolctl import threadpool_limits
 
-from skrob._search.blocks import resolve_n_jobs, run_tasks
+from skrob._search.blocks import deal, resolve_n_jobs, run_tasks
 from skrob._search.euclidean import EuclideanData, row_layout
 from skrob._search.exact import exact_dist, max_abs, pow2_scale, scaled_mean
 
@@ -176,19 +176,20 @@ def _symmetric_lists(A_aug, B_aug, k, n_jobs):
     every sample), whose lists are merged. A pair lies in one block, so in one list."""
     n = A_aug.shape[0]
     top = _diagonal_lists(A_aug, B_aug, k)
-    starts = list(range(0, n, _BLOCK))
-    n_tasks = max(1, min(effective_n_jobs(resolve_n_jobs(n_jobs)), len(starts) - 1))
-    rows, work = [[] for _ in range(n_tasks)], np.zeros(n_tasks)
-    for b, r0 in enumerate(starts[:-1]):  # largest first, to the least loaded task
-        t = int(np.argmin(work))
-        rows[t].append(r0)
-        work[t] += len(starts) - 1 - b
+    starts = np.arange(0, n, _BLOCK)[:-1]  # block rows with blocks right of the diagonal
+    bins = deal(len(starts) - np.arange(len(starts)), effective_n_jobs(resolve_n_jobs(n_jobs)))
     parts = run_tasks(
-        _triangle_task, [(r,) for r in rows if r], shared=(A_aug, B_aug, k, top.bound),
+        _triangle_task, [(starts[b].tolist(),) for b in bins], shared=(A_aug, B_aug, k, top.bound),
         n_jobs=n_jobs,
     )  # fmt: skip
-    value = np.hstack([top.value] + [p[0] for p in parts])
-    index = np.hstack([top.index] + [p[1] for p in parts])
+    return merge_lists([(top.value, top.index), *parts], k)
+
+
+def merge_lists(lists, k):
+    """The ``k`` smallest of each row over several ``(value, index)`` lists that hold
+    disjoint pairs (unsorted)."""
+    value = np.hstack([v for v, _ in lists])
+    index = np.hstack([i for _, i in lists])
     keep = np.argpartition(value, k - 1, axis=1)[:, :k]
     return np.take_along_axis(value, keep, axis=1), np.take_along_axis(index, keep, axis=1)
 

@@ -365,9 +365,15 @@ def nearest_in_groups_and_order(
     data with outliers (the caller then runs the two searches)."""
     from threadpoolctl import threadpool_limits
 
-    from skrob._search.blocks import resolve_n_jobs, run_tasks
+    from skrob._search.blocks import deal, resolve_n_jobs, run_tasks
     from skrob._search.euclidean import row_layout
-    from skrob._search.knn import _SLACK, _diagonal_lists, groups_and_lists_task, order_from_lists
+    from skrob._search.knn import (
+        _SLACK,
+        _diagonal_lists,
+        groups_and_lists_task,
+        merge_lists,
+        order_from_lists,
+    )
 
     X = np.ascontiguousarray(X, dtype=np.float64)
     n = X.shape[0]
@@ -378,29 +384,19 @@ def nearest_in_groups_and_order(
     K = min(k + _SLACK, n - 1)
     codes_sorted = codes[order]
     blas = resolve_n_jobs(n_jobs)
+    tasks, col_block = _self_group_blocks(codes_sorted, n_groups, batch_size)
+    bins = deal([(t[1] - t[0]) * (t[3] - t[2]) for t in tasks], effective_n_jobs(blas))
+    col_runs = np.full((n_groups, n), np.inf, dtype=np.float32)
     with threadpool_limits(limits=None if blas < 0 else blas, user_api="blas"):
         bound = _diagonal_lists(row_layout(data.B), data.B, K).bound + 2 * data.tolB
-    tasks, col_block = _self_group_blocks(codes_sorted, n_groups, batch_size)
-    n_bins = max(1, min(effective_n_jobs(blas), len(tasks)))
-    bins, work = [[] for _ in range(n_bins)], np.zeros(n_bins)
-    for t in tasks:  # largest first, to the least loaded bin
-        b = int(np.argmin(work))
-        bins[b].append(t)
-        work[b] += (t[1] - t[0]) * (t[3] - t[2])
-    col_runs = np.full((n_groups, n), np.inf, dtype=np.float32)
-    shared = (data.B, data.tolB, col_runs, codes_sorted, np.arange(n), col_block, K, bound)
-    with threadpool_limits(limits=None if blas < 0 else blas, user_api="blas"):
+        shared = (data.B, data.tolB, col_runs, codes_sorted, np.arange(n), col_block, K, bound)
         found = run_tasks(
-            groups_and_lists_task, [(b,) for b in bins if b], shared=shared, n_jobs=n_jobs,
-            verbose=verbose, desc="nearest of each class, and neighbours",
+            groups_and_lists_task, [([tasks[t] for t in b],) for b in bins], shared=shared,
+            n_jobs=n_jobs, verbose=verbose, desc="nearest of each class, and neighbours",
         )  # fmt: skip
     i, j, v = (np.concatenate([f[m] for f in found]) for m in range(3))
     groups = _self_group_minima(data, i, j, v, codes_sorted, n_groups)
-    value = np.hstack([f[3] for f in found])
-    index = np.hstack([f[4] for f in found])
-    keep = np.argpartition(value, K - 1, axis=1)[:, :K]
-    value = np.take_along_axis(value, keep, axis=1)
-    index = np.take_along_axis(index, keep, axis=1)
+    value, index = merge_lists([f[3:] for f in found], K)
     # from the sorted order back to X's
     lists_value, lists_index = np.empty_like(value), np.empty_like(index)
     lists_value[order] = value

@@ -97,7 +97,6 @@ def _nearest_by_part(ctx):
       (``diagnose``'s search; a tie between the parts goes to the lower sample index);
     - ``"reach"``: every sample's distance to the nearest differently labelled sample
       of its own part (the robustness of each part against itself);
-    - ``"part"``: each sample's part (0 training, 1 test) and ``"own"`` its index in it;
     - ``"to training"``: every sample's nearest training sample of each class;
     - ``"neighbours"``: ``diagnose``'s neighbour lists and copies from the same pass
       (:func:`skrob._search.neighbors.nearest_in_groups_and_order`) where it serves
@@ -130,8 +129,6 @@ def _nearest_by_part(ctx):
 
     part = np.zeros(n, dtype=np.intp)
     part[index_t] = 1
-    own = np.empty(n, dtype=np.intp)
-    own[index_x], own[index_t] = np.arange(index_x.size), np.arange(index_t.size)
     groups, found, neighbours = codes + K * part, None, None
     if fusable(ctx.X, "euclidean"):  # diagnose's neighbour lists from the same pass
         k, cuts = neighbour_request(n, _diagnosis_neighbours(n))
@@ -156,8 +153,6 @@ def _nearest_by_part(ctx):
     ctx.cache["by part"] = {
         "class": both,
         "reach": mine.min(axis=1),
-        "part": part,
-        "own": own,
         "to training": dist[:, 0],
         "neighbours": neighbours,
     }
