@@ -1,12 +1,14 @@
 """Concentration of measure: the greedy union-of-regions placement and its evaluation.
 
 Zhang & Evans (ICLR 2022), as their reference code computes it, made fast and O(n · nα) in
-memory: each centre keeps its ⌈nα(1+δ)⌉ + 1 nearest samples, sorted once, and a profile
-of its farther distances (:func:`neighbour_lists`); every (centre, size) pair of a round
-is answered by a ``searchsorted`` and a cumulative sum on the list, or bounded by the
-profile, and only the centres whose bound could win get their full row
-(:func:`best_region`). Works on data already centred and scaled (the estimator does that,
-so the estimate is unit-free).
+memory: each centre keeps its ⌈nα(1+δ)⌉ + 17 nearest samples, sorted once, from a float64
+GEMM with error bounds, and a profile of its farther distances (:func:`neighbour_lists`);
+the (centre, size) pairs of a round are answered for blocks of centres at once by
+cumulative counts and ``searchsorted`` on the lists, exactly where the bounds settle a
+count, or bounded from below (also by the profile); only the centres whose bound could
+win get their full row (GEMM rows with bounds, exact rows where those do not settle
+it). The winner's radius comes from its exact row (:func:`best_region`). Works on data
+already centred and scaled (the estimator does that, so the estimate is unit-free).
 """
 
 import math
@@ -25,6 +27,15 @@ _U64 = float(np.finfo(np.float64).eps) / 2
 # Ranks of each centre's distance profile beyond its list (lower bounds on counts).
 _PROFILE = 128
 
+# Centres whose lists are read, or whose full rows one GEMM computes, at once.
+_ROW_BATCH = 64
+
+# No cost (an int64 array's "none").
+_NONE = np.iinfo(np.int64).max
+
+# Neighbours listed beyond the ones a size can need.
+_SPARE = 16
+
 # A region's radius is "just below" the distance to the first sample it leaves out: that
 # distance times (1 - RADIUS_MARGIN), so that the estimate does not depend on X's units.
 RADIUS_MARGIN = 1e-9
@@ -37,26 +48,35 @@ def distances(A, B, norm):
 
 
 def _row(X, i, norm):
-    """Exact distances from sample ``i`` to every sample."""
-    if norm == 2:  # the row broadcast, not gathered once per pair
-        n = X.shape[0]
-        return _row_pairs_dist(X, i, np.zeros(n, dtype=np.intp), np.arange(n))
-    return cdist(X[i : i + 1], X, "chebyshev")[0]
+    """Exact distances from sample ``i`` to every sample (difference, then norm)."""
+    if norm != 2:
+        return cdist(X[i : i + 1], X, "chebyshev")[0]
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        diff = X - X[i]
+        sq = np.einsum("ij,ij->i", diff, diff)
+        out = np.sqrt(sq)
+    bad = np.flatnonzero(~((sq > SAFE_MIN) & (sq < SAFE_MAX)))
+    if bad.size:  # overflow, underflow or duplicates: the scaled path
+        out[bad] = exact_dist(X, X, np.full(bad.size, i), bad)
+    return out
 
 
 @dataclass
 class NeighbourLists:
-    """Each sample's ``k`` nearest samples (itself included) in (distance, index) order.
+    """Each sample's ``k`` nearest samples (itself included), in ascending distance.
 
-    ``dist[i]`` are exact distances, ascending; ``index[i]`` the samples. The list is a
-    prefix of the full sorted row, so any count up to a radius below ``dist[i, -1]`` is
-    read off it. Beyond, ``profile[i, m]`` bounds from above the distance of the
+    ``dist[i]`` are float64 distances within ``tau[i]`` of the exact ones (``tau`` is 0
+    for exact lists), ascending; ``index[i]`` the samples. Every sample left out of row
+    ``i`` lies farther than ``beyond[i]`` or exactly at it (``inf`` when nothing is left
+    out). Beyond the list, ``profile[i, m]`` bounds from above the distance of the
     ``ranks[m] + 1``-th nearest sample: at least ``ranks[m] + 1`` samples lie within any
     radius at or above it (a lower bound on counts, :func:`best_region`).
     """
 
     dist: np.ndarray
     index: np.ndarray
+    tau: np.ndarray
+    beyond: np.ndarray
     ranks: np.ndarray
     profile: np.ndarray
 
@@ -83,45 +103,78 @@ def _row_pairs_dist(X, r0, rows, cols):
 
 
 def _lists_block(X, sq, norms, c, k, ranks, norm, r0, r1):
-    """Rows ``[r0, r1)`` of :func:`neighbour_lists`: (r0, distances, indices, profile)."""
-    if norm == 2:
+    """Rows ``[r0, r1)`` of :func:`neighbour_lists`: (r0, dist, index, tau, beyond, profile)."""
+    if norm != 2:
+        return (r0, *_select(cdist(X[r0:r1], X, "chebyshev"), None, k, ranks))
+    with np.errstate(over="ignore", invalid="ignore"):
         D = X[r0:r1] @ X.T
         D *= -2.0
         D += sq[r0:r1, None]
         D += sq[None, :]
         tol = pair_tolerance(norms[r0:r1], norms, c)
-        upper = np.partition(D + tol, k - 1, axis=1)[:, k - 1]
-        rows, cols = np.nonzero(D - tol <= upper[:, None])
-        vals = _row_pairs_dist(X, r0, rows, cols)
-        # order statistics move at most by the largest error of the row
-        D += tol.max(axis=1, keepdims=True)
-        profile = np.sqrt(np.maximum(np.partition(D, ranks, axis=1)[:, ranks], 0.0))
-        profile *= 1.0 + 4 * _U64  # the square root's rounding
-    else:
-        D = cdist(X[r0:r1], X, "chebyshev")
-        kth = np.partition(D, k - 1, axis=1)[:, k - 1]
-        rows, cols = np.nonzero(D <= kth[:, None])
-        vals = D[rows, cols]
-        profile = np.partition(D, ranks, axis=1)[:, ranks]
-    order = np.lexsort((cols, vals, rows))  # by row, then distance, then index
-    rows, cols, vals = rows[order], cols[order], vals[order]
-    start = np.searchsorted(rows, np.arange(r1 - r0))
-    rank = np.arange(rows.size) - start[rows]
-    keep = rank < k
-    dist = np.empty((r1 - r0, k))
-    index = np.empty((r1 - r0, k), dtype=np.int32 if X.shape[0] < 2**31 else np.intp)
-    dist[rows[keep], rank[keep]] = vals[keep]
-    index[rows[keep], rank[keep]] = cols[keep]
-    return r0, dist, index, profile
+    if np.isfinite(D).all() and np.isfinite(tol).all():
+        dist, index, tau, beyond, profile = _select(D, tol, k, ranks)
+        # Re-score the nearest pairs, whose bounds are the loosest, exactly (difference,
+        # then norm): those beyond 8 times the last entry's bound.
+        redo = tau > 8 * tau[:, -1:]
+        r, j = np.nonzero(redo)
+        dist[r, j] = _row_pairs_dist(X, r0, r, index[r, j])
+        tau[r, j] = 0.0
+        fix = np.unique(r)
+        resort = np.argsort(dist[fix], axis=1, kind="stable")
+        dist[fix] = np.take_along_axis(dist[fix], resort, axis=1)
+        index[fix] = np.take_along_axis(index[fix], resort, axis=1)
+        # 1 % and a few ulps over the largest bound cover the roundings of the checks
+        tau = tau.max(axis=1) * 1.01 + 16 * _U64 * dist[:, -1]
+        if np.all(tau <= 1e-10 * dist[:, -1]):
+            return r0, dist, index, tau, beyond, profile
+    # Outside the GEMM's range, or bounds too loose to settle counts: exact distances.
+    pairs = np.arange((r1 - r0) * X.shape[0])
+    rows, cols = np.divmod(pairs, X.shape[0])
+    return (r0, *_select(_row_pairs_dist(X, r0, rows, cols).reshape(r1 - r0, -1), None, k, ranks))
+
+
+def _distance_bounds(D, tol):
+    """Distances from squared values within ``tol`` of the exact ones, and their bounds:
+    the exact distance lies in ``[sqrt(D - tol), sqrt(D + tol)]``."""
+    dist = np.sqrt(np.maximum(D, 0.0))
+    err = np.maximum(dist - np.sqrt(np.maximum(D - tol, 0.0)), np.sqrt(D + tol) - dist)
+    return dist, err
+
+
+def _select(D, tol, k, ranks):
+    """Each row's k smallest values of ``D`` (distances, or squared values within
+    ``tol`` of the exact ones) as (dist, index, per-pair error bound, beyond, profile)."""
+    n = D.shape[1]
+    rows = np.arange(D.shape[0])[:, None]
+    part = np.argpartition(D, ranks, axis=1)
+    index = part[:, :k]
+    index = index[rows, np.argsort(D[rows, index], axis=1, kind="stable")]
+    at_ranks = D[rows, part[:, ranks]]
+    index_dtype = np.int32 if n < 2**31 else np.intp
+    if tol is None:  # exact distances
+        beyond = at_ranks[:, 0] if k < n else np.full(D.shape[0], np.inf)
+        return D[rows, index], index.astype(index_dtype), np.zeros(D.shape[0]), beyond, at_ranks
+    dist, err = _distance_bounds(D[rows, index], tol[rows, index])
+    # Order statistics move at most by the largest error of the row: every sample left
+    # out lies at or beyond the k-th smallest value's lower bound (ranks[0] is k - 1).
+    tmax = tol.max(axis=1)
+    beyond = np.sqrt(np.maximum(at_ranks[:, 0] - tmax, 0.0)) * (1.0 - 4 * _U64)
+    if k == n:
+        beyond[:] = np.inf
+    profile = np.sqrt(np.maximum(at_ranks + tmax[:, None], 0.0)) * (1.0 + 4 * _U64)
+    return dist, index.astype(index_dtype), err, beyond, profile
 
 
 def neighbour_lists(X, k, norm, block=256, n_jobs=None, verbose=0):
     """:class:`NeighbourLists` in O(n k) memory, by blocks of rows (on every core).
 
-    L2: a float64 GEMM bounds every squared distance within ``c (|a| + |b|)^2``
-    (``skrob._search.blocks.pair_tolerance``); the pairs whose lower bound is below a row's
-    k-th smallest upper bound include its k nearest, and are re-scored exactly
-    (difference, then norm). L∞: exact Chebyshev blocks.
+    L2: a float64 GEMM gives every squared distance within ``c (|a| + |b|)^2``
+    (``skrob._search.blocks.pair_tolerance``); each row keeps its k smallest values, as
+    distances with the row's bound ``tau`` (the few pairs whose own bound is far above
+    the row's, the nearest, are re-scored exactly: difference, then norm). Outside the
+    GEMM's range a block is computed exactly. L∞: exact Chebyshev blocks (``tau`` 0).
+    :func:`best_region` decides on these values only where the bounds settle a count.
     """
     n, d = X.shape
     k = min(k, n)
@@ -130,21 +183,34 @@ def neighbour_lists(X, k, norm, block=256, n_jobs=None, verbose=0):
         sq = np.einsum("ij,ij->i", X, X)
         norms = np.sqrt(sq)
     c = (d + 8) * _U64 * 1.01
-    # ranks beyond the list, for lower bounds on counts (_PROFILE of them, evenly spaced)
+    # ranks from the list's last one on, for lower bounds on counts (_PROFILE of them)
     ranks = np.unique(np.linspace(k - 1, n - 1, _PROFILE).astype(np.intp))
+    lists = NeighbourLists(
+        dist=np.empty((n, k)),
+        index=np.empty((n, k), dtype=np.int32 if n < 2**31 else np.intp),
+        tau=np.empty(n),
+        beyond=np.empty(n),
+        ranks=ranks,
+        profile=np.empty((n, ranks.size)),
+    )
+
+    def store(result):  # each block into place as it arrives: no second copy
+        r0, *parts = result
+        for name, part in zip(("dist", "index", "tau", "beyond", "profile"), parts, strict=True):
+            getattr(lists, name)[r0 : r0 + part.shape[0]] = part
+
     tasks = [(r0, min(r0 + block, n)) for r0 in range(0, n, block)]
     shared = (X, sq, norms, c, k, ranks, norm)
-    results = run_tasks(
-        _lists_block, tasks, shared=shared, n_jobs=n_jobs, verbose=verbose, desc="neighbour lists"
+    run_tasks(
+        _lists_block,
+        tasks,
+        shared=shared,
+        n_jobs=n_jobs,
+        verbose=verbose,
+        desc="neighbour lists",
+        consume=store,
     )
-    dist = np.empty((n, k))
-    index = np.empty((n, k), dtype=results[0][2].dtype)
-    profile = np.empty((n, ranks.size))
-    for r0, dist_block, index_block, profile_block in results:
-        dist[r0 : r0 + dist_block.shape[0]] = dist_block
-        index[r0 : r0 + dist_block.shape[0]] = index_block
-        profile[r0 : r0 + dist_block.shape[0]] = profile_block
-    return NeighbourLists(dist, index, ranks, profile)
+    return lists
 
 
 # The last neighbour lists computed, keyed by the data's hash: an epsilon or gamma grid
@@ -162,36 +228,142 @@ def cached_neighbour_lists(X, k, norm, verbose=0):
     return lists
 
 
-def _centre(d, o, complete, uncovered, unreached, lu, sizes, eps, gamma, bound=None):
-    """Every size's (size indices, radius, cost, exact) for one centre, from its sorted
-    distances ``d`` to samples ``o`` (a prefix of the sorted row unless ``complete``);
-    None when no size meets gamma. Where ``exact`` is False the cost is a lower bound."""
-    u = uncovered[o]
-    du = d[u]
-    valid = sizes < du.size  # the (s+1)-th nearest uncovered sample must be listed
-    if not valid.any():
-        return None
-    s = sizes[valid]
-    radius = du[s] * (1.0 - RADIUS_MARGIN)
-    covered = np.searchsorted(du, radius, side="right")
-    cum_lu = np.concatenate(([0.0], np.cumsum(lu[o[u]])))
+def _read_rows(d, o, tau, beyond, uncovered, unreached, lu, sizes, eps, gamma, profile=None):
+    """The (row, size) pairs that may meet gamma, for centres whose ascending distances
+    ``d[b]`` to samples ``o[b]`` are each within ``tau[b]`` of the exact one, every
+    other sample at ``beyond[b]`` or farther: (rows, size indices, exact, cost, radius).
+
+    The (s+1)-th uncovered value gives the radius "just below" it; the covered count,
+    their mean LU and the newly reached count follow. A count is settled where no value
+    lies within ``tau`` of its threshold (the exact threshold lies between those of the
+    value -/+ tau: rounding is monotone) and every sample that can lie within it is
+    listed; ``exact`` marks pairs all of whose counts are settled. Elsewhere the cost
+    is a lower bound (with ``profile`` = (ranks, profile rows, n_reached), also from
+    the counts beyond the list) and the radius is the value. One row with ``tau`` 0 and
+    ``beyond`` inf (an exact full row) is read exactly. Where the value before the
+    (s+1)-th lies below the radius's interval the covered count needs no search; where
+    the value after the reach count lies above its interval, the other bound neither.
+    """
+    B, k = d.shape
+    if B == 0:
+        return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.intp), *np.zeros((3, 0))
+    U = uncovered[o]
+    cu, cr, cl = (np.zeros((B, k + 1), dtype=t) for t in (np.intp, np.intp, np.float64))
+    np.cumsum(U, axis=1, out=cu[:, 1:])
+    np.cumsum(unreached[o], axis=1, out=cr[:, 1:])
+    np.cumsum(np.where(U, lu[o], 0.0), axis=1, out=cl[:, 1:])  # adding 0.0 is exact
+    # the (s+1)-th uncovered entry of each row (its uncovered entries, row after row);
+    # flat indices into d (row * k + column) and into the counts (row * (k + 1) + column)
+    n_unc = cu[:, -1]
+    rows, si = np.nonzero(sizes[None, :] < n_unc[:, None])
+    start = np.concatenate(([0], np.cumsum(n_unc)[:-1]))
+    flat = np.flatnonzero(U)[start[rows] + sizes[si]]
+    at = flat - k * rows
+    d_flat, cu, cr, cl = d.ravel(), cu.ravel(), cr.ravel(), cl.ravel()
+    a = d_flat[flat]
+    count, error = _counter(d)
+    # Each row's tau, widened by the keys' error and by a few ulps of its largest
+    # threshold: every bound below holds after rounding (none for an exact row).
+    row_tau = np.broadcast_to(np.asarray(tau, dtype=np.float64), (B,))
+    if error > 0 or np.any(row_tau > 0):
+        row_tau = row_tau + error + 8 * _U64 * (d[:, -1] + eps)
+    tau = row_tau[rows]
+    beyond = np.broadcast_to(np.asarray(beyond, dtype=np.float64), (B,))[rows]
+    low = (a - tau) * (1.0 - RADIUS_MARGIN)
+    high = (a + tau) * (1.0 - RADIUS_MARGIN)
+    below, above = low - tau, high + tau  # surely / possibly covered
+    pos_sure, pos = at.copy(), at.copy()
+    searched = (at == 0) | (d_flat[np.maximum(flat - 1, 0)] > below) | (a <= above)
+    pos_sure[searched] = count(below[searched], rows[searched])
+    pos[searched] = count(above[searched], rows[searched])
+    base = (k + 1) * rows
+    covered = cu[base + pos]
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean_lu = cum_lu[covered] / covered
-    ok = (covered > 0) & (mean_lu >= gamma)
-    if not ok.any():
-        return None
-    reached = np.searchsorted(d[unreached[o]], radius + eps, side="right")
-    # Listed: every sample within radius + eps (else the count is a lower bound).
-    exact = np.ones(s.size, dtype=bool) if complete else radius + eps < d[-1]
-    if bound is not None and not exact.all():
-        # At least ranks[m] + 1 samples lie within profile[m]; at most n_reached of them
-        # were reached before.
-        ranks, profile, n_reached = bound
-        m = np.searchsorted(profile, radius + eps, side="right")  # profiles within
+        mean_lu = cl[base + pos] / covered
+    listed = above < beyond
+    settled = listed & (cu[base + pos_sure] == covered)
+    if np.any(tau > 0):
+        # Past two values within 2 tau of each other, the covered set read in this order
+        # may sum in another order than the exact one's: a mean within its rounding of
+        # gamma is decided on the exact row.
+        tied = np.diff(d, axis=1) <= 2 * row_tau[:, None]
+        first_tie = np.where(tied.any(axis=1), tied.argmax(axis=1) + 1, k)
+        rounding = 4 * _U64 * (covered + 1) * np.maximum(mean_lu, gamma)
+        settled &= ~((pos > first_tie[rows]) & (np.abs(mean_lu - gamma) <= rounding))
+    ok = np.where(settled, (covered > 0) & (mean_lu >= gamma), ~listed | (covered > 0))
+    keep = np.flatnonzero(ok)
+    rows, si, a, tau, beyond, low, high, covered, listed, settled = (
+        v[keep] for v in (rows, si, a, tau, beyond, low, high, covered, listed, settled)
+    )
+    low_reach, high_reach = low + eps - tau, high + eps + tau
+    pos_sure = count(low_reach, rows)
+    pos = pos_sure.copy()
+    searched = (pos < k) & (d_flat[k * rows + np.minimum(pos, k - 1)] <= high_reach)
+    pos[searched] = count(high_reach[searched], rows[searched])
+    base = (k + 1) * rows
+    sure_reached, reached = cr[base + pos_sure], cr[base + pos]
+    exact = settled & (sure_reached == reached) & (high_reach < beyond)
+    cost = np.where(exact, reached, sure_reached) - covered
+    if profile is not None and not exact.all():
+        # at least ranks[m] + 1 samples within profile[m], at most n_reached of them
+        # reached before
+        ranks, within, n_reached = profile
+        count_profile, p_error = _counter(within)
+        m = count_profile(low_reach - p_error, rows)
         at_least = np.where(m > 0, ranks[np.maximum(m - 1, 0)] + 1, 0) - n_reached
-        reached = np.where(exact, reached, np.maximum(reached, at_least))
-    index = np.flatnonzero(valid)[ok]
-    return index, radius[ok], (reached - covered)[ok], exact[ok]
+        cost = np.where(exact, cost, np.maximum(cost, at_least - covered))
+    # no bound where the radius may cover samples left out of the list (each adds to
+    # the covered count, perhaps not to the reached)
+    cost = np.where(listed, cost, -uncovered.size)
+    radius = np.where(exact, a * (1.0 - RADIUS_MARGIN), a)
+    return rows, si, exact, cost, radius
+
+
+def _counter(values):
+    """``count(thresholds, rows)``: how many of each row's ascending ``values`` are at
+    most the threshold (one row: exactly), and the error of that count in the values'
+    units (several rows: one ``searchsorted`` over keys ``2 b + v / (2 max v)``)."""
+    B, k = values.shape
+    if B == 1:
+        return (lambda t, rows: np.searchsorted(values[0], t, side="right")), 0.0
+    scale = max(float(values.max()), np.finfo(np.float64).tiny)
+    keys = (values * (0.5 / scale) + 2.0 * np.arange(B)[:, None]).ravel()
+
+    def count(threshold, rows):
+        t = np.clip(threshold * (0.5 / scale), -0.25, 0.75) + 2.0 * rows
+        return np.searchsorted(keys, t, side="right") - k * rows
+
+    return count, 64 * _U64 * (B + 1) * scale
+
+
+def _centre(d, o, tau, uncovered, unreached, lu, sizes, eps, gamma):
+    """Every size's (size indices, radius, cost, exact) for a centre's full distance
+    row (ascending ``d`` to samples ``o``, within ``tau``); None when no size meets
+    gamma. Exact where ``tau`` is 0."""
+    args = (uncovered, unreached, lu, sizes, eps, gamma)
+    _, si, exact, cost, radius = _read_rows(d[None], o[None], tau, np.inf, *args)
+    return None if si.size == 0 else (si, radius, cost, exact)
+
+
+def _read_list_rows(dist, index, tau, beyond, ranks, profile, *args):
+    """:func:`_read_rows` on the list rows ``[r0, r1)`` (``args``: uncovered, unreached,
+    lu, sizes, eps, gamma, n_reached): (r0, each row's least exact cost, its least size
+    index, the least lower bound of its unsettled sizes), ``_NONE`` where there is none.
+    The lists' arrays come one by one: a distributed backend ships each once."""
+    *args, n_reached, r0, r1 = args
+    rows, si, exact, cost, _ = _read_rows(
+        dist[r0:r1], index[r0:r1], tau[r0:r1], beyond[r0:r1], *args,
+        profile=(ranks, profile[r0:r1], n_reached),
+    )  # fmt: skip
+    least, pending = np.full(r1 - r0, _NONE), np.full(r1 - r0, _NONE)
+    np.minimum.at(least, rows[exact], cost[exact])
+    np.minimum.at(pending, rows[~exact], cost[~exact])
+    # the first (smallest) size of each row at its least cost (pairs in (row, size) order)
+    first = exact & (cost == least[rows])
+    j = np.zeros(r1 - r0, dtype=np.intp)
+    hit, at = np.unique(rows[first], return_index=True)
+    j[hit] = si[first][at]
+    return r0, least, j, pending
 
 
 def best_region(lists, X, norm, uncovered, unreached, lu, n_lower, n_upper, eps, gamma):
@@ -200,47 +372,138 @@ def best_region(lists, X, norm, uncovered, unreached, lu, n_lower, n_upper, eps,
     For one centre, the uncovered samples of its neighbour list keep their order, so the
     (s+1)-th nearest uncovered sample, the covered count and the covered samples' mean
     LU are read off the list (it is long enough: ``k > n_upper + covered so far``), for
-    every size s at once. The newly reached count is too, when ``radius + eps`` stays
-    below the list's last distance. Beyond it only a lower bound is known (the unreached
-    samples of the whole list); a centre with such a pair whose bound does not exceed
-    the best exact cost is settled on its full distance row. Ties: the lowest centre
-    index, then the smallest size, as a search over every centre chooses.
+    every size s at once. The list's values are within the row's ``tau`` of the exact
+    distances: a count is read off them where no value lies that close to its threshold,
+    and the newly reached count only while ``radius + eps`` stays below the samples left
+    out. Elsewhere only a lower bound is known (the list, and the profile beyond it); a
+    centre with such a pair whose bound does not exceed the best exact cost is settled
+    on its exact distance row. Ties: the lowest centre index, then the smallest size, as
+    a search over every centre chooses. Returns (cost, centre, radius, the centre's
+    exact row), the radius from that row.
     """
     n = X.shape[0]
     sizes = np.arange(n_lower, n_upper + 1)
-    best = None  # (cost, centre, size index, radius)
+    best = None  # (cost, centre, size index)
     pending = []  # (lower bound, centre)
-    full = lists.dist.shape[1] == n
     n_reached = n - int(unreached.sum())
-    for i in range(lists.dist.shape[0]):
-        d, o = lists.dist[i], lists.index[i]
-        if not full and d[-1] == 0:  # more duplicates than listed: radius 0 is not listed
-            pending.append((-np.inf, i))
-            continue
-        bound = (lists.ranks, lists.profile[i], n_reached)
-        found = _centre(d, o, full, uncovered, unreached, lu, sizes, eps, gamma, bound)
-        if found is None:
-            continue
-        index, radius, cost, exact = found
-        if exact.any():
-            j = int(np.argmin(np.where(exact, cost, np.iinfo(np.int64).max)))
-            if best is None or cost[j] < best[0]:
-                best = (int(cost[j]), i, int(index[j]), float(radius[j]))
-        if not exact.all():
-            pending.append((int(cost[~exact].min()), i))
-    for low, i in pending:
-        if best is not None and (low > best[0] or (low == best[0] and i > best[1])):
-            continue  # can neither beat the best nor tie it from an earlier centre
-        row = _row(X, i, norm)
-        order = np.argsort(row, kind="stable")
-        found = _centre(row[order], order, True, uncovered, unreached, lu, sizes, eps, gamma)
-        if found is None:
-            continue
-        index, radius, cost, _ = found
-        j = int(np.argmin(cost))
-        if best is None or (cost[j], i, index[j]) < (best[0], best[1], best[2]):
-            best = (int(cost[j]), i, int(index[j]), float(radius[j]))
-    return None if best is None else (best[0], best[1], best[3])
+    args = (uncovered, unreached, lu, sizes, eps, gamma)
+    m = lists.dist.shape[0]
+    tasks = [(r0, min(r0 + _ROW_BATCH, m)) for r0 in range(0, m, _ROW_BATCH)]
+    arrays = (lists.dist, lists.index, lists.tau, lists.beyond, lists.ranks, lists.profile)
+    results = run_tasks(_read_list_rows, tasks, shared=(*arrays, *args, n_reached))
+    for r0, exact_cost, j, low in sorted(results, key=lambda result: result[0]):
+        low = low.astype(np.float64)
+        # more duplicates than listed: radius 0 is not listed
+        low[lists.beyond[r0 : r0 + low.size] <= 0] = -np.inf
+        exact_cost[low == -np.inf] = _NONE
+        r = int(np.argmin(exact_cost))
+        if exact_cost[r] < _NONE and (best is None or exact_cost[r] < best[0]):
+            best = (int(exact_cost[r]), r0 + r, int(j[r]))
+        pending.extend((low[b], r0 + b) for b in np.flatnonzero(low < _NONE))
+    rows = {}  # the exact row of the best centre so far, if it came from one
+    gemm = _RowBlocks(X, norm)
+    pos = 0
+    while pos < len(pending):
+        batch = []  # the next centres that can still win, for one block of rows
+        while pos < len(pending) and len(batch) < _ROW_BATCH:
+            if _could_win(best, *pending[pos]):
+                batch.append(pending[pos])
+            pos += 1
+        if not batch:
+            break
+        dist, tau = gemm.rows([i for _, i in batch])
+        # the batch's rows whose values are bounded, read at once: (row, size) pairs
+        fine = np.flatnonzero(np.isfinite(tau))
+        order = np.argsort(dist[fine], axis=1, kind="stable")
+        dist = np.take_along_axis(dist[fine], order, axis=1)
+        read = _read_rows(dist, order, tau[fine], np.inf, *args)
+        bounds = np.searchsorted(read[0], np.arange(fine.size + 1))
+        for b, (low, i) in enumerate(batch):
+            if not _could_win(best, low, i):
+                continue
+            at = np.searchsorted(fine, b)
+            found = None
+            if at < fine.size and fine[at] == b:
+                lo, hi = bounds[at], bounds[at + 1]
+                si, exact, cost, radius = (v[lo:hi] for v in read[1:])
+                if not exact.all():  # a count within tau of a threshold: the exact row
+                    found = _exact_centre(X, i, norm, *args, rows)
+                elif si.size:
+                    found = (si, radius, cost, exact)
+            else:
+                found = _exact_centre(X, i, norm, *args, rows)
+            if found is None:
+                rows.pop(i, None)
+                continue
+            index, _, cost, _ = found
+            j = int(np.argmin(cost))
+            if best is None or (cost[j], i, index[j]) < best:
+                best = (int(cost[j]), i, int(index[j]))
+                rows = {i: rows[i]} if i in rows else {}
+            else:
+                rows.pop(i, None)
+    if best is None:
+        return None
+    cost, i, j = best
+    # The winner's radius from its exact row (a list gives it only within tau).
+    index, radius, exact_cost, _ = _exact_centre(X, i, norm, *args, rows)
+    at = np.searchsorted(index, j)
+    if at == index.size or index[at] != j or exact_cost[at] != cost:
+        raise RuntimeError(
+            f"Internal error: centre {i}'s exact row does not confirm the cost {cost} of "
+            "its region read off the neighbour list; please report this."
+        )
+    return cost, i, float(radius[at]), rows[i]
+
+
+def _could_win(best, low, i):
+    """Whether a centre whose cost is at least ``low`` can beat the best, or tie it from
+    an earlier centre."""
+    return best is None or low < best[0] or (low == best[0] and i < best[1])
+
+
+class _RowBlocks:
+    """Full distance rows of a batch of centres: L2 from one float64 GEMM, each value
+    within its row's ``tau`` of the exact distance (the nearest pairs, whose bounds are
+    the loosest, re-scored exactly; ``tau`` inf where the GEMM's bounds are too loose to
+    use), L∞ exact (``tau`` 0)."""
+
+    def __init__(self, X, norm):
+        self.X, self.norm = X, norm
+        if norm == 2:
+            self.sq = np.einsum("ij,ij->i", X, X)
+            self.norms = np.sqrt(self.sq)
+            self.c = (X.shape[1] + 8) * _U64 * 1.01
+
+    def rows(self, batch):
+        X, batch = self.X, np.asarray(batch)
+        if self.norm != 2:
+            return cdist(X[batch], X, "chebyshev"), np.zeros(batch.size)
+        with np.errstate(over="ignore", invalid="ignore"):
+            D = X[batch] @ X.T
+            D *= -2.0
+            D += self.sq[batch, None]
+            D += self.sq[None, :]
+            tol = pair_tolerance(self.norms[batch], self.norms, self.c)
+            dist, err = _distance_bounds(D, tol)
+        cut = 8 * np.median(err, axis=1, keepdims=True)
+        r, j = np.nonzero(err > cut)
+        dist[r, j] = exact_dist(X, X, batch[r], j)
+        err[r, j] = 0.0
+        far = dist.max(axis=1)
+        tau = err.max(axis=1) * 1.01 + 16 * _U64 * far
+        tau[~(np.isfinite(dist).all(axis=1) & (tau <= 1e-10 * far))] = np.inf
+        return dist, tau
+
+
+def _exact_centre(X, i, norm, *args):
+    """:func:`_centre` on centre ``i``'s exact distance row (kept in ``args[-1]``)."""
+    *args, rows = args
+    if i not in rows:
+        rows[i] = _row(X, i, norm)
+    row = rows[i]
+    order = np.argsort(row, kind="stable")
+    return _centre(row[order], order, 0.0, *args)
 
 
 @dataclass
@@ -265,8 +528,9 @@ def place_regions(Xa, lua, *, norm, epsilon, alpha, gamma, n_regions, delta, ver
     n = Xa.shape[0]
     target = math.ceil(n * alpha * (1 + delta))
     # Every size read off a list is below target + 1 - (covered so far): target + 1
-    # neighbours always suffice.
-    lists = cached_neighbour_lists(Xa, target + 1, norm, verbose=verbose)
+    # neighbours always suffice, and _SPARE more settle the last one's order among the
+    # values' bounds.
+    lists = cached_neighbour_lists(Xa, target + 1 + _SPARE, norm, verbose=verbose)
     out = Placement(covered=np.zeros(n, dtype=bool), reached=np.zeros(n, dtype=bool))
     bar = progress_bar(verbose, n_regions, "regions", unit="region")
     for t in range(n_regions):
@@ -284,8 +548,7 @@ def place_regions(Xa, lua, *, norm, epsilon, alpha, gamma, n_regions, delta, ver
             out.rounds.append(record)
             out.infeasible_round = (t, n_lower, remaining)
             break
-        _, i, radius = best
-        dist = _row(Xa, i, norm)
+        _, i, radius, dist = best
         new_cover = ~out.covered & (dist <= radius)
         new_reach = ~out.reached & (dist <= radius + epsilon)
         out.region_lu.append(float(lua[new_cover].mean()))

@@ -252,15 +252,115 @@ def test_neighbour_lists_give_the_brute_force_regions_at_any_epsilon(norm, epsil
     _assert_brute_force_regions(est, X, lu, params)
 
 
-def test_neighbour_lists_are_the_sorted_rows_prefix():
-    from skrob._concentration import neighbour_lists
+@pytest.mark.parametrize("norm", [2, np.inf])
+@pytest.mark.parametrize("epsilon", [0.0, 1.0, np.sqrt(2.0), 2.5])
+@pytest.mark.parametrize("gamma", [0.0, 0.5])
+def test_placement_on_a_lattice_is_the_brute_force(norm, epsilon, gamma):
+    """Integer points tie everywhere: distances equal to the radius, to radius + epsilon,
+    to each other. The counts read off bounded list values must defer to exact rows."""
+    from skrob._concentration import place_regions
+
+    grid = np.stack(np.meshgrid(np.arange(7), np.arange(6), np.arange(4)), -1).reshape(-1, 3)
+    X = np.vstack([grid, grid[:12]]).astype(np.float64)  # and 12 duplicates
+    lu = np.random.default_rng(0).uniform(0, 1, len(X))
+    params = dict(epsilon=epsilon, alpha=0.1, gamma=gamma, norm=norm, n_regions=3, delta=0.05)
+    placed = place_regions(X, lu, **params)
+    regions, covered, reached = brute_force_regions(X, lu, **params)
+    assert [(c, r) for c, r in zip(placed.centers, placed.radii, strict=True)] == [
+        r for r in regions if r is not None
+    ]
+    assert_array_equal(placed.covered, covered)
+    assert_array_equal(placed.reached, reached)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_counts_read_off_bounded_values_are_exact_or_lower_bounds(seed):
+    """Several centres' lists at once, values within tau of the exact distances (in
+    their own order, cut at k): every size flagged exact has the exact row's cost, every
+    other one a lower bound (also from a profile beyond the list), and no size that
+    meets gamma on the exact row is missed. Lattice ties (or near ties, reordered by
+    the bounds), so many thresholds fall within tau of a value."""
+    from skrob._concentration import _centre, _read_rows
+
+    rng = np.random.default_rng(seed)
+    grid = np.stack(np.meshgrid(np.arange(6), np.arange(6), np.arange(6)), -1).reshape(-1, 3)
+    X = grid + rng.choice([0.0, 1e-13, 1e-4]) * rng.normal(size=grid.shape)  # (near) ties
+    n = len(X)
+    covered = rng.random(n) < 0.2
+    reached = covered | (rng.random(n) < 0.2)
+    lu = rng.uniform(0, 1, n)
+    sizes = np.arange(3, 40)
+    # 1 + 1e-9: radius + epsilon lands on a lattice distance (the radius is 1e-9 short)
+    eps, gamma = rng.choice([0.0, 1.0, 1.0 + 1e-9, np.sqrt(2.0)]), rng.choice([0.0, 0.5])
+    args = (~covered, ~reached, lu, sizes, eps, gamma)
+    centres = rng.choice(n, 5, replace=False)
+    rows = np.linalg.norm(X[centres, None] - X[None], axis=2)
+    k_least = sizes[-1] + 1 + covered.sum()  # as placement guarantees
+    for k in (k_least, k_least + 16, n):
+        tau = rng.choice([0.0, 1e-13, 1e-11, 1e-3], size=len(centres))
+        values = rows + rng.uniform(-1, 1, rows.shape) * tau[:, None] * 0.99
+        order = np.argsort(values, axis=1)
+        beyond = np.take_along_axis(rows, order[:, k:], axis=1).min(axis=1, initial=np.inf)
+        ranks = np.unique(np.linspace(k - 1, n - 1, 8).astype(int))
+        profile = (ranks, np.sort(rows, axis=1)[:, ranks], reached.sum())
+        got = _read_rows(
+            np.take_along_axis(values, order, axis=1)[:, :k], order[:, :k], tau, beyond,
+            *args, profile=profile,
+        )  # fmt: skip
+        for b, row in enumerate(rows):
+            exact_order = np.argsort(row, kind="stable")
+            ref = _centre(row[exact_order], exact_order, 0.0, *args)
+            ref = {} if ref is None else dict(zip(ref[0], ref[2], strict=True))
+            mine = got[0] == b
+            assert set(ref) <= set(got[1][mine])
+            for j, exact, cost in zip(*(v[mine] for v in got[1:4]), strict=True):
+                if exact:
+                    assert ref.get(j) == cost
+                elif j in ref:
+                    assert cost <= ref[j]
+
+
+@pytest.mark.parametrize("scale", [1e-150, 1.0, 1e150, 1e200])
+def test_neighbour_lists_bound_the_sorted_rows(scale):
+    """Each list holds k nearest samples, ascending, every value within the row's tau of
+    the exact distance (0 for L∞), every sample left out at ``beyond`` or farther, and
+    the profile bounds the farther order statistics. 1e200: outside the GEMM's range."""
+    from skrob._concentration import _RowBlocks, neighbour_lists
 
     rng = np.random.default_rng(3)
-    X = rng.normal(size=(150, 5)) * 1e150
+    X = rng.normal(size=(150, 5)) * scale
     X[10] = X[11]  # a tie
-    for norm, metric in ((2, "euclidean"), (np.inf, "chebyshev")):
+    X[20] = X[21] * (1 + 1e-15)  # a near tie
+    for norm in (2, np.inf):
         lists = neighbour_lists(X, 20, norm, block=64)
-        D = cdist(X, X, metric)
-        order = np.argsort(D, axis=1, kind="stable")[:, :20]
-        assert_array_equal(lists.index, order)
-        assert_allclose(lists.dist, np.take_along_axis(D, order, axis=1), rtol=1e-14)
+        D = np.array([[exact_norm(a - b, norm) for b in X] for a in X])
+        listed = np.take_along_axis(D, lists.index.astype(np.intp), axis=1)
+        assert np.all(np.diff(lists.dist, axis=1) >= 0)
+        # (the reference rounds once more than difference-then-norm)
+        assert np.all(np.abs(lists.dist - listed) <= lists.tau[:, None] + 4e-16 * listed)
+        assert np.all(lists.tau <= 1e-12 * lists.dist[:, -1])
+        if norm == np.inf:
+            assert_array_equal(lists.tau, 0)
+        left_out = np.ones_like(D, dtype=bool)
+        np.put_along_axis(left_out, lists.index.astype(np.intp), False, axis=1)
+        assert np.all(np.where(left_out, D, np.inf).min(axis=1) >= lists.beyond * (1 - 4e-16))
+        assert np.all(lists.beyond >= (1 - 1e-12) * listed.max(axis=1))
+        order_stats = np.sort(D, axis=1)[:, lists.ranks]
+        assert np.all(order_stats <= lists.profile * (1 + 4e-16))
+        assert_allclose(lists.profile, order_stats, rtol=1e-12)
+        # Full rows of a batch of centres (the ones a list cannot settle), likewise.
+        batch = np.array([3, 10, 11, 20, 149])
+        dist, tau = _RowBlocks(X, norm).rows(batch)
+        used = np.isfinite(tau)  # else the GEMM's bounds are too loose: exact rows
+        assert used.all() or (norm == 2 and scale != 1.0)
+        error = np.abs(dist - D[batch])[used]
+        assert np.all(error <= tau[used, None] + 4e-16 * D[batch][used])
+        assert np.all(tau[used] <= 1e-10 * D[batch][used].max(axis=1))
+
+
+def exact_norm(v, norm):
+    """Distance of one difference without overflow or underflow (a reference)."""
+    m = np.abs(v).max()
+    if m == 0:
+        return 0.0
+    return float(m * np.linalg.norm(v / m, norm))

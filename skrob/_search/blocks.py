@@ -26,8 +26,11 @@ def resolve_n_jobs(n_jobs):
     return context_n_jobs if isinstance(context_n_jobs, Integral) else -1
 
 
-def run_tasks(func, tasks, *, shared=(), n_jobs=None, verbose=0, desc=""):
+def run_tasks(func, tasks, *, shared=(), n_jobs=None, verbose=0, desc="", consume=None):
     """Run ``func(*shared, *task)`` for every task, through joblib unless ``n_jobs`` is 1.
+
+    The results come back as a list, in no set order, or each goes to ``consume`` as it
+    arrives (and the list stays empty: one result held at a time, not all).
 
     ``func`` is a module-level function and ``shared`` the arrays every task reads, passed
     as arguments, not inside a closure: a process backend (loky) memory-maps them and
@@ -54,7 +57,10 @@ def run_tasks(func, tasks, *, shared=(), n_jobs=None, verbose=0, desc=""):
                 outputs = parallel(delayed(func)(*shared, *task) for task in tasks)
             results = []
             for result in outputs:
-                results.append(result)
+                if consume is None:
+                    results.append(result)
+                else:
+                    consume(result)
                 progress.update()
         return results
     finally:
