@@ -81,57 +81,56 @@ class NeighbourLists:
     profile: np.ndarray
 
 
-def _row_pairs_dist(X, r0, rows, cols):
-    """``exact_dist`` of the pairs ``(r0 + rows, cols)``, ``rows`` sorted: row by row, the
-    row's own entries broadcast instead of gathered once per pair."""
-    out = np.empty(rows.size)
-    bounds = np.searchsorted(rows, np.arange(rows.max(initial=-1) + 2))
-    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
-        for r in range(bounds.size - 1):
-            lo, hi = bounds[r], bounds[r + 1]
-            if lo == hi:
-                continue
-            diff = X[cols[lo:hi]]
-            np.subtract(diff, X[r0 + r], out=diff)
-            sq = np.einsum("ij,ij->i", diff, diff)
-            bad = ~((sq > SAFE_MIN) & (sq < SAFE_MAX))
-            out[lo:hi] = np.sqrt(sq)
-            if bad.any():  # overflow, underflow or duplicates: the scaled path
-                k = lo + np.flatnonzero(bad)
-                out[k] = exact_dist(X, X, r0 + rows[k], cols[k])
-    return out
+def _gemm_terms(X):
+    """What every float64 GEMM block of squared L2 distances on ``X`` needs: the squared
+    norms, the norms and the rounding constant of :func:`_gemm_squared`."""
+    sq = np.einsum("ij,ij->i", X, X)
+    return sq, np.sqrt(sq), (X.shape[1] + 8) * _U64 * 1.01
+
+
+def _gemm_squared(X, sq, norms, c, rows):
+    """Squared distances of ``X[rows]`` to every sample, ``|a|² + |b|² - 2 a·b`` from
+    one float64 GEMM, and each pair's bound on their rounding (non-finite where ``X``
+    is outside the GEMM's range)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        D = X[rows] @ X.T
+        D *= -2.0
+        D += sq[rows, None]
+        D += sq[None, :]
+        return D, pair_tolerance(norms[rows], norms, c)
+
+
+def _tighten(X, centres, dist, err, cut, cols=None):
+    """Re-score exactly (difference, then norm) the pairs whose bound ``err`` exceeds
+    ``cut`` (the nearest: their bounds are the loosest), in place; each row's ``tau``,
+    1 % and a few ulps over its largest remaining bound (they cover the roundings of
+    the counts), inf where the row is not finite or too loose to settle counts (over
+    1e-10 of its largest distance). ``cols[b, j]`` is pair (b, j)'s sample (default j)."""
+    r, j = np.nonzero(err > cut)
+    dist[r, j] = exact_dist(X, X, centres[r], j if cols is None else cols[r, j])
+    err[r, j] = 0.0
+    far = dist.max(axis=1)
+    tau = err.max(axis=1) * 1.01 + 16 * _U64 * far
+    tau[~(np.isfinite(dist).all(axis=1) & (tau <= 1e-10 * far))] = np.inf
+    return tau
 
 
 def _lists_block(X, sq, norms, c, k, ranks, norm, r0, r1):
     """Rows ``[r0, r1)`` of :func:`neighbour_lists`: (r0, dist, index, tau, beyond, profile)."""
     if norm != 2:
         return (r0, *_select(cdist(X[r0:r1], X, "chebyshev"), None, k, ranks))
-    with np.errstate(over="ignore", invalid="ignore"):
-        D = X[r0:r1] @ X.T
-        D *= -2.0
-        D += sq[r0:r1, None]
-        D += sq[None, :]
-        tol = pair_tolerance(norms[r0:r1], norms, c)
+    D, tol = _gemm_squared(X, sq, norms, c, slice(r0, r1))
     if np.isfinite(D).all() and np.isfinite(tol).all():
-        dist, index, tau, beyond, profile = _select(D, tol, k, ranks)
-        # Re-score the nearest pairs, whose bounds are the loosest, exactly (difference,
-        # then norm): those beyond 8 times the last entry's bound.
-        redo = tau > 8 * tau[:, -1:]
-        r, j = np.nonzero(redo)
-        dist[r, j] = _row_pairs_dist(X, r0, r, index[r, j])
-        tau[r, j] = 0.0
-        fix = np.unique(r)
-        resort = np.argsort(dist[fix], axis=1, kind="stable")
-        dist[fix] = np.take_along_axis(dist[fix], resort, axis=1)
-        index[fix] = np.take_along_axis(index[fix], resort, axis=1)
-        # 1 % and a few ulps over the largest bound cover the roundings of the checks
-        tau = tau.max(axis=1) * 1.01 + 16 * _U64 * dist[:, -1]
-        if np.all(tau <= 1e-10 * dist[:, -1]):
+        dist, index, err, beyond, profile = _select(D, tol, k, ranks)
+        # the pairs beyond 8 times the last entry's bound, exactly; then in order again
+        tau = _tighten(X, np.arange(r0, r1), dist, err, 8 * err[:, -1:], cols=index)
+        order = np.argsort(dist, axis=1, kind="stable")
+        dist, index = np.take_along_axis(dist, order, 1), np.take_along_axis(index, order, 1)
+        if np.isfinite(tau).all():
             return r0, dist, index, tau, beyond, profile
     # Outside the GEMM's range, or bounds too loose to settle counts: exact distances.
-    pairs = np.arange((r1 - r0) * X.shape[0])
-    rows, cols = np.divmod(pairs, X.shape[0])
-    return (r0, *_select(_row_pairs_dist(X, r0, rows, cols).reshape(r1 - r0, -1), None, k, ranks))
+    exact = np.array([_row(X, i, norm) for i in range(r0, r1)])
+    return (r0, *_select(exact, None, k, ranks))
 
 
 def _distance_bounds(D, tol):
@@ -176,13 +175,9 @@ def neighbour_lists(X, k, norm, block=256, n_jobs=None, verbose=0):
     GEMM's range a block is computed exactly. L∞: exact Chebyshev blocks (``tau`` 0).
     :func:`best_region` decides on these values only where the bounds settle a count.
     """
-    n, d = X.shape
+    n = X.shape[0]
     k = min(k, n)
-    sq = norms = None
-    if norm == 2:
-        sq = np.einsum("ij,ij->i", X, X)
-        norms = np.sqrt(sq)
-    c = (d + 8) * _U64 * 1.01
+    sq, norms, c = _gemm_terms(X) if norm == 2 else (None, None, None)
     # ranks from the list's last one on, for lower bounds on counts (_PROFILE of them)
     ranks = np.unique(np.linspace(k - 1, n - 1, _PROFILE).astype(np.intp))
     lists = NeighbourLists(
@@ -400,7 +395,7 @@ def best_region(lists, X, norm, uncovered, unreached, lu, n_lower, n_upper, eps,
         if exact_cost[r] < _NONE and (best is None or exact_cost[r] < best[0]):
             best = (int(exact_cost[r]), r0 + r, int(j[r]))
         pending.extend((low[b], r0 + b) for b in np.flatnonzero(low < _NONE))
-    rows = {}  # the exact row of the best centre so far, if it came from one
+    best_row = None  # the best centre's exact row, where its search computed one
     gemm = _RowBlocks(X, norm)
     pos = 0
     while pos < len(pending):
@@ -422,38 +417,34 @@ def best_region(lists, X, norm, uncovered, unreached, lu, n_lower, n_upper, eps,
             if not _could_win(best, low, i):
                 continue
             at = np.searchsorted(fine, b)
-            found = None
-            if at < fine.size and fine[at] == b:
-                lo, hi = bounds[at], bounds[at + 1]
-                si, exact, cost, radius = (v[lo:hi] for v in read[1:])
-                if not exact.all():  # a count within tau of a threshold: the exact row
-                    found = _exact_centre(X, i, norm, *args, rows)
-                elif si.size:
-                    found = (si, radius, cost, exact)
-            else:
-                found = _exact_centre(X, i, norm, *args, rows)
+            read_here = at < fine.size and fine[at] == b
+            row = found = None
+            if read_here:
+                si, exact, cost, radius = (v[bounds[at] : bounds[at + 1]] for v in read[1:])
+                found = (si, radius, cost, exact) if si.size else None
+            if not read_here or (found is not None and not found[3].all()):
+                # unbounded, or a count within tau of a threshold: the exact row
+                row = _row(X, i, norm)
+                found = _exact_centre(row, *args)
             if found is None:
-                rows.pop(i, None)
                 continue
             index, _, cost, _ = found
             j = int(np.argmin(cost))
             if best is None or (cost[j], i, index[j]) < best:
-                best = (int(cost[j]), i, int(index[j]))
-                rows = {i: rows[i]} if i in rows else {}
-            else:
-                rows.pop(i, None)
+                best, best_row = (int(cost[j]), i, int(index[j])), row
     if best is None:
         return None
     cost, i, j = best
     # The winner's radius from its exact row (a list gives it only within tau).
-    index, radius, exact_cost, _ = _exact_centre(X, i, norm, *args, rows)
+    row = _row(X, i, norm) if best_row is None else best_row
+    index, radius, exact_cost, _ = _exact_centre(row, *args)
     at = np.searchsorted(index, j)
     if at == index.size or index[at] != j or exact_cost[at] != cost:
         raise RuntimeError(
             f"Internal error: centre {i}'s exact row does not confirm the cost {cost} of "
             "its region read off the neighbour list; please report this."
         )
-    return cost, i, float(radius[at]), rows[i]
+    return cost, i, float(radius[at]), row
 
 
 def _could_win(best, low, i):
@@ -470,38 +461,20 @@ class _RowBlocks:
 
     def __init__(self, X, norm):
         self.X, self.norm = X, norm
-        if norm == 2:
-            self.sq = np.einsum("ij,ij->i", X, X)
-            self.norms = np.sqrt(self.sq)
-            self.c = (X.shape[1] + 8) * _U64 * 1.01
+        self.terms = _gemm_terms(X) if norm == 2 else None
 
     def rows(self, batch):
         X, batch = self.X, np.asarray(batch)
         if self.norm != 2:
             return cdist(X[batch], X, "chebyshev"), np.zeros(batch.size)
-        with np.errstate(over="ignore", invalid="ignore"):
-            D = X[batch] @ X.T
-            D *= -2.0
-            D += self.sq[batch, None]
-            D += self.sq[None, :]
-            tol = pair_tolerance(self.norms[batch], self.norms, self.c)
-            dist, err = _distance_bounds(D, tol)
-        cut = 8 * np.median(err, axis=1, keepdims=True)
-        r, j = np.nonzero(err > cut)
-        dist[r, j] = exact_dist(X, X, batch[r], j)
-        err[r, j] = 0.0
-        far = dist.max(axis=1)
-        tau = err.max(axis=1) * 1.01 + 16 * _U64 * far
-        tau[~(np.isfinite(dist).all(axis=1) & (tau <= 1e-10 * far))] = np.inf
+        with np.errstate(invalid="ignore"):  # outside the GEMM's range: tau inf
+            dist, err = _distance_bounds(*_gemm_squared(X, *self.terms, batch))
+        tau = _tighten(X, batch, dist, err, 8 * np.median(err, axis=1, keepdims=True))
         return dist, tau
 
 
-def _exact_centre(X, i, norm, *args):
-    """:func:`_centre` on centre ``i``'s exact distance row (kept in ``args[-1]``)."""
-    *args, rows = args
-    if i not in rows:
-        rows[i] = _row(X, i, norm)
-    row = rows[i]
+def _exact_centre(row, *args):
+    """:func:`_centre` on a centre's exact distance row."""
     order = np.argsort(row, kind="stable")
     return _centre(row[order], order, 0.0, *args)
 
