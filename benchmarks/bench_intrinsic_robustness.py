@@ -19,6 +19,13 @@ and prints the wall time and the process's peak memory (``ru_maxrss``), against 
 O(n^2) distance matrix the previous version held:
 
     python benchmarks/bench_intrinsic_robustness.py --paper-size [--norms 2 inf]
+
+``--linf-lists`` times the L∞ neighbour lists of the paper-size placing half (30,000
+images, alpha = 0.15) from the compiled Chebyshev kernel and from scipy's ``cdist``
+(the previous blocks), in one run, checks that both lists are the same and prints the
+ratio:
+
+    python benchmarks/bench_intrinsic_robustness.py --linf-lists [--n-half 30000]
 """
 
 import argparse
@@ -39,6 +46,8 @@ parser.add_argument("--n-large", type=int, default=10000, help="skrob alone")
 parser.add_argument("--paper-size", action="store_true", help="60,000 images, the example's grid")
 parser.add_argument("--norms", nargs="+", default=["2", "inf"], help="with --paper-size")
 parser.add_argument("--alpha", type=float, default=0.15, help="with --paper-size")
+parser.add_argument("--linf-lists", action="store_true", help="L-inf lists: kernel vs cdist")
+parser.add_argument("--n-half", type=int, default=30000, help="with --linf-lists")
 args = parser.parse_args()
 EPS, ALPHA, GAMMA, N_REGIONS, DELTA = 1.0, 0.05, 0.17, 5, 0.05
 
@@ -99,6 +108,45 @@ def paper_size():
           f"GiB (an n_half x n_half float64 matrix alone: {matrix:.1f} GiB)")  # fmt: skip
 
 
+def linf_lists():
+    """The L∞ neighbour lists of the placing half, from the kernel and from cdist."""
+    import math
+    from unittest import mock
+
+    from scipy.spatial.distance import cdist
+
+    from skrob import _concentration
+    from skrob._search.exact import centred_unit
+    from skrob.datasets import load_fashion_mnist
+
+    X, _ = load_fashion_mnist(subset="train", return_X_y=True)
+    half = np.sort(np.random.default_rng(0).permutation(len(X))[: args.n_half])
+    Xa = centred_unit(X[half].astype(np.float64))[0]
+    k = math.ceil(len(half) * args.alpha * (1 + DELTA)) + 1 + _concentration._SPARE
+    print(f"L-inf neighbour lists of {len(half):,} Fashion-MNIST images, {k} each, every core")
+    _concentration.chebyshev(Xa[:16], Xa[:16])  # compile outside the timing (under 1 s)
+    ours, t_ours = timed(_concentration.neighbour_lists, Xa, k, np.inf)
+    print(f"  compiled Chebyshev kernel: {t_ours:7.1f} s")
+    with mock.patch.object(_concentration, "chebyshev", lambda A, B: cdist(A, B, "chebyshev")):
+        base, t_base = timed(_concentration.neighbour_lists, Xa, k, np.inf)
+    print(f"  scipy cdist blocks       : {t_base:7.1f} s")
+    same = all(
+        np.array_equal(getattr(ours, f), getattr(base, f))
+        for f in ("dist", "index", "tau", "beyond", "profile")
+    )
+    print(f"  cdist / kernel: {t_base / t_ours:.2f}x; the same lists: {same}")
+    assert same
+
+
+def timed(f, *a):
+    t = time.perf_counter()
+    out = f(*a)
+    return out, time.perf_counter() - t
+
+
+if args.linf_lists:
+    linf_lists()
+    sys.exit()
 if args.paper_size:
     paper_size()
     sys.exit()

@@ -20,6 +20,7 @@ from scipy.spatial.distance import cdist
 
 from skrob._progress import progress_bar
 from skrob._search.blocks import pair_tolerance, run_tasks
+from skrob._search.chebyshev import chebyshev
 from skrob._search.exact import SAFE_MAX, SAFE_MIN, exact_dist
 
 _U64 = float(np.finfo(np.float64).eps) / 2
@@ -118,7 +119,7 @@ def _tighten(X, centres, dist, err, cut, cols=None):
 def _lists_block(X, sq, norms, c, k, ranks, norm, r0, r1):
     """Rows ``[r0, r1)`` of :func:`neighbour_lists`: (r0, dist, index, tau, beyond, profile)."""
     if norm != 2:
-        return (r0, *_select(cdist(X[r0:r1], X, "chebyshev"), None, k, ranks))
+        return (r0, *_select(chebyshev(X[r0:r1], X), None, k, ranks))
     D, tol = _gemm_squared(X, sq, norms, c, slice(r0, r1))
     if np.isfinite(D).all() and np.isfinite(tol).all():
         dist, index, err, beyond, profile = _select(D, tol, k, ranks)
@@ -172,7 +173,8 @@ def neighbour_lists(X, k, norm, block=256, n_jobs=None, verbose=0):
     (``skrob._search.blocks.pair_tolerance``); each row keeps its k smallest values, as
     distances with the row's bound ``tau`` (the few pairs whose own bound is far above
     the row's, the nearest, are re-scored exactly: difference, then norm). Outside the
-    GEMM's range a block is computed exactly. L∞: exact Chebyshev blocks (``tau`` 0).
+    GEMM's range a block is computed exactly. L∞: exact Chebyshev blocks (``tau`` 0)
+    from the vectorised kernel :func:`skrob._search.chebyshev.chebyshev`.
     :func:`best_region` decides on these values only where the bounds settle a count.
     """
     n = X.shape[0]
@@ -466,7 +468,7 @@ class _RowBlocks:
     def rows(self, batch):
         X, batch = self.X, np.asarray(batch)
         if self.norm != 2:
-            return cdist(X[batch], X, "chebyshev"), np.zeros(batch.size)
+            return chebyshev(X[batch], X), np.zeros(batch.size)
         with np.errstate(invalid="ignore"):  # outside the GEMM's range: tau inf
             dist, err = _distance_bounds(*_gemm_squared(X, *self.terms, batch))
         tau = _tighten(X, batch, dist, err, 8 * np.median(err, axis=1, keepdims=True))
