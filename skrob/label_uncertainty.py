@@ -372,9 +372,11 @@ class IntrinsicRobustnessEstimator(BaseEstimator):
         self.test_indices_ = np.sort(perm[n_train:])
         # Regions are placed on X centred and scaled by powers of two (distances neither
         # overflow nor underflow); radii and epsilon are converted, centres taken from X.
-        Z, (g, h) = centred_unit(X)
+        # Each half centred on its own: no centred copy of the whole of X.
+        Xa, scaling = centred_unit(X, self.train_indices_)
+        g, _, h = scaling
         eps = self.epsilon * g * h
-        Xa, lua = Z[self.train_indices_], lu[self.train_indices_]
+        lua = lu[self.train_indices_]
         placed = place_regions(
             Xa,
             lua,
@@ -394,7 +396,10 @@ class IntrinsicRobustnessEstimator(BaseEstimator):
                 f"{self.gamma}; no further region placed.",
             )
         self._record(placed, X, lua, g, h)
-        inside, near = measure(Z[self.test_indices_], Xa[placed.centers], placed.radii, eps, norm)
+        centres = Xa[placed.centers]
+        del Xa
+        Xb = centred_unit(X, self.test_indices_, scaling)[0]
+        inside, near = measure(Xb, centres, placed.radii, eps, norm)
         self.risk_ = float(inside.mean())
         self.adversarial_risk_ = float(near.mean())
         # Without a region of measure alpha the bound is about no classifier: say so.

@@ -138,3 +138,21 @@ def test_reach_scales_with_X(data, power):
         return  # X * c lost values to underflow: another input
     finite = np.isfinite(target) & (target > 1e-290)  # where float64 holds both
     assert_allclose(scaled[finite], target[finite], rtol=1e-12, atol=0)
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=datasets(), chunk=st.integers(1, 50))
+@example(data=(np.array([[1.7e308, -1.7e308], [-1.7e308, 1e-300], [0.0, 5e-324]]), None), chunk=1)
+def test_centred_rows_equal_the_centred_whole(data, chunk):
+    """centred_unit's halves (the estimator centres each on its own, with the scaling of
+    all of X, chunk by chunk) are the rows of the whole centred X, every entry below 1."""
+    from skrob._search.exact import centred_unit
+
+    X = data[0]
+    Z, scaling = centred_unit(X, chunk=chunk)
+    assert np.isfinite(Z).all() and (np.abs(Z) < 1).all()
+    rows = np.flatnonzero(np.arange(X.shape[0]) % 3 != 1)
+    assert_array_equal(centred_unit(X, rows, scaling)[0], Z[rows])
+    assert_array_equal(centred_unit(X, rows, chunk=chunk)[1][0], scaling[0])
+    g, mean, h = scaling
+    assert_array_equal(Z, (X * g - mean) * h)

@@ -43,14 +43,33 @@ def scaled_norms(X, g, center, chunk=4096):
     return out
 
 
-def centred_unit(X):
-    """``(X * g - mean) * h`` with powers of two g, h putting every entry below 1."""
-    g = pow2_scale(np.abs(X).max(initial=0.0))
-    Z = X * g
-    Z -= Z.mean(axis=0)
-    h = pow2_scale(np.abs(Z).max(initial=0.0))
+def centred_unit(X, rows=None, scaling=None, chunk=4096):
+    """``(X[rows] * g - mean) * h`` (every row by default), with powers of two g, h
+    putting every entry of the centred X below 1, and ``scaling = (g, mean, h)``.
+
+    The scaling comes from all of X, chunk by chunk (no centred copy of the whole of X);
+    pass it back to centre other rows the same way.
+    """
+    if scaling is None:
+        g = pow2_scale(
+            max(
+                (
+                    float(np.abs(X[s : s + chunk]).max(initial=0.0))
+                    for s in range(0, X.shape[0], chunk)
+                ),
+                default=0.0,
+            )
+        )
+        mean = scaled_mean(X, g, chunk)
+        top = 0.0
+        for s in range(0, X.shape[0], chunk):
+            top = max(top, float(np.abs(X[s : s + chunk] * g - mean).max(initial=0.0)))
+        scaling = (g, mean, pow2_scale(top))
+    g, mean, h = scaling
+    Z = X * g if rows is None else np.multiply(X[rows], g, dtype=np.float64)
+    Z -= mean
     Z *= h
-    return Z, (g, h)
+    return Z, scaling
 
 
 def exact_dist(XA, XB, i, j, chunk=512):
