@@ -220,6 +220,7 @@ def cached_neighbour_lists(X, k, norm, verbose=0):
     hit = _CACHE.get("lists")
     if hit is not None and hit[0] == key and hit[1].dist.shape[1] >= min(k, X.shape[0]):
         return hit[1]
+    _CACHE.pop("lists", None)  # released before the new ones are built: one set at a time
     lists = neighbour_lists(X, k, norm, verbose=verbose)
     _CACHE["lists"] = (key, lists)
     return lists

@@ -356,3 +356,24 @@ def test_neighbour_lists_bound_the_sorted_rows(scale):
         error = np.abs(dist - D[batch])[used]
         assert np.all(error <= tau[used, None] + 4e-16 * D[batch][used])
         assert np.all(tau[used] <= 1e-10 * D[batch][used].max(axis=1))
+
+
+def test_one_set_of_neighbour_lists_at_a_time(monkeypatch):
+    """A fit on other data (or the other norm) releases the cached lists before building
+    its own: at paper size two sets would be 3.4 GiB."""
+    from skrob import _concentration
+
+    built = []
+    real = _concentration.neighbour_lists
+
+    def spy(X, k, norm, **kwargs):
+        built.append(("lists" in _concentration._CACHE, norm))
+        return real(X, k, norm, **kwargs)
+
+    monkeypatch.setattr(_concentration, "neighbour_lists", spy)
+    monkeypatch.setattr(_concentration, "_CACHE", {})
+    X = np.random.default_rng(0).normal(size=(60, 3))
+    lu = np.random.default_rng(1).uniform(0, 2, 60)
+    for norm in (2, np.inf, np.inf):  # the last fit reuses the L∞ lists
+        IntrinsicRobustnessEstimator(0.5, alpha=0.2, norm=norm, random_state=0).fit(X, lu)
+    assert built == [(False, 2), (False, np.inf)]
