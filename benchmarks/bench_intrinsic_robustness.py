@@ -18,7 +18,7 @@ labels (k = 10), alpha = 0.05, gamma = 0.17, epsilon = 1.0 (L2), 5 regions.
 and prints the wall time and the process's peak memory (``ru_maxrss``), against the
 O(n^2) distance matrix the previous version held:
 
-    python benchmarks/bench_intrinsic_robustness.py --paper-size [--norms 2 inf]
+    python benchmarks/bench_intrinsic_robustness.py --paper-size [--norms 2 inf] [--max-budgets N]
 
 ``--linf-lists`` times the L∞ neighbour lists of the paper-size placing half (30,000
 images, alpha = 0.15) from the compiled Chebyshev kernel and from scipy's ``cdist``
@@ -46,6 +46,9 @@ parser.add_argument("--n-large", type=int, default=10000, help="skrob alone")
 parser.add_argument("--paper-size", action="store_true", help="60,000 images, the example's grid")
 parser.add_argument("--norms", nargs="+", default=["2", "inf"], help="with --paper-size")
 parser.add_argument("--alpha", type=float, default=0.15, help="with --paper-size")
+parser.add_argument(
+    "--max-budgets", type=int, default=None, help="with --paper-size: the first N budgets per norm"
+)
 parser.add_argument("--linf-lists", action="store_true", help="L-inf lists: kernel vs cdist")
 parser.add_argument("--n-half", type=int, default=30000, help="with --linf-lists")
 args = parser.parse_args()
@@ -85,6 +88,7 @@ def paper_size():
     total = time.perf_counter()
     for key in args.norms:
         norm, epsilons = budgets[key]
+        epsilons = epsilons[: args.max_budgets]
         t_norm = time.perf_counter()
         for eps in epsilons:
             row = []

@@ -220,7 +220,9 @@ def cached_neighbour_lists(X, k, norm, verbose=0):
     hit = _CACHE.get("lists")
     if hit is not None and hit[0] == key and hit[1].dist.shape[1] >= min(k, X.shape[0]):
         return hit[1]
-    _CACHE.pop("lists", None)  # released before the new ones are built: one set at a time
+    # released before the new ones are built (this frame's reference too): one set at a time
+    hit = _CACHE.pop("lists", None)
+    del hit
     lists = neighbour_lists(X, k, norm, verbose=verbose)
     _CACHE["lists"] = (key, lists)
     return lists

@@ -359,16 +359,20 @@ def test_neighbour_lists_bound_the_sorted_rows(scale):
 
 
 def test_one_set_of_neighbour_lists_at_a_time(monkeypatch):
-    """A fit on other data (or the other norm) releases the cached lists before building
-    its own: at paper size two sets would be 3.4 GiB."""
+    """A fit on other data (or the other norm) releases the cached lists, every
+    reference to them, before building its own: at paper size two sets are 3.4 GiB."""
+    import weakref
+
     from skrob import _concentration
 
-    built = []
+    built, previous = [], []
     real = _concentration.neighbour_lists
 
     def spy(X, k, norm, **kwargs):
-        built.append(("lists" in _concentration._CACHE, norm))
-        return real(X, k, norm, **kwargs)
+        built.append((norm, [ref() is None for ref in previous]))
+        lists = real(X, k, norm, **kwargs)
+        previous.append(weakref.ref(lists))
+        return lists
 
     monkeypatch.setattr(_concentration, "neighbour_lists", spy)
     monkeypatch.setattr(_concentration, "_CACHE", {})
@@ -376,4 +380,5 @@ def test_one_set_of_neighbour_lists_at_a_time(monkeypatch):
     lu = np.random.default_rng(1).uniform(0, 2, 60)
     for norm in (2, np.inf, np.inf):  # the last fit reuses the L∞ lists
         IntrinsicRobustnessEstimator(0.5, alpha=0.2, norm=norm, random_state=0).fit(X, lu)
-    assert built == [(False, 2), (False, np.inf)]
+    assert built == [(2, []), (np.inf, [True])]
+    assert previous[1]() is not None  # the L∞ lists stay cached
