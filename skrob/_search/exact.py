@@ -22,8 +22,17 @@ def pow2_scale(m):
     return np.ldexp(1.0, -min(max(e, -1020), 1020))
 
 
-def max_abs(*arrays):
-    return max((float(np.abs(A).max(initial=0.0)) for A in arrays if A.size), default=0.0)
+def max_abs(*arrays, chunk=4096):
+    """The largest absolute entry of the arrays (0 for none), chunk by chunk of rows: no
+    temporary the size of an array."""
+    return max(
+        (
+            float(np.abs(A[s : s + chunk]).max(initial=0.0))
+            for A in arrays
+            for s in range(0, A.shape[0], chunk)
+        ),
+        default=0.0,
+    )
 
 
 def scaled_mean(X, g, chunk=4096):
@@ -51,15 +60,7 @@ def centred_unit(X, rows=None, scaling=None, chunk=4096):
     pass it back to centre other rows the same way.
     """
     if scaling is None:
-        g = pow2_scale(
-            max(
-                (
-                    float(np.abs(X[s : s + chunk]).max(initial=0.0))
-                    for s in range(0, X.shape[0], chunk)
-                ),
-                default=0.0,
-            )
-        )
+        g = pow2_scale(max_abs(X, chunk=chunk))
         mean = scaled_mean(X, g, chunk)
         top = 0.0
         for s in range(0, X.shape[0], chunk):
