@@ -26,6 +26,13 @@ images, alpha = 0.15) from the compiled Chebyshev kernel and from scipy's ``cdis
 ratio:
 
     python benchmarks/bench_intrinsic_robustness.py --linf-lists [--n-half 30000]
+
+``--read`` places three L2 regions on the same half (alpha = 0.15, epsilon = 2,
+gamma = 0.17), each round read off the lists by the compiled pass and by the previous
+vectorised reading (tests/_reference.py), checks that both find the same region and
+prints both times:
+
+    python benchmarks/bench_intrinsic_robustness.py --read [--read-epsilon 2.0] [--n-half 30000]
 """
 
 import argparse
@@ -50,7 +57,9 @@ parser.add_argument(
     "--max-budgets", type=int, default=None, help="with --paper-size: the first N budgets per norm"
 )
 parser.add_argument("--linf-lists", action="store_true", help="L-inf lists: kernel vs cdist")
-parser.add_argument("--n-half", type=int, default=30000, help="with --linf-lists")
+parser.add_argument("--read", action="store_true", help="L2 rounds: compiled vs vectorised")
+parser.add_argument("--read-epsilon", type=float, default=2.0, help="with --read")
+parser.add_argument("--n-half", type=int, default=30000, help="with --linf-lists, --read")
 args = parser.parse_args()
 EPS, ALPHA, GAMMA, N_REGIONS, DELTA = 1.0, 0.05, 0.17, 5, 0.05
 
@@ -142,6 +151,97 @@ def linf_lists():
     assert same
 
 
+def read_rounds():
+    """Three rounds of the paper-size L2 placement, each read off the lists by the
+    compiled pass and by the previous vectorised reading (numpy arrays of every (centre,
+    size) pair, tests/_reference.py), in one run: the same regions, both times."""
+    import functools
+    import math
+    from unittest import mock
+
+    from skrob import _concentration
+    from skrob._search.blocks import run_tasks
+    from skrob._search.exact import centred_unit
+    from skrob.datasets import load_fashion_mnist
+    from tests._reference import read_rows_vectorised
+
+    X, y = load_fashion_mnist(subset="train", return_X_y=True)
+    lu = label_uncertainty(knn_soft_labels(X, y, 10), y)
+    half = np.sort(np.random.default_rng(0).permutation(len(X))[: args.n_half])
+    Xa, lua = centred_unit(X[half].astype(np.float64))[0], lu[half]
+    del X
+    n, eps, gamma = len(half), args.read_epsilon, 0.17
+    target = math.ceil(n * args.alpha * (1 + DELTA))
+    k = target + 1 + _concentration._SPARE
+    lists, t_lists = timed(_concentration.neighbour_lists, Xa, k, 2)
+    print(f"L2 neighbour lists of {n:,} Fashion-MNIST images ({k} each): {t_lists:.1f} s; "
+          f"epsilon={eps}, gamma={gamma}, alpha={args.alpha}, 5 regions")  # fmt: skip
+
+    def vectorised(dist, index, tau, beyond, ranks, profile, *a):
+        """The previous _read_list_rows: every pair's arrays, then per-row minima."""
+        *a, n_reached, r0, r1 = a
+        rows, si, exact, cost, _ = read_rows_vectorised(
+            dist[r0:r1], index[r0:r1], tau[r0:r1], beyond[r0:r1], *a,
+            profile=(ranks, profile[r0:r1], n_reached),
+        )  # fmt: skip
+        least, pending = (
+            np.full(r1 - r0, _concentration._NONE),
+            np.full(r1 - r0, _concentration._NONE),
+        )
+        np.minimum.at(least, rows[exact], cost[exact])
+        np.minimum.at(pending, rows[~exact], cost[~exact])
+        first = exact & (cost == least[rows])
+        j = np.zeros(r1 - r0, dtype=np.intp)
+        hit, at = np.unique(rows[first], return_index=True)
+        j[hit] = si[first][at]
+        return r0, least, j, pending
+
+    # compile outside the timing (a few seconds)
+    state = (np.ones(n, dtype=bool), np.ones(n, dtype=bool), lua, np.arange(3), eps, gamma)
+    _concentration._read_list_rows(
+        lists.dist,
+        lists.index,
+        lists.tau,
+        lists.beyond,
+        lists.ranks,
+        lists.profile,
+        *state,
+        0,
+        0,
+        1,
+    )
+    uncovered, unreached = np.ones(n, dtype=bool), np.ones(n, dtype=bool)
+    covered_count, totals = 0, np.zeros(4)
+    for t in range(3):
+        remaining = target - covered_count
+        n_lower = math.ceil(remaining / (5 - t))
+        state = (uncovered, unreached, lua, np.arange(n_lower, remaining + 1), eps, gamma)
+        tasks = [(r0, min(r0 + 64, n)) for r0 in range(0, n, 64)]
+        shared = (lists.dist, lists.index, lists.tau, lists.beyond, lists.ranks, lists.profile,
+                  *state, n - int(unreached.sum()))  # fmt: skip
+        read_all = functools.partial(run_tasks, tasks=tasks, shared=shared)
+        _, t_read = timed(read_all, _concentration._read_list_rows)
+        _, t_read_base = timed(read_all, vectorised)
+        call = (lists, Xa, 2, uncovered, unreached, lua, n_lower, remaining, eps, gamma)
+        ours, t_ours = timed(_concentration.best_region, *call)
+        with mock.patch.object(_concentration, "_read_list_rows", vectorised):
+            base, t_base = timed(_concentration.best_region, *call)
+        assert ours[:3] == base[:3], (ours[:3], base[:3])
+        totals += (t_read_base, t_read, t_base, t_ours)
+        print(f"  round {t + 1} (sizes {n_lower}-{remaining}): reading the lists "
+              f"{t_read_base:5.2f} s -> {t_read:5.2f} s ({t_read_base / t_read:.1f}x); the "
+              f"round {t_base:5.2f} s -> {t_ours:5.2f} s; the same region (centre "
+              f"{ours[1]}, cost {ours[0]})")  # fmt: skip
+        cost, i, radius, row = ours
+        new_cover = uncovered & (row <= radius)
+        unreached &= ~(row <= radius + eps)
+        uncovered &= ~new_cover
+        covered_count += int(new_cover.sum())
+    print(f"  three rounds: reading {totals[0]:.2f} s -> {totals[1]:.2f} s "
+          f"({totals[0] / totals[1]:.1f}x); rounds {totals[2]:.2f} s -> {totals[3]:.2f} s "
+          f"({totals[2] / totals[3]:.1f}x)")  # fmt: skip
+
+
 def timed(f, *a):
     t = time.perf_counter()
     out = f(*a)
@@ -150,6 +250,9 @@ def timed(f, *a):
 
 if args.linf_lists:
     linf_lists()
+    sys.exit()
+if args.read:
+    read_rounds()
     sys.exit()
 if args.paper_size:
     paper_size()

@@ -3,14 +3,17 @@
 Zhang & Evans (ICLR 2022), as their reference code computes it, made fast and O(n · nα) in
 memory: each centre keeps its ⌈nα(1+δ)⌉ + 17 nearest samples, sorted once, from a float64
 GEMM with error bounds, and a profile of its farther distances (:func:`neighbour_lists`);
-the (centre, size) pairs of a round are answered for blocks of centres at once by
-cumulative counts and ``searchsorted`` on the lists, exactly where the bounds settle a
-count, or bounded from below (also by the profile); only the centres whose bound could
-win get their full row (GEMM rows with bounds, exact rows where those do not settle
-it). The winner's radius comes from its exact row (:func:`best_region`). Works on data
-already centred and scaled (the estimator does that, so the estimate is unit-free).
+the (centre, size) pairs of a round are answered by one compiled pass over each list
+(cumulative counts, and counts at thresholds that only grow with the size), exactly
+where the bounds settle a count, or bounded from below (also by the profile); only the
+centres whose bound could win get their full row, least bound first (GEMM rows with
+bounds, read up to the farthest distance a count can need; exact rows where those do
+not settle it). The winner's radius comes from its exact row (:func:`best_region`).
+Works on data already centred and scaled (the estimator does that, so the estimate is
+unit-free).
 """
 
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -30,6 +33,9 @@ _PROFILE = 128
 
 # Centres whose lists are read, or whose full rows one GEMM computes, at once.
 _ROW_BATCH = 64
+
+# Rows of X whose differences to a centre one step of _row holds.
+_ROW_CHUNK = 256
 
 # No cost (an int64 array's "none").
 _NONE = np.iinfo(np.int64).max
@@ -52,9 +58,13 @@ def _row(X, i, norm):
     """Exact distances from sample ``i`` to every sample (difference, then norm)."""
     if norm != 2:
         return cdist(X[i : i + 1], X, "chebyshev")[0]
+    sq = np.empty(X.shape[0])
     with np.errstate(over="ignore", under="ignore", invalid="ignore"):
-        diff = X - X[i]
-        sq = np.einsum("ij,ij->i", diff, diff)
+        # by chunks of rows: the differences stay in cache (one n x d temporary would be
+        # mapped and faulted in afresh on every call)
+        for r0 in range(0, X.shape[0], _ROW_CHUNK):
+            diff = X[r0 : r0 + _ROW_CHUNK] - X[i]
+            np.einsum("ij,ij->i", diff, diff, out=sq[r0 : r0 + _ROW_CHUNK])
         out = np.sqrt(sq)
     bad = np.flatnonzero(~((sq > SAFE_MIN) & (sq < SAFE_MAX)))
     if bad.size:  # overflow, underflow or duplicates: the scaled path
@@ -124,8 +134,10 @@ def _lists_block(X, sq, norms, c, k, ranks, norm, r0, r1):
     if np.isfinite(D).all() and np.isfinite(tol).all():
         dist, index, err, beyond, profile = _select(D, tol, k, ranks)
         # the pairs beyond 8 times the last entry's bound, exactly; then in order again
+        # (any order among values within 2 tau: _read_rows decides a mean close to gamma
+        # past such values on the exact row, so the fast unstable sort will do)
         tau = _tighten(X, np.arange(r0, r1), dist, err, 8 * err[:, -1:], cols=index)
-        order = np.argsort(dist, axis=1, kind="stable")
+        order = np.argsort(dist, axis=1)
         dist, index = np.take_along_axis(dist, order, 1), np.take_along_axis(index, order, 1)
         if np.isfinite(tau).all():
             return r0, dist, index, tau, beyond, profile
@@ -149,7 +161,9 @@ def _select(D, tol, k, ranks):
     rows = np.arange(D.shape[0])[:, None]
     part = np.argpartition(D, ranks, axis=1)
     index = part[:, :k]
-    index = index[rows, np.argsort(D[rows, index], axis=1, kind="stable")]
+    # exact values: ties in index order; bounded ones: any order (see _lists_block)
+    kind = "stable" if tol is None else None
+    index = index[rows, np.argsort(D[rows, index], axis=1, kind=kind)]
     at_ranks = D[rows, part[:, ranks]]
     index_dtype = np.int32 if n < 2**31 else np.intp
     if tol is None:  # exact distances
@@ -228,10 +242,11 @@ def cached_neighbour_lists(X, k, norm, verbose=0):
     return lists
 
 
-def _read_rows(d, o, tau, beyond, uncovered, unreached, lu, sizes, eps, gamma, profile=None):
+def _read_rows(d, o, tau, beyond, uncovered, unreached, lu, sizes, eps, gamma, profile=None,
+               pairs=True):  # fmt: skip
     """The (row, size) pairs that may meet gamma, for centres whose ascending distances
     ``d[b]`` to samples ``o[b]`` are each within ``tau[b]`` of the exact one, every
-    other sample at ``beyond[b]`` or farther: (rows, size indices, exact, cost, radius).
+    other sample at ``beyond[b]`` or farther; ``sizes`` ascending.
 
     The (s+1)-th uncovered value gives the radius "just below" it; the covered count,
     their mean LU and the newly reached count follow. A count is settled where no value
@@ -239,101 +254,148 @@ def _read_rows(d, o, tau, beyond, uncovered, unreached, lu, sizes, eps, gamma, p
     value -/+ tau: rounding is monotone) and every sample that can lie within it is
     listed; ``exact`` marks pairs all of whose counts are settled. Elsewhere the cost
     is a lower bound (with ``profile`` = (ranks, profile rows, n_reached), also from
-    the counts beyond the list) and the radius is the value. One row with ``tau`` 0 and
-    ``beyond`` inf (an exact full row) is read exactly. Where the value before the
-    (s+1)-th lies below the radius's interval the covered count needs no search; where
-    the value after the reach count lies above its interval, the other bound neither.
+    the counts beyond the list) and the radius is the value. A row with ``tau`` 0 and
+    ``beyond`` inf (an exact full row, ties in index order) is read exactly; every
+    other row's tau is widened by a few ulps of its largest threshold, so that every
+    bound holds after rounding, and past two values within 2 tau of each other (whose
+    order may not be the exact one's) a mean within its rounding of gamma is not settled.
+
+    One pass over each row (compiled, :func:`_reader`): the thresholds grow with the
+    size, so every count is a pointer that only moves forward. Returns (rows, size
+    indices, exact, cost, radius) of the pairs, in (row, size) order; with
+    ``pairs=False`` each row's least exact cost, the first size index at it (0 where
+    there is none) and the least lower bound of its other pairs, ``_NONE`` where there
+    is none.
     """
-    B, k = d.shape
-    if B == 0:
-        return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.intp), *np.zeros((3, 0))
-    U = uncovered[o]
-    cu, cr, cl = (np.zeros((B, k + 1), dtype=t) for t in (np.intp, np.intp, np.float64))
-    np.cumsum(U, axis=1, out=cu[:, 1:])
-    np.cumsum(unreached[o], axis=1, out=cr[:, 1:])
-    np.cumsum(np.where(U, lu[o], 0.0), axis=1, out=cl[:, 1:])  # adding 0.0 is exact
-    # the (s+1)-th uncovered entry of each row (its uncovered entries, row after row);
-    # flat indices into d (row * k + column) and into the counts (row * (k + 1) + column)
-    n_unc = cu[:, -1]
-    rows, si = np.nonzero(sizes[None, :] < n_unc[:, None])
-    start = np.concatenate(([0], np.cumsum(n_unc)[:-1]))
-    flat = np.flatnonzero(U)[start[rows] + sizes[si]]
-    at = flat - k * rows
-    d_flat, cu, cr, cl = d.ravel(), cu.ravel(), cr.ravel(), cl.ravel()
-    a = d_flat[flat]
-    count, error = _counter(d)
-    # Each row's tau, widened by the keys' error and by a few ulps of its largest
-    # threshold: every bound below holds after rounding (none for an exact row).
-    row_tau = np.broadcast_to(np.asarray(tau, dtype=np.float64), (B,))
-    if error > 0 or np.any(row_tau > 0):
-        row_tau = row_tau + error + 8 * _U64 * (d[:, -1] + eps)
-    tau = row_tau[rows]
-    beyond = np.broadcast_to(np.asarray(beyond, dtype=np.float64), (B,))[rows]
-    low = (a - tau) * (1.0 - RADIUS_MARGIN)
-    high = (a + tau) * (1.0 - RADIUS_MARGIN)
-    below, above = low - tau, high + tau  # surely / possibly covered
-    pos_sure, pos = at.copy(), at.copy()
-    searched = (at == 0) | (d_flat[np.maximum(flat - 1, 0)] > below) | (a <= above)
-    pos_sure[searched] = count(below[searched], rows[searched])
-    pos[searched] = count(above[searched], rows[searched])
-    base = (k + 1) * rows
-    covered = cu[base + pos]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean_lu = cl[base + pos] / covered
-    listed = above < beyond
-    settled = listed & (cu[base + pos_sure] == covered)
-    if np.any(tau > 0):
-        # Past two values within 2 tau of each other, the covered set read in this order
-        # may sum in another order than the exact one's: a mean within its rounding of
-        # gamma is decided on the exact row.
-        tied = np.diff(d, axis=1) <= 2 * row_tau[:, None]
-        first_tie = np.where(tied.any(axis=1), tied.argmax(axis=1) + 1, k)
-        rounding = 4 * _U64 * (covered + 1) * np.maximum(mean_lu, gamma)
-        settled &= ~((pos > first_tie[rows]) & (np.abs(mean_lu - gamma) <= rounding))
-    ok = np.where(settled, (covered > 0) & (mean_lu >= gamma), ~listed | (covered > 0))
-    keep = np.flatnonzero(ok)
-    rows, si, a, tau, beyond, low, high, covered, listed, settled = (
-        v[keep] for v in (rows, si, a, tau, beyond, low, high, covered, listed, settled)
-    )
-    low_reach, high_reach = low + eps - tau, high + eps + tau
-    pos_sure = count(low_reach, rows)
-    pos = pos_sure.copy()
-    searched = (pos < k) & (d_flat[k * rows + np.minimum(pos, k - 1)] <= high_reach)
-    pos[searched] = count(high_reach[searched], rows[searched])
-    base = (k + 1) * rows
-    sure_reached, reached = cr[base + pos_sure], cr[base + pos]
-    exact = settled & (sure_reached == reached) & (high_reach < beyond)
-    cost = np.where(exact, reached, sure_reached) - covered
-    if profile is not None and not exact.all():
-        # at least ranks[m] + 1 samples within profile[m], at most n_reached of them
-        # reached before
-        ranks, within, n_reached = profile
-        count_profile, p_error = _counter(within)
-        m = count_profile(low_reach - p_error, rows)
-        at_least = np.where(m > 0, ranks[np.maximum(m - 1, 0)] + 1, 0) - n_reached
-        cost = np.where(exact, cost, np.maximum(cost, at_least - covered))
-    # no bound where the radius may cover samples left out of the list (each adds to
-    # the covered count, perhaps not to the reached)
-    cost = np.where(listed, cost, -uncovered.size)
-    radius = np.where(exact, a * (1.0 - RADIUS_MARGIN), a)
-    return rows, si, exact, cost, radius
+    B = d.shape[0]
+    if profile is None:
+        profile = (np.zeros(0), np.zeros((B, 0)), 0)
+    ranks, within, n_reached = profile
+    cap = B * len(sizes) if pairs else 0
+    out = (np.empty(B, np.int64), np.empty(B, np.intp), np.empty(B, np.int64))
+    pair_out = (np.empty(cap, np.intp), np.empty(cap, np.intp), np.empty(cap, np.bool_),
+                np.empty(cap, np.int64), np.empty(cap))  # fmt: skip
+
+    def per_row(v):
+        return np.ascontiguousarray(np.broadcast_to(np.asarray(v, np.float64), (B,)))
+
+    n_pairs = _reader()(
+        np.ascontiguousarray(d, dtype=np.float64), np.ascontiguousarray(o, dtype=np.intp),
+        per_row(tau), per_row(beyond), np.ascontiguousarray(uncovered, dtype=np.bool_),
+        np.ascontiguousarray(unreached, dtype=np.bool_), np.ascontiguousarray(lu, np.float64),
+        np.ascontiguousarray(sizes, dtype=np.intp), float(eps), float(gamma),
+        np.ascontiguousarray(ranks, dtype=np.intp), np.ascontiguousarray(within, np.float64),
+        int(n_reached), *out, *pair_out,
+    )  # fmt: skip
+    if not pairs:
+        return out
+    return tuple(v[:n_pairs] for v in pair_out)
 
 
-def _counter(values):
-    """``count(thresholds, rows)``: how many of each row's ascending ``values`` are at
-    most the threshold (one row: exactly), and the error of that count in the values'
-    units (several rows: one ``searchsorted`` over keys ``2 b + v / (2 max v)``)."""
-    B, k = values.shape
-    if B == 1:
-        return (lambda t, rows: np.searchsorted(values[0], t, side="right")), 0.0
-    scale = max(float(values.max()), np.finfo(np.float64).tiny)
-    keys = (values * (0.5 / scale) + 2.0 * np.arange(B)[:, None]).ravel()
+@functools.cache
+def _reader():
+    """The compiled reading of :func:`_read_rows` (numba, on first use in a process)."""
+    import numba
 
-    def count(threshold, rows):
-        t = np.clip(threshold * (0.5 / scale), -0.25, 0.75) + 2.0 * rows
-        return np.searchsorted(keys, t, side="right") - k * rows
+    margin, none, u64 = 1.0 - RADIUS_MARGIN, _NONE, _U64
 
-    return count, 64 * _U64 * (B + 1) * scale
+    # error_model="numpy": 0 / 0 is NaN (a mean over no covered sample), as in numpy
+    @numba.njit(nogil=True, boundscheck=False, error_model="numpy", cache=False)
+    def read(d, o, tau, beyond, uncovered, unreached, lu, sizes, eps, gamma, ranks, within,
+             n_reached, least, first, bound, p_row, p_si, p_exact, p_cost, p_radius):  # fmt: skip
+        B, k = d.shape
+        n_all = uncovered.shape[0]
+        n_prof = within.shape[1] if ranks.shape[0] > 0 else 0
+        cu, cr = np.empty(k + 1, np.int64), np.empty(k + 1, np.int64)
+        cl, upos = np.empty(k + 1), np.empty(k, np.int64)
+        n_pairs = 0
+        for b in range(B):
+            row = d[b]
+            least[b], first[b], bound[b] = none, 0, none
+            # cumulative counts of the uncovered and the unreached samples, and the sum
+            # of the uncovered ones' LU, in the row's order; where the uncovered ones are
+            cu[0], cr[0], cl[0] = 0, 0, 0.0
+            n_unc = 0
+            for j in range(k):
+                sample = o[b, j]
+                cr[j + 1] = cr[j] + (1 if unreached[sample] else 0)
+                if uncovered[sample]:
+                    upos[n_unc] = j
+                    n_unc += 1
+                    cl[j + 1] = cl[j] + lu[sample]
+                else:
+                    cl[j + 1] = cl[j]
+                cu[j + 1] = n_unc
+            if k == 0:
+                continue
+            t, far = tau[b], beyond[b]
+            if t > 0.0 or far < np.inf:
+                t = t + 8 * u64 * (row[k - 1] + eps)
+            first_tie = k
+            if t > 0.0:
+                for j in range(k - 1):
+                    if row[j + 1] - row[j] <= 2 * t:
+                        first_tie = j + 1
+                        break
+            # counts: how many values lie at or below each threshold (non-decreasing in
+            # the size, as the values are)
+            p_below = p_above = p_low = p_high = p_prof = 0
+            for si in range(sizes.shape[0]):
+                s = sizes[si]
+                if s >= n_unc:
+                    break
+                a = row[upos[s]]
+                low, high = (a - t) * margin, (a + t) * margin
+                below, above = low - t, high + t  # surely / possibly covered
+                while p_below < k and row[p_below] <= below:
+                    p_below += 1
+                while p_above < k and row[p_above] <= above:
+                    p_above += 1
+                covered = cu[p_above]
+                mean_lu = cl[p_above] / covered
+                listed = above < far
+                settled = listed and cu[p_below] == covered
+                if settled and t > 0.0 and p_above > first_tie:
+                    rounding = 4 * u64 * (covered + 1) * (mean_lu if mean_lu > gamma else gamma)
+                    if abs(mean_lu - gamma) <= rounding:
+                        settled = False
+                if settled:
+                    ok = covered > 0 and mean_lu >= gamma
+                else:  # a lower bound: kept unless no sample can be covered
+                    ok = not listed or covered > 0
+                if not ok:
+                    continue
+                low_reach, high_reach = low + eps - t, high + eps + t
+                while p_low < k and row[p_low] <= low_reach:
+                    p_low += 1
+                while p_high < k and row[p_high] <= high_reach:
+                    p_high += 1
+                sure_reached, reached = cr[p_low], cr[p_high]
+                exact = settled and sure_reached == reached and high_reach < far
+                cost = (reached if exact else sure_reached) - covered
+                if not exact and n_prof > 0:
+                    # at least ranks[m] + 1 samples within profile[m], at most n_reached
+                    # of them reached before
+                    while p_prof < n_prof and within[b, p_prof] <= low_reach:
+                        p_prof += 1
+                    at_least = (ranks[p_prof - 1] + 1 if p_prof > 0 else 0) - n_reached
+                    cost = max(cost, at_least - covered)
+                if not listed:
+                    # the radius may cover samples left out of the list (each adds to
+                    # the covered count, perhaps not to the reached): no bound
+                    cost = -n_all
+                if exact and cost < least[b]:
+                    least[b], first[b] = cost, si
+                elif not exact and cost < bound[b]:
+                    bound[b] = cost
+                if p_row.shape[0] > 0:
+                    p_row[n_pairs], p_si[n_pairs], p_exact[n_pairs] = b, si, exact
+                    p_cost[n_pairs] = cost
+                    p_radius[n_pairs] = a * margin if exact else a
+                    n_pairs += 1
+        return n_pairs
+
+    return read
 
 
 def _centre(d, o, tau, uncovered, unreached, lu, sizes, eps, gamma):
@@ -351,18 +413,10 @@ def _read_list_rows(dist, index, tau, beyond, ranks, profile, *args):
     index, the least lower bound of its unsettled sizes), ``_NONE`` where there is none.
     The lists' arrays come one by one: a distributed backend ships each once."""
     *args, n_reached, r0, r1 = args
-    rows, si, exact, cost, _ = _read_rows(
+    least, j, pending = _read_rows(
         dist[r0:r1], index[r0:r1], tau[r0:r1], beyond[r0:r1], *args,
-        profile=(ranks, profile[r0:r1], n_reached),
+        profile=(ranks, profile[r0:r1], n_reached), pairs=False,
     )  # fmt: skip
-    least, pending = np.full(r1 - r0, _NONE), np.full(r1 - r0, _NONE)
-    np.minimum.at(least, rows[exact], cost[exact])
-    np.minimum.at(pending, rows[~exact], cost[~exact])
-    # the first (smallest) size of each row at its least cost (pairs in (row, size) order)
-    first = exact & (cost == least[rows])
-    j = np.zeros(r1 - r0, dtype=np.intp)
-    hit, at = np.unique(rows[first], return_index=True)
-    j[hit] = si[first][at]
     return r0, least, j, pending
 
 
@@ -377,9 +431,9 @@ def best_region(lists, X, norm, uncovered, unreached, lu, n_lower, n_upper, eps,
     and the newly reached count only while ``radius + eps`` stays below the samples left
     out. Elsewhere only a lower bound is known (the list, and the profile beyond it); a
     centre with such a pair whose bound does not exceed the best exact cost is settled
-    on its exact distance row. Ties: the lowest centre index, then the smallest size, as
-    a search over every centre chooses. Returns (cost, centre, radius, the centre's
-    exact row), the radius from that row.
+    on its full distance row (least bound first). Ties: the lowest centre index, then
+    the smallest size, as a search over every centre chooses. Returns (cost, centre,
+    radius, the centre's exact row), the radius from that row.
     """
     n = X.shape[0]
     sizes = np.arange(n_lower, n_upper + 1)
@@ -401,42 +455,52 @@ def best_region(lists, X, norm, uncovered, unreached, lu, n_lower, n_upper, eps,
             best = (int(exact_cost[r]), r0 + r, int(j[r]))
         pending.extend((low[b], r0 + b) for b in np.flatnonzero(low < _NONE))
     best_row = None  # the best centre's exact row, where its search computed one
+    # Least lower bound first: the first rows bring the best cost down, and once one
+    # centre cannot win, no later one can (the bounds only grow, and on equal bounds the
+    # indices). The winner is the least (cost, centre, size) whatever the order.
+    pending.sort()
     gemm = _RowBlocks(X, norm)
     pos = 0
     while pos < len(pending):
         batch = []  # the next centres that can still win, for one block of rows
-        while pos < len(pending) and len(batch) < _ROW_BATCH:
-            if _could_win(best, *pending[pos]):
-                batch.append(pending[pos])
+        while pos < len(pending) and len(batch) < _ROW_BATCH and _could_win(best, *pending[pos]):
+            batch.append(pending[pos])
             pos += 1
         if not batch:
             break
-        dist, tau = gemm.rows([i for _, i in batch])
-        # the batch's rows whose values are bounded, read at once: (row, size) pairs
+        centres = np.array([i for _, i in batch])
+        dist, tau = gemm.rows(centres)
+        # the batch's rows whose values are bounded, read at once: (row, size) pairs. No
+        # radius passes the list's last exact distance (at most its value + its tau),
+        # and no count looks further than eps past a radius: the values beyond that, and
+        # a little more, are left out (a pair that would need them is not exact, and its
+        # centre gets its exact row)
         fine = np.flatnonzero(np.isfinite(tau))
-        order = np.argsort(dist[fine], axis=1, kind="stable")
-        dist = np.take_along_axis(dist[fine], order, axis=1)
-        read = _read_rows(dist, order, tau[fine], np.inf, *args)
-        bounds = np.searchsorted(read[0], np.arange(fine.size + 1))
+        reach = lists.dist[centres[fine], -1] + lists.tau[centres[fine]] + eps
+        reach = (reach + 5 * tau[fine]) * (1.0 + 1e-8)
+        least, first, bound = _read_rows(
+            *_row_heads(dist[fine], tau[fine], reach), *args, pairs=False
+        )
         for b, (low, i) in enumerate(batch):
             if not _could_win(best, low, i):
                 continue
             at = np.searchsorted(fine, b)
-            read_here = at < fine.size and fine[at] == b
-            row = found = None
-            if read_here:
-                si, exact, cost, radius = (v[bounds[at] : bounds[at + 1]] for v in read[1:])
-                found = (si, radius, cost, exact) if si.size else None
-            if not read_here or (found is not None and not found[3].all()):
+            row = None
+            if at < fine.size and fine[at] == b and bound[at] == _NONE:
+                if least[at] == _NONE:
+                    continue  # no size meets gamma
+                found = (int(least[at]), i, int(first[at]))
+            else:
                 # unbounded, or a count within tau of a threshold: the exact row
                 row = _row(X, i, norm)
-                found = _exact_centre(row, *args)
-            if found is None:
-                continue
-            index, _, cost, _ = found
-            j = int(np.argmin(cost))
-            if best is None or (cost[j], i, index[j]) < best:
-                best, best_row = (int(cost[j]), i, int(index[j])), row
+                read = _exact_centre(row, *args)
+                if read is None:
+                    continue
+                index, _, cost, _ = read
+                j = int(np.argmin(cost))
+                found = (int(cost[j]), i, int(index[j]))
+            if best is None or found < best:
+                best, best_row = found, row
     if best is None:
         return None
     cost, i, j = best
@@ -454,8 +518,34 @@ def best_region(lists, X, norm, uncovered, unreached, lu, n_lower, n_upper, eps,
 
 def _could_win(best, low, i):
     """Whether a centre whose cost is at least ``low`` can beat the best, or tie it from
-    an earlier centre."""
-    return best is None or low < best[0] or (low == best[0] and i < best[1])
+    an earlier centre or from the best's own (whose unsettled sizes may be smaller than
+    the settled one at the same cost)."""
+    return best is None or low < best[0] or (low == best[0] and i <= best[1])
+
+
+def _row_heads(dist, tau, reach):
+    """The nearest values of each row of ``dist`` (within ``tau`` of the exact ones): all
+    those up to ``reach``, and as many as the row that has most of them; ascending, with
+    their samples, and a lower bound on the exact distance of each sample left out.
+    Returns (d, o, tau, beyond), as :func:`_read_rows` takes them. Ties in index order
+    in exact rows (``tau`` 0), in any order in bounded ones (as the lists')."""
+    B, n = dist.shape
+    K = max(int(np.count_nonzero(dist <= reach[:, None], axis=1).max(initial=0)), 1)
+    if K >= n:
+        index, beyond = np.broadcast_to(np.arange(n), (B, n)), np.full(B, np.inf)
+    else:
+        part = np.argpartition(dist, K, axis=1)
+        index = part[:, :K]
+        # every value left out is at least the (K+1)-th smallest
+        beyond = np.take_along_axis(dist, part[:, K : K + 1], axis=1)[:, 0]
+        beyond = np.maximum((beyond - tau) * (1.0 - 4 * _U64), 0.0)
+    values = np.take_along_axis(dist, index, axis=1)
+    order = np.argsort(values, axis=1)
+    exact = np.flatnonzero(tau == 0)
+    if exact.size:
+        order[exact] = np.lexsort((index[exact], values[exact]), axis=-1)
+    d, o = np.take_along_axis(values, order, axis=1), np.take_along_axis(index, order, axis=1)
+    return d, o, tau, beyond
 
 
 class _RowBlocks:
@@ -474,7 +564,8 @@ class _RowBlocks:
             return chebyshev(X[batch], X), np.zeros(batch.size)
         with np.errstate(invalid="ignore"):  # outside the GEMM's range: tau inf
             dist, err = _distance_bounds(*_gemm_squared(X, *self.terms, batch))
-        tau = _tighten(X, batch, dist, err, 8 * np.median(err, axis=1, keepdims=True))
+        # the cut: 8 times a typical bound (the median of every 8th; any cut is sound)
+        tau = _tighten(X, batch, dist, err, 8 * np.median(err[:, ::8], axis=1, keepdims=True))
         return dist, tau
 
 

@@ -6,7 +6,7 @@ import numpy as np
 from numpy.testing import assert_allclose, assert_array_equal
 from scipy.spatial.distance import cdist
 
-from skrob._concentration import RADIUS_MARGIN
+from skrob._concentration import _U64, RADIUS_MARGIN
 
 
 def brute_dist(A, B, metric="euclidean"):
@@ -95,6 +95,24 @@ def brute_loo_regression(X, Y):
     return 1.0 / (1.0 + ratio.max(axis=1))[:, None]
 
 
+def brute_force_costs(dist, covered, reached, lu, sizes, epsilon, gamma):
+    """One centre's regions, every size from scratch: {size: (cost, radius, newly covered,
+    newly reached)} for the sizes (in their order) whose covered samples' mean label
+    uncertainty is at least gamma. ``dist``: the centre's exact distances."""
+    uncovered_sorted = np.sort(dist[~covered])
+    out = {}
+    for s in sizes:
+        if s >= len(uncovered_sorted):
+            continue
+        radius = uncovered_sorted[s] * (1 - RADIUS_MARGIN)
+        new_cover = ~covered & (dist <= radius)
+        new_reach = ~reached & (dist <= radius + epsilon)
+        if new_cover.sum() == 0 or lu[new_cover].mean() < gamma:
+            continue
+        out[s] = (new_reach.sum() - new_cover.sum(), radius, new_cover, new_reach)
+    return out
+
+
 def brute_force_regions(Xa, lu, *, epsilon, alpha, gamma, norm, n_regions, delta):
     """The greedy union-of-regions search as described (and as Zhang & Evans' reference
     code runs it): every centre and size recomputed from scratch. Also the timed baseline
@@ -113,16 +131,10 @@ def brute_force_regions(Xa, lu, *, epsilon, alpha, gamma, norm, n_regions, delta
         best = None
         for i in range(n):
             dist = cdist(Xa[i : i + 1], Xa, metric)[0]
-            uncovered_sorted = np.sort(dist[~covered])
-            for s in range(n_lower, remaining + 1):
-                if s >= len(uncovered_sorted):
-                    continue
-                radius = uncovered_sorted[s] * (1 - RADIUS_MARGIN)
-                new_cover = ~covered & (dist <= radius)
-                new_reach = ~reached & (dist <= radius + epsilon)
-                if new_cover.sum() == 0 or lu[new_cover].mean() < gamma:
-                    continue
-                cost = new_reach.sum() - new_cover.sum()
+            sizes = range(n_lower, remaining + 1)
+            for cost, radius, new_cover, new_reach in brute_force_costs(
+                dist, covered, reached, lu, sizes, epsilon, gamma
+            ).values():
                 if best is None or cost < best[0]:
                     best = (cost, i, radius, new_cover, new_reach)
         if best is None:
@@ -148,3 +160,118 @@ def assert_exact_order(X, idx, copies, k):
     assert not np.any(idx == np.arange(n)[:, None])
     assert all(np.unique(row).size == k for row in idx)
     assert_array_equal(copies, got == 0)
+
+
+def read_rows_vectorised(
+    d, o, tau, beyond, uncovered, unreached, lu, sizes, eps, gamma, profile=None
+):
+    """skrob._concentration._read_rows as numpy arrays of every (row, size) pair (until
+    2026-12-04): the baseline of ``benchmarks/bench_intrinsic_robustness.py --read``, and
+    a second reading for the tests. Several rows' counts come from one ``searchsorted``
+    over keys with a rounding error, which widens every row's tau.
+
+    The (row, size) pairs that may meet gamma, for centres whose ascending distances
+    ``d[b]`` to samples ``o[b]`` are each within ``tau[b]`` of the exact one, every
+    other sample at ``beyond[b]`` or farther: (rows, size indices, exact, cost, radius).
+
+    The (s+1)-th uncovered value gives the radius "just below" it; the covered count,
+    their mean LU and the newly reached count follow. A count is settled where no value
+    lies within ``tau`` of its threshold (the exact threshold lies between those of the
+    value -/+ tau: rounding is monotone) and every sample that can lie within it is
+    listed; ``exact`` marks pairs all of whose counts are settled. Elsewhere the cost
+    is a lower bound (with ``profile`` = (ranks, profile rows, n_reached), also from
+    the counts beyond the list) and the radius is the value. One row with ``tau`` 0 and
+    ``beyond`` inf (an exact full row) is read exactly. Where the value before the
+    (s+1)-th lies below the radius's interval the covered count needs no search; where
+    the value after the reach count lies above its interval, the other bound neither.
+    """
+    B, k = d.shape
+    if B == 0:
+        return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.intp), *np.zeros((3, 0))
+    U = uncovered[o]
+    cu, cr, cl = (np.zeros((B, k + 1), dtype=t) for t in (np.intp, np.intp, np.float64))
+    np.cumsum(U, axis=1, out=cu[:, 1:])
+    np.cumsum(unreached[o], axis=1, out=cr[:, 1:])
+    np.cumsum(np.where(U, lu[o], 0.0), axis=1, out=cl[:, 1:])  # adding 0.0 is exact
+    # the (s+1)-th uncovered entry of each row (its uncovered entries, row after row);
+    # flat indices into d (row * k + column) and into the counts (row * (k + 1) + column)
+    n_unc = cu[:, -1]
+    rows, si = np.nonzero(sizes[None, :] < n_unc[:, None])
+    start = np.concatenate(([0], np.cumsum(n_unc)[:-1]))
+    flat = np.flatnonzero(U)[start[rows] + sizes[si]]
+    at = flat - k * rows
+    d_flat, cu, cr, cl = d.ravel(), cu.ravel(), cr.ravel(), cl.ravel()
+    a = d_flat[flat]
+    count, error = _counter_vectorised(d)
+    # Each row's tau, widened by the keys' error and by a few ulps of its largest
+    # threshold: every bound below holds after rounding (none for an exact row).
+    row_tau = np.broadcast_to(np.asarray(tau, dtype=np.float64), (B,))
+    if error > 0 or np.any(row_tau > 0):
+        row_tau = row_tau + error + 8 * _U64 * (d[:, -1] + eps)
+    tau = row_tau[rows]
+    beyond = np.broadcast_to(np.asarray(beyond, dtype=np.float64), (B,))[rows]
+    low = (a - tau) * (1.0 - RADIUS_MARGIN)
+    high = (a + tau) * (1.0 - RADIUS_MARGIN)
+    below, above = low - tau, high + tau  # surely / possibly covered
+    pos_sure, pos = at.copy(), at.copy()
+    searched = (at == 0) | (d_flat[np.maximum(flat - 1, 0)] > below) | (a <= above)
+    pos_sure[searched] = count(below[searched], rows[searched])
+    pos[searched] = count(above[searched], rows[searched])
+    base = (k + 1) * rows
+    covered = cu[base + pos]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_lu = cl[base + pos] / covered
+    listed = above < beyond
+    settled = listed & (cu[base + pos_sure] == covered)
+    if np.any(tau > 0):
+        # Past two values within 2 tau of each other, the covered set read in this order
+        # may sum in another order than the exact one's: a mean within its rounding of
+        # gamma is decided on the exact row.
+        tied = np.diff(d, axis=1) <= 2 * row_tau[:, None]
+        first_tie = np.where(tied.any(axis=1), tied.argmax(axis=1) + 1, k)
+        rounding = 4 * _U64 * (covered + 1) * np.maximum(mean_lu, gamma)
+        settled &= ~((pos > first_tie[rows]) & (np.abs(mean_lu - gamma) <= rounding))
+    ok = np.where(settled, (covered > 0) & (mean_lu >= gamma), ~listed | (covered > 0))
+    keep = np.flatnonzero(ok)
+    rows, si, a, tau, beyond, low, high, covered, listed, settled = (
+        v[keep] for v in (rows, si, a, tau, beyond, low, high, covered, listed, settled)
+    )
+    low_reach, high_reach = low + eps - tau, high + eps + tau
+    pos_sure = count(low_reach, rows)
+    pos = pos_sure.copy()
+    searched = (pos < k) & (d_flat[k * rows + np.minimum(pos, k - 1)] <= high_reach)
+    pos[searched] = count(high_reach[searched], rows[searched])
+    base = (k + 1) * rows
+    sure_reached, reached = cr[base + pos_sure], cr[base + pos]
+    exact = settled & (sure_reached == reached) & (high_reach < beyond)
+    cost = np.where(exact, reached, sure_reached) - covered
+    if profile is not None and not exact.all():
+        # at least ranks[m] + 1 samples within profile[m], at most n_reached of them
+        # reached before
+        ranks, within, n_reached = profile
+        count_profile, p_error = _counter_vectorised(within)
+        m = count_profile(low_reach - p_error, rows)
+        at_least = np.where(m > 0, ranks[np.maximum(m - 1, 0)] + 1, 0) - n_reached
+        cost = np.where(exact, cost, np.maximum(cost, at_least - covered))
+    # no bound where the radius may cover samples left out of the list (each adds to
+    # the covered count, perhaps not to the reached)
+    cost = np.where(listed, cost, -uncovered.size)
+    radius = np.where(exact, a * (1.0 - RADIUS_MARGIN), a)
+    return rows, si, exact, cost, radius
+
+
+def _counter_vectorised(values):
+    """``count(thresholds, rows)``: how many of each row's ascending ``values`` are at
+    most the threshold (one row: exactly), and the error of that count in the values'
+    units (several rows: one ``searchsorted`` over keys ``2 b + v / (2 max v)``)."""
+    B, k = values.shape
+    if B == 1:
+        return (lambda t, rows: np.searchsorted(values[0], t, side="right")), 0.0
+    scale = max(float(values.max()), np.finfo(np.float64).tiny)
+    keys = (values * (0.5 / scale) + 2.0 * np.arange(B)[:, None]).ravel()
+
+    def count(threshold, rows):
+        t = np.clip(threshold * (0.5 / scale), -0.25, 0.75) + 2.0 * rows
+        return np.searchsorted(keys, t, side="right") - k * rows
+
+    return count, 64 * _U64 * (B + 1) * scale

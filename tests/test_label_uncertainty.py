@@ -15,7 +15,12 @@ from skrob.label_uncertainty import (
     knn_soft_labels,
     label_uncertainty,
 )
-from tests._reference import brute_dist, brute_force_regions
+from tests._reference import (
+    brute_dist,
+    brute_force_costs,
+    brute_force_regions,
+    read_rows_vectorised,
+)
 
 # --------------------------------------------------------------------------------------
 # label_uncertainty and knn_soft_labels
@@ -280,7 +285,7 @@ def test_counts_read_off_bounded_values_are_exact_or_lower_bounds(seed):
     other one a lower bound (also from a profile beyond the list), and no size that
     meets gamma on the exact row is missed. Lattice ties (or near ties, reordered by
     the bounds), so many thresholds fall within tau of a value."""
-    from skrob._concentration import _centre, _read_rows
+    from skrob._concentration import _NONE, RADIUS_MARGIN, _read_rows
 
     rng = np.random.default_rng(seed)
     grid = np.stack(np.meshgrid(np.arange(6), np.arange(6), np.arange(6)), -1).reshape(-1, 3)
@@ -303,21 +308,54 @@ def test_counts_read_off_bounded_values_are_exact_or_lower_bounds(seed):
         beyond = np.take_along_axis(rows, order[:, k:], axis=1).min(axis=1, initial=np.inf)
         ranks = np.unique(np.linspace(k - 1, n - 1, 8).astype(int))
         profile = (ranks, np.sort(rows, axis=1)[:, ranks], reached.sum())
-        got = _read_rows(
-            np.take_along_axis(values, order, axis=1)[:, :k], order[:, :k], tau, beyond,
-            *args, profile=profile,
-        )  # fmt: skip
+        listed = (np.take_along_axis(values, order, axis=1)[:, :k], order[:, :k], tau, beyond)
+        got = _read_rows(*listed, *args, profile=profile)
+        least, first, bound = _read_rows(*listed, *args, profile=profile, pairs=False)
+        # the previous, vectorised reading (several rows at once)
+        vec = read_rows_vectorised(*listed, *args, profile=profile)
         for b, row in enumerate(rows):
-            exact_order = np.argsort(row, kind="stable")
-            ref = _centre(row[exact_order], exact_order, 0.0, *args)
-            ref = {} if ref is None else dict(zip(ref[0], ref[2], strict=True))
+            ref = brute_force_costs(row, covered, reached, lu, sizes, eps, gamma)
+            ref = {j: ref[s][0] for j, s in enumerate(sizes) if s in ref}
             mine = got[0] == b
             assert set(ref) <= set(got[1][mine])
-            for j, exact, cost in zip(*(v[mine] for v in got[1:4]), strict=True):
+            for j, exact, cost, radius in zip(*(v[mine] for v in got[1:]), strict=True):
                 if exact:
                     assert ref.get(j) == cost
+                    # from the listed value: exact where tau is 0
+                    ref_radius = np.sort(row[~covered])[sizes[j]] * (1 - RADIUS_MARGIN)
+                    assert abs(radius - ref_radius) <= 2 * tau[b]
                 elif j in ref:
                     assert cost <= ref[j]
+            # each row's reduction: the least exact cost at its first size, the least
+            # bound of the others
+            exact_pairs = mine & got[2]
+            costs = got[3][exact_pairs]
+            if costs.size:
+                assert least[b] == costs.min()
+                assert first[b] == got[1][exact_pairs][np.argmax(costs == costs.min())]
+            else:
+                assert least[b] == _NONE
+            others = got[3][mine & ~got[2]]
+            assert bound[b] == (others.min() if others.size else _NONE)
+            # the previous, vectorised reading: the same cost where both are exact, a
+            # lower bound where one is not
+            theirs = vec[0] == b
+            theirs = {j: (e, c) for j, e, c in zip(*(v[theirs] for v in vec[1:4]), strict=True)}
+            for j, exact, cost in zip(*(v[mine] for v in got[1:4]), strict=True):
+                if j not in theirs:
+                    continue
+                their_exact, their_cost = theirs[j]
+                if exact and their_exact:
+                    assert cost == their_cost
+                elif exact:
+                    assert their_cost <= cost
+                elif their_exact:
+                    assert cost <= their_cost
+            # on the exact row, every size: the brute force's costs
+            exact_order = np.argsort(row, kind="stable")
+            read = _read_rows(row[exact_order][None], exact_order[None], 0.0, np.inf, *args)
+            assert read[2].all()
+            assert dict(zip(read[1], read[3], strict=True)) == ref
 
 
 @pytest.mark.parametrize("scale", [1e-150, 1.0, 1e150, 1e200])
@@ -356,6 +394,37 @@ def test_neighbour_lists_bound_the_sorted_rows(scale):
         error = np.abs(dist - D[batch])[used]
         assert np.all(error <= tau[used, None] + 4e-16 * D[batch][used])
         assert np.all(tau[used] <= 1e-10 * D[batch][used].max(axis=1))
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_row_heads_keep_every_value_up_to_reach_and_bound_the_rest(seed):
+    """The full rows of pending centres are read only up to a reach (a little beyond the
+    list's last distance + epsilon): every value at or below a row's reach is kept, in
+    ascending order with its own sample (ties in index order in exact rows), and every
+    sample left out lies at ``beyond`` or farther, exactly. Rows of values within tau of
+    the exact distances, with exact ties and near ties (lattice points)."""
+    from skrob._concentration import _row_heads
+
+    rng = np.random.default_rng(seed)
+    grid = np.stack(np.meshgrid(np.arange(5), np.arange(5), np.arange(4)), -1).reshape(-1, 3)
+    X = grid + rng.choice([0.0, 1e-13]) * rng.normal(size=grid.shape)
+    exact = cdist(X[:6], X)
+    tau = rng.choice([0.0, 1e-13, 1e-6], size=6)
+    values = exact + rng.uniform(-1, 1, exact.shape) * tau[:, None] * 0.99
+    reach = rng.uniform(0.0, 1.2, 6) * exact.max(axis=1)
+    d, o, tau_out, beyond = _row_heads(values, tau, reach)
+    assert tau_out is tau
+    assert_array_equal(d, np.take_along_axis(values, o, axis=1))
+    assert np.all(np.diff(d, axis=1) >= 0)
+    for b in range(6):
+        assert len(set(o[b])) == o.shape[1]  # each sample once
+        assert set(np.flatnonzero(values[b] <= reach[b])) <= set(o[b])
+        left_out = np.setdiff1d(np.arange(len(X)), o[b])
+        assert np.all(exact[b, left_out] >= beyond[b])
+        if left_out.size == 0:
+            assert beyond[b] == np.inf
+        if tau[b] == 0:
+            assert_array_equal(np.lexsort((o[b], d[b])), np.arange(o.shape[1]))  # ties by index
 
 
 def test_one_set_of_neighbour_lists_at_a_time(monkeypatch):
