@@ -22,7 +22,7 @@ import numpy as np
 from scipy.spatial.distance import cdist
 
 from skrob._progress import progress_bar
-from skrob._search.blocks import pair_tolerance, run_tasks
+from skrob._search.blocks import pair_tolerance, pair_tolerance_at, run_tasks
 from skrob._search.chebyshev import chebyshev
 from skrob._search.exact import SAFE_MAX, SAFE_MIN, exact_dist
 
@@ -99,16 +99,17 @@ def _gemm_terms(X):
     return sq, np.sqrt(sq), (X.shape[1] + 8) * _U64 * 1.01
 
 
-def _gemm_squared(X, sq, norms, c, rows):
+def _gemm_squared(X, sq, norms, c, rows, bounds=True):
     """Squared distances of ``X[rows]`` to every sample, ``|a|² + |b|² - 2 a·b`` from
     one float64 GEMM, and each pair's bound on their rounding (non-finite where ``X``
-    is outside the GEMM's range)."""
+    is outside the GEMM's range; None with ``bounds=False``: :func:`pair_tolerance_at`
+    gives those of any pairs)."""
     with np.errstate(over="ignore", invalid="ignore"):
         D = X[rows] @ X.T
         D *= -2.0
         D += sq[rows, None]
         D += sq[None, :]
-        return D, pair_tolerance(norms[rows], norms, c)
+        return D, pair_tolerance(norms[rows], norms, c) if bounds else None
 
 
 def _tighten(X, centres, dist, err, cut, cols=None):
@@ -130,8 +131,14 @@ def _lists_block(X, sq, norms, c, k, ranks, norm, r0, r1):
     """Rows ``[r0, r1)`` of :func:`neighbour_lists`: (r0, dist, index, tau, beyond, profile)."""
     if norm != 2:
         return (r0, *_select(chebyshev(X[r0:r1], X), None, k, ranks))
-    D, tol = _gemm_squared(X, sq, norms, c, slice(r0, r1))
-    if np.isfinite(D).all() and np.isfinite(tol).all():
+    # no n-wide matrix of bounds: those of the listed pairs, and each row's largest
+    D, _ = _gemm_squared(X, sq, norms, c, slice(r0, r1), bounds=False)
+    na = norms[r0:r1, None]
+    tol = (
+        lambda index: pair_tolerance_at(na, norms[index], c),
+        pair_tolerance_at(na, norms.max(), c)[:, 0],
+    )
+    if np.isfinite(D).all() and np.isfinite(tol[1]).all():
         dist, index, err, beyond, profile = _select(D, tol, k, ranks)
         # the pairs beyond 8 times the last entry's bound, exactly; then in order again
         # (any order among values within 2 tau: _read_rows decides a mean close to gamma
@@ -155,8 +162,9 @@ def _distance_bounds(D, tol):
 
 
 def _select(D, tol, k, ranks):
-    """Each row's k smallest values of ``D`` (distances, or squared values within
-    ``tol`` of the exact ones) as (dist, index, per-pair error bound, beyond, profile)."""
+    """Each row's k smallest values of ``D`` (distances, or squared values within the
+    bounds ``tol`` of the exact ones: (the bounds of given pairs, each row's largest))
+    as (dist, index, per-pair error bound, beyond, profile)."""
     n = D.shape[1]
     rows = np.arange(D.shape[0])[:, None]
     part = np.argpartition(D, ranks, axis=1)
@@ -165,19 +173,25 @@ def _select(D, tol, k, ranks):
     kind = "stable" if tol is None else None
     index = index[rows, np.argsort(D[rows, index], axis=1, kind=kind)]
     at_ranks = D[rows, part[:, ranks]]
-    index_dtype = np.int32 if n < 2**31 else np.intp
+    index_dtype = _index_dtype(n)
     if tol is None:  # exact distances
         beyond = at_ranks[:, 0] if k < n else np.full(D.shape[0], np.inf)
         return D[rows, index], index.astype(index_dtype), np.zeros(D.shape[0]), beyond, at_ranks
-    dist, err = _distance_bounds(D[rows, index], tol[rows, index])
+    tol_at, tmax = tol
+    dist, err = _distance_bounds(D[rows, index], tol_at(index))
     # Order statistics move at most by the largest error of the row: every sample left
     # out lies at or beyond the k-th smallest value's lower bound (ranks[0] is k - 1).
-    tmax = tol.max(axis=1)
     beyond = np.sqrt(np.maximum(at_ranks[:, 0] - tmax, 0.0)) * (1.0 - 4 * _U64)
     if k == n:
         beyond[:] = np.inf
     profile = np.sqrt(np.maximum(at_ranks + tmax[:, None], 0.0)) * (1.0 + 4 * _U64)
     return dist, index.astype(index_dtype), err, beyond, profile
+
+
+def _index_dtype(n):
+    """The smallest integer type that holds the indices of ``n`` samples (the lists'
+    indices are 4 bytes, or 2, per listed pair)."""
+    return np.uint16 if n <= 2**16 else np.int32 if n <= 2**31 else np.intp
 
 
 def neighbour_lists(X, k, norm, block=256, n_jobs=None, verbose=0):
@@ -198,7 +212,7 @@ def neighbour_lists(X, k, norm, block=256, n_jobs=None, verbose=0):
     ranks = np.unique(np.linspace(k - 1, n - 1, _PROFILE).astype(np.intp))
     lists = NeighbourLists(
         dist=np.empty((n, k)),
-        index=np.empty((n, k), dtype=np.int32 if n < 2**31 else np.intp),
+        index=np.empty((n, k), dtype=_index_dtype(n)),
         tau=np.empty(n),
         beyond=np.empty(n),
         ranks=ranks,

@@ -427,6 +427,15 @@ def test_row_heads_keep_every_value_up_to_reach_and_bound_the_rest(seed):
             assert_array_equal(np.lexsort((o[b], d[b])), np.arange(o.shape[1]))  # ties by index
 
 
+@pytest.mark.parametrize("n", [1, 2**16, 2**16 + 1, 2**31, 2**31 + 1])
+def test_list_indices_take_the_smallest_type_that_holds_them(n):
+    from skrob._concentration import _index_dtype
+
+    dtype = _index_dtype(n)
+    assert np.iinfo(dtype).max >= n - 1
+    assert np.iinfo(dtype).bits == (16 if n <= 2**16 else 32 if n <= 2**31 else 64)
+
+
 def test_one_set_of_neighbour_lists_at_a_time(monkeypatch):
     """A fit on other data (or the other norm) releases the cached lists, every
     reference to them, before building its own: at paper size two sets are 3.4 GiB."""

@@ -161,7 +161,14 @@ def sorted_positions(order, exclude):
 def pair_tolerance(na, nb, c):
     """``c (|a| + |b|)² + 2**-1000``: each pair's bound on the rounding of a GEMM value
     ``|a|² + |b|² - 2 a·b`` (the last term covers underflow; norms at most 1)."""
-    tol = na[:, None] + nb[None, :]
+    return pair_tolerance_at(na[:, None], nb[None, :], c)
+
+
+def pair_tolerance_at(na, nb, c):
+    """:func:`pair_tolerance` of the pairs of norms ``na``, ``nb`` (arrays that
+    broadcast). It grows with either norm (every step rounds monotonically), so a row's
+    largest bound is the one at the largest ``nb``."""
+    tol = na + nb
     tol *= tol
     tol *= c
     tol += 2.0**-1000
