@@ -170,20 +170,11 @@ def read_rows_vectorised(
     a second reading for the tests. Several rows' counts come from one ``searchsorted``
     over keys with a rounding error, which widens every row's tau.
 
-    The (row, size) pairs that may meet gamma, for centres whose ascending distances
-    ``d[b]`` to samples ``o[b]`` are each within ``tau[b]`` of the exact one, every
-    other sample at ``beyond[b]`` or farther: (rows, size indices, exact, cost, radius).
-
-    The (s+1)-th uncovered value gives the radius "just below" it; the covered count,
-    their mean LU and the newly reached count follow. A count is settled where no value
-    lies within ``tau`` of its threshold (the exact threshold lies between those of the
-    value -/+ tau: rounding is monotone) and every sample that can lie within it is
-    listed; ``exact`` marks pairs all of whose counts are settled. Elsewhere the cost
-    is a lower bound (with ``profile`` = (ranks, profile rows, n_reached), also from
-    the counts beyond the list) and the radius is the value. One row with ``tau`` 0 and
-    ``beyond`` inf (an exact full row) is read exactly. Where the value before the
-    (s+1)-th lies below the radius's interval the covered count needs no search; where
-    the value after the reach count lies above its interval, the other bound neither.
+    What it reads, and why each count is exact or a lower bound: the production
+    function's docstring. Returns (rows, size indices, exact, cost, radius). Where the
+    value before the (s+1)-th lies below the radius's interval the covered count needs
+    no search; where the value after the reach count lies above its interval, the
+    other bound neither.
     """
     B, k = d.shape
     if B == 0:
