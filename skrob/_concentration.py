@@ -194,7 +194,7 @@ def _index_dtype(n):
     return np.uint16 if n <= 2**16 else np.int32 if n <= 2**31 else np.intp
 
 
-def neighbour_lists(X, k, norm, block=256, n_jobs=None, verbose=0):
+def neighbour_lists(X, k, norm, block=64, n_jobs=None, verbose=0):
     """:class:`NeighbourLists` in O(n k) memory, by blocks of rows (on every core).
 
     L2: a float64 GEMM gives every squared distance within ``c (|a| + |b|)^2``

@@ -20,6 +20,9 @@ from skrob._concentration import measure, place_regions
 from skrob._search.exact import centred_unit
 from skrob._validation import check_label_kinds, warn_on_scales, warn_user
 
+# Held-out rows centred and measured at once.
+_MEASURE_CHUNK = 4096
+
 
 @validate_params(
     {
@@ -398,8 +401,13 @@ class IntrinsicRobustnessEstimator(BaseEstimator):
         self._record(placed, X, lua, g, h)
         centres = Xa[placed.centers]
         del Xa
-        Xb = centred_unit(X, self.test_indices_, scaling)[0]
-        inside, near = measure(Xb, centres, placed.radii, eps, norm)
+        # the other half by chunks of rows: no centred copy of all of it beside the lists
+        test = self.test_indices_
+        inside, near = np.zeros(test.size, dtype=bool), np.zeros(test.size, dtype=bool)
+        for s in range(0, test.size, _MEASURE_CHUNK):
+            Xb = centred_unit(X, test[s : s + _MEASURE_CHUNK], scaling)[0]
+            part = slice(s, s + Xb.shape[0])
+            inside[part], near[part] = measure(Xb, centres, placed.radii, eps, norm)
         self.risk_ = float(inside.mean())
         self.adversarial_risk_ = float(near.mean())
         # Without a region of measure alpha the bound is about no classifier: say so.

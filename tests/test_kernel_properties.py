@@ -154,5 +154,8 @@ def test_centred_rows_equal_the_centred_whole(data, chunk):
     rows = np.flatnonzero(np.arange(X.shape[0]) % 3 != 1)
     assert_array_equal(centred_unit(X, rows, scaling)[0], Z[rows])
     assert_array_equal(centred_unit(X, rows, chunk=chunk)[1][0], scaling[0])
+    before = X.copy()
+    assert_array_equal(centred_unit(X, slice(1, None), scaling)[0], Z[1:])
+    assert_array_equal(X, before)  # rows given as a slice of X: X is not written to
     g, mean, h = scaling
     assert_array_equal(Z, (X * g - mean) * h)

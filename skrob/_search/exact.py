@@ -67,7 +67,13 @@ def centred_unit(X, rows=None, scaling=None, chunk=4096):
             top = max(top, float(np.abs(X[s : s + chunk] * g - mean).max(initial=0.0)))
         scaling = (g, mean, pow2_scale(top))
     g, mean, h = scaling
-    Z = X * g if rows is None else np.multiply(X[rows], g, dtype=np.float64)
+    if rows is None:
+        Z = X * g
+    else:  # gathered rows are a new array, scaled in place: no second copy
+        Z = np.asarray(X[rows], dtype=np.float64)
+        if np.may_share_memory(Z, X):  # a slice of X itself: never written to
+            Z = Z.copy()
+        Z *= g
     Z -= mean
     Z *= h
     return Z, scaling
