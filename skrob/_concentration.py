@@ -94,22 +94,22 @@ class NeighbourLists:
 
 def _gemm_terms(X):
     """What every float64 GEMM block of squared L2 distances on ``X`` needs: the squared
-    norms, the norms and the rounding constant of :func:`_gemm_squared`."""
+    norms, the norms and the rounding constant of :func:`pair_tolerance`."""
     sq = np.einsum("ij,ij->i", X, X)
     return sq, np.sqrt(sq), (X.shape[1] + 8) * _U64 * 1.01
 
 
-def _gemm_squared(X, sq, norms, c, rows, bounds=True):
+def _gemm_squared(X, sq, rows):
     """Squared distances of ``X[rows]`` to every sample, ``|a|² + |b|² - 2 a·b`` from
-    one float64 GEMM, and each pair's bound on their rounding (non-finite where ``X``
-    is outside the GEMM's range; None with ``bounds=False``: :func:`pair_tolerance_at`
-    gives those of any pairs)."""
+    one float64 GEMM (non-finite where ``X`` is outside the GEMM's range); each pair's
+    bound on their rounding is :func:`pair_tolerance` (:func:`pair_tolerance_at` for
+    some pairs)."""
     with np.errstate(over="ignore", invalid="ignore"):
         D = X[rows] @ X.T
         D *= -2.0
         D += sq[rows, None]
         D += sq[None, :]
-        return D, pair_tolerance(norms[rows], norms, c) if bounds else None
+        return D
 
 
 def _tighten(X, centres, dist, err, cut, cols=None):
@@ -132,7 +132,7 @@ def _lists_block(X, sq, norms, c, k, ranks, norm, r0, r1):
     if norm != 2:
         return (r0, *_select(chebyshev(X[r0:r1], X), None, k, ranks))
     # no n-wide matrix of bounds: those of the listed pairs, and each row's largest
-    D, _ = _gemm_squared(X, sq, norms, c, slice(r0, r1), bounds=False)
+    D = _gemm_squared(X, sq, slice(r0, r1))
     na = norms[r0:r1, None]
     tol = (
         lambda index: pair_tolerance_at(na, norms[index], c),
@@ -576,8 +576,12 @@ class _RowBlocks:
         X, batch = self.X, np.asarray(batch)
         if self.norm != 2:
             return chebyshev(X[batch], X), np.zeros(batch.size)
+        sq, norms, c = self.terms
+        D = _gemm_squared(X, sq, batch)
+        with np.errstate(over="ignore", invalid="ignore"):
+            tol = pair_tolerance(norms[batch], norms, c)
         with np.errstate(invalid="ignore"):  # outside the GEMM's range: tau inf
-            dist, err = _distance_bounds(*_gemm_squared(X, *self.terms, batch))
+            dist, err = _distance_bounds(D, tol)
         # the cut: 8 times a typical bound (the median of every 8th; any cut is sound)
         tau = _tighten(X, batch, dist, err, 8 * np.median(err[:, ::8], axis=1, keepdims=True))
         return dist, tau
