@@ -135,3 +135,17 @@ def test_dask_cluster_matches_the_sequential_run():
         np.testing.assert_array_equal(
             search.set_params(n_jobs=-1).fit(Xd, yd).cv_results_["mean_test_score"], ref_grid
         )
+
+
+@pytest.mark.slow  # each loky worker compiles the kernels with numba
+@pytest.mark.parametrize("d", [12, 200])  # the full scan, the projected scan
+def test_inverted_lists_under_loky_match_the_sequential_run(d):
+    """The tasks return their results (a worker process cannot write the caller's
+    arrays), and the caller puts them in place."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(3000, 10)) @ rng.normal(size=(10, d))
+    y = rng.integers(0, 4, 3000)
+    kw = dict(algorithm="approximate", nprobe=4, random_state=0)
+    ref = sample_robustness(X, y, n_jobs=1, **kw)
+    with joblib.parallel_config(backend="loky", n_jobs=2):
+        np.testing.assert_array_equal(sample_robustness(X, y, **kw), ref)

@@ -15,6 +15,7 @@ from tests.conftest import make_tricky_data
 
 # the module (the package's attribute of this name is the function)
 sr = importlib.import_module("skrob.sample_robustness")
+ivf = importlib.import_module("skrob._search.ivf")
 
 
 def _clustered(n, d, seed):
@@ -30,7 +31,7 @@ def _clustered(n, d, seed):
 def _check_bound(X, codes, reach, partner, exact):
     """Every reach is the float64 distance to a differently labelled partner, >= exact."""
     assert np.all(codes[partner] != codes)
-    diff = X - X[partner]
+    diff = np.asarray(X, dtype=np.float64) - X[partner]  # float32 data: exact in float64
     m = np.abs(diff).max(axis=1)
     direct = m * np.linalg.norm(diff / np.where(m > 0, m, 1.0)[:, None], axis=1)
     np.testing.assert_allclose(reach, direct, rtol=1e-12, atol=0)
@@ -104,3 +105,117 @@ def test_nprobe_is_validated():
         sample_robustness(X, y, algorithm="approximate", nprobe=0)
     with pytest.raises(ValueError, match="classification only"):
         sample_robustness(X, X[:, 10] + 0.5, task="regression", algorithm="approximate")
+
+
+# --- the projected scan (many features, few components) ---------------------------------
+
+
+def _low_rank(X, d, seed):
+    """``X`` embedded in ``d`` features by a fixed random map: as many components as ``X``
+    has features, so the inverted lists take the projected scan."""
+    return X @ np.random.default_rng(seed).normal(size=(X.shape[1], d))
+
+
+def _taken(X, codes, **kw):
+    steps = {}
+    out = ivf_nearest_other_label(X, codes, steps=steps, **kw)
+    return out, steps["projected"]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("scale", [1.0, 1e-300, 1e300])
+def test_projected_scan_measuring_every_member_is_exact(scale, dtype, monkeypatch):
+    rng = np.random.default_rng(0)
+    X6, y = make_tricky_data(rng, n=600)
+    X = _low_rank(X6, 160, 1)
+    if dtype == np.float32:  # exact duplicates stay duplicates; 1e-7 apart at 50 do not
+        X = X.astype(np.float32)
+    else:
+        X = X * scale
+    _, codes = encode_classes(y)
+    exact, _ = nearest_other_label(X, codes)
+    # every list probed, every member kept and measured: the estimate ranks nothing out
+    monkeypatch.setattr(ivf, "_TOP_PER_LIST", 600)
+    monkeypatch.setattr(ivf, "_RERANK", 600)
+    (reach, partner), projected = _taken(X, codes, nprobe=64, list_size=16, random_state=0)
+    assert projected
+    np.testing.assert_array_equal(reach, exact)
+    _check_bound(X, codes, reach, partner, exact)
+
+
+def test_projected_scan_upper_bound_recall_and_determinism(global_random_seed):
+    X, y = _clustered(6000, 8, global_random_seed)
+    X = _low_rank(X, 200, global_random_seed)
+    _, codes = encode_classes(y)
+    exact, _ = nearest_other_label(X, codes)
+    (reach, partner), projected = _taken(X, codes, nprobe=1, random_state=global_random_seed)
+    assert projected
+    _check_bound(X, codes, reach, partner, exact)
+    assert np.mean(reach == exact) < 1.0  # one list is not enough here: a real test
+    (reach, partner), _ = _taken(X, codes, random_state=global_random_seed)
+    _check_bound(X, codes, reach, partner, exact)
+    assert np.mean(reach == exact) >= 0.99
+    # the same with one job, and again
+    again, _ = _taken(X, codes, random_state=global_random_seed, n_jobs=1)
+    np.testing.assert_array_equal(again[0], reach)
+    np.testing.assert_array_equal(again[1], partner)
+
+
+def test_projection_only_where_few_components_hold_the_variance(monkeypatch):
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 2000)
+    _, codes = encode_classes(y)
+    isotropic = rng.normal(size=(2000, 200))
+    assert not _taken(isotropic, codes, random_state=0)[1]
+    low_rank = _low_rank(rng.normal(size=(2000, 20)), 200, 0)
+    assert _taken(low_rank, codes, random_state=0)[1]
+    # below _MIN_PROJECTED and beyond _MAX_PROJECTED features: the full scan
+    assert not _taken(low_rank[:, : ivf._MIN_PROJECTED - 1], codes, random_state=0)[1]
+    monkeypatch.setattr(ivf, "_MAX_PROJECTED", 199)
+    assert not _taken(low_rank, codes, random_state=0)[1]
+
+
+def test_selection_kernels_against_numpy():
+    kernels = ivf._kernels()
+    rng = np.random.default_rng(0)
+    # ties everywhere (values in 0..9), lists shorter and longer than 8 k
+    for n_cols in (3, 8, 40, 130, 1500):
+        D = rng.integers(0, 10, size=(50, n_cols)).astype(np.float32)
+        ids = rng.permutation(1000)[:n_cols].astype(np.int32)
+        order = np.argsort(D, axis=1, kind="stable")  # ties: the first column
+        for k in (1, 4, 8, 48):
+            want = np.full((50, k), -1)
+            want[:, : min(k, n_cols)] = ids[order[:, :k]]
+            want_v = np.full((50, k), np.inf, dtype=np.float32)
+            want_v[:, : min(k, n_cols)] = np.sort(D, axis=1)[:, :k]
+            out = rng.permutation(50)  # row r's into row out[r]
+            for smallest in [kernels.smallest] + [kernels.few_smallest] * (k <= 16):
+                top, top_v = np.empty((50, k), np.int32), np.empty((50, k), np.float32)
+                smallest(D, ids, top, top_v, out)
+                np.testing.assert_array_equal(top[out], want)
+                np.testing.assert_array_equal(top_v[out], want_v)
+            # each row's candidates after as many of none
+            cand = np.hstack([np.full_like(top, -1), top[out]])
+            cand_v = np.hstack([np.full_like(top_v, np.inf), top_v[out]])
+            best = np.empty((50, min(k, 3)), np.int32)
+            kernels.merge_best(cand, cand_v, best)
+            np.testing.assert_array_equal(best, want[:, : min(k, 3)])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_scaled_squares_within_their_bound(dtype):
+    rng = np.random.default_rng(0)
+    X = (rng.normal(size=(40, 300)) * 1e3 + 5e3).astype(dtype)
+    best = rng.integers(-1, 40, size=(40, 6)).astype(np.int32)
+    v = np.empty(best.shape)
+    g, h = 2.0**-13, 2.0**2
+    ivf._kernels().scaled_sq(X, best, np.arange(40), g, h, v)
+    Xg = X.astype(np.float64) * g
+    ref = np.full(best.shape, np.inf)
+    for i, c in zip(*np.nonzero(best >= 0), strict=True):
+        ref[i, c] = np.sum(((Xg[i] - Xg[best[i, c]]) * h) ** 2)
+    assert np.array_equal(np.isinf(v), best < 0)
+    ok = best >= 0
+    np.testing.assert_allclose(
+        v[ok], ref[ok], rtol=2 * (300 + 4) * np.finfo(np.float64).eps, atol=0
+    )
