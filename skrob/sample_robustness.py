@@ -259,7 +259,7 @@ def sample_robustness(
         reach, so a sample's robustness may be overstated where its nearest differently
         labelled sample is missed (recall@1 measured >= 0.99 at the default ``nprobe``),
         never understated. "auto" is exact below 200,000 samples, and the inverted lists
-        (Euclidean classification) from there, where they measured 9x faster on images
+        (Euclidean classification) from there, where they measured 8x faster on images
         (docs/benchmarks.md); pass "exact" for exact results at any size.
     n_neighbors : int, default=30
         Graph degree of the pynndescent indexes ("nndescent", or "approximate" with a

@@ -49,8 +49,12 @@ LIST_SIZE = 128
 # Lloyd iterations of each class's k-means: lists need not be optimal, only compact.
 _KMEANS_ITER = 10
 
-# Training samples of each class's k-means, per list.
+# Training samples of each class's k-means, per list: twice as many on the principal
+# components, where a sample costs a quarter; with 32 there, the recall@1 of 200,000
+# Fashion-MNIST-like images fell to 0.990 at some random_state (docs/benchmarks.md,
+# benchmarks/bench_sample_robustness.py --seeds).
 _TRAIN_PER_LIST = 32
+_PROJECTED_TRAIN_PER_LIST = 64
 
 # Rows per block of the probe (samples against every list centre) and of the projection.
 _PROBE_BLOCK = 4096
@@ -165,11 +169,11 @@ def _project_task(X, scaling, W, s, e):
     return s, rows.astype(np.float32) @ W.T, np.einsum("ij,ij->i", rows, rows)
 
 
-def _lists(space, codes, n_classes, list_size, rng):
+def _lists(space, codes, n_classes, list_size, rng, train_per_list=_TRAIN_PER_LIST):
     """k-means lists of every class: (centres, class of each list, list of each sample).
 
     As an IVF index is trained: k-means (random start, ``_KMEANS_ITER`` Lloyd steps)
-    on at most ``_TRAIN_PER_LIST`` samples per list of the class, then every member
+    on at most ``train_per_list`` samples per list of the class, then every member
     assigned to its nearest centre. The lists come class by class.
     """
     centres, list_class = [], []
@@ -183,8 +187,8 @@ def _lists(space, codes, n_classes, list_size, rng):
             local, found = np.zeros(members.size, dtype=np.intp), space[members].mean(axis=0)[None]
         else:
             train = members
-            if members.size > _TRAIN_PER_LIST * n_lists:
-                train = np.sort(rng.choice(members, _TRAIN_PER_LIST * n_lists, replace=False))
+            if members.size > train_per_list * n_lists:
+                train = np.sort(rng.choice(members, train_per_list * n_lists, replace=False))
             found = (
                 KMeans(
                     n_lists,
@@ -286,7 +290,9 @@ def _projected_scan(
 ):
     """The projected scan (see the module's docstring)."""
     n, space = X.shape[0], Z[:, :-2]
-    centres, list_class, labels = _lists(space, codes, n_classes, list_size, rng)
+    centres, list_class, labels = _lists(
+        space, codes, n_classes, list_size, rng, _PROJECTED_TRAIN_PER_LIST
+    )
     n_lists = centres.shape[0]
     members, member_ptr = _members(labels, n_lists)
     clock("k-means")
