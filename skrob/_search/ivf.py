@@ -459,8 +459,8 @@ def _kernels():
     def smallest(D, ids, top, top_v, out):
         # per row r of D, its top.shape[1] smallest columns c in ascending order (ties:
         # the first) as ids[c] into top[out[r]] and their values into top_v[out[r]]; -1
-        # and inf where the row is shorter. The columns at or below the k-th least minimum of
-        # 8 (at least k values lie below it) go into the sorted buffer.
+        # and inf where the row is shorter. The columns at or below the k-th least
+        # minimum of 8 (at least k values lie below it) go into the sorted buffer.
         k, n = top.shape[1], D.shape[1]
         n_blocks = n // 8
         block_min = np.empty(max(n_blocks, 1), dtype=D.dtype)
@@ -493,8 +493,9 @@ def _kernels():
                 top_v[o, t] = bv[t]
                 top[o, t] = ids[bj[t]] if bj[t] >= 0 else -1
 
-    # smallest for a few (k <= 16: a list's best members), 1.6x faster: the threshold
-    # is the largest minimum of k blocks, and the buffer takes each column branch-free.
+    # smallest for a few (k <= 16: a list's best members), faster there: the threshold
+    # is the largest minimum of k blocks, and the buffer takes each column branch-free
+    # (a shift once one is in, so that ties keep the columns' order).
     # nnan, nsz: min and max vectorise (the estimates are finite; inf only marks none)
     @numba.njit(nogil=True, boundscheck=False, cache=False, fastmath={"nnan", "nsz"})
     def few_smallest(D, ids, top, top_v, out):
