@@ -102,15 +102,13 @@ def ivf_nearest_other_label(
     projection = _projection(X, rng, n_jobs) if projected else None
     if steps is not None:
         steps["projected"] = projection is not None
+    args = (codes, n_classes, nprobe, list_size, rng, n_jobs, verbose, clock, steps)
     if projection is not None:
-        Z, scaling = projection
         clock("projection")
-        scan = functools.partial(_projected_scan, X, Z, scaling)
-    else:
-        data = EuclideanData(X, None, None, None)
-        clock("layout")
-        scan = functools.partial(_full_scan, data)
-    return scan(codes, n_classes, nprobe, list_size, rng, n_jobs, verbose, clock, steps)
+        return _projected_scan(X, *projection, *args)
+    data = EuclideanData(X, None, None, None)
+    clock("layout")
+    return _full_scan(data, *args)
 
 
 def _projection(X, rng, n_jobs):
@@ -134,10 +132,7 @@ def _projection(X, rng, n_jobs):
     n_train = min(_PCA_TRAIN, _PCA_ENTRIES // d)
     train = np.arange(n) if n <= n_train else np.sort(rng.choice(n, n_train, replace=False))
     g = pow2_scale(max_abs(X))
-    rows = np.asarray(X[train], dtype=np.float64)
-    if np.may_share_memory(rows, X):  # never written to
-        rows = rows.copy()
-    rows *= g
+    rows, _ = centred_unit(X, train, (g, 0.0, 1.0))  # X[train] g, a float64 copy
     mean = rows.mean(axis=0)
     rows -= mean
     h = min(pow2_scale(np.abs(rows).max(initial=0.0)), 2.0**40)
@@ -280,24 +275,27 @@ def _by_list(probed, n_lists):
     return slots[: ptr[-1]], ptr
 
 
-def _members(labels, n_lists):
+def _index(space, codes, n_classes, nprobe, list_size, rng, train_per_list, n_jobs, clock):
+    """The lists (:func:`_lists`) and the probes (:func:`_probe`) of both scans:
+    ``(members, member_ptr, probed)``, the samples in their lists' order, each list's
+    range of them, and each sample's probed lists."""
+    centres, list_class, labels = _lists(space, codes, n_classes, list_size, rng, train_per_list)
     members = np.argsort(labels, kind="stable")
-    return members, np.searchsorted(labels[members], np.arange(n_lists + 1))
+    member_ptr = np.searchsorted(labels[members], np.arange(centres.shape[0] + 1))
+    clock("k-means")
+    probed = _probe(space, codes, centres, list_class, nprobe, n_jobs)
+    clock("probe")
+    return members, member_ptr, probed
 
 
 def _projected_scan(
     X, Z, scaling, codes, n_classes, nprobe, list_size, rng, n_jobs, verbose, clock, steps
 ):
     """The projected scan (see the module's docstring)."""
-    n, space = X.shape[0], Z[:, :-2]
-    centres, list_class, labels = _lists(
-        space, codes, n_classes, list_size, rng, _PROJECTED_TRAIN_PER_LIST
+    n, train_per_list = X.shape[0], _PROJECTED_TRAIN_PER_LIST
+    members, member_ptr, probed = _index(
+        Z[:, :-2], codes, n_classes, nprobe, list_size, rng, train_per_list, n_jobs, clock
     )
-    n_lists = centres.shape[0]
-    members, member_ptr = _members(labels, n_lists)
-    clock("k-means")
-    probed = _probe(space, codes, centres, list_class, nprobe, n_jobs)
-    clock("probe")
     m = min(_RERANK, probed.shape[1] * _TOP_PER_LIST)
     best = np.empty((n, m), dtype=np.int32)
     v = np.empty((n, m))
@@ -331,7 +329,7 @@ def _projected_scan(
     found = reduce_min(i, exact_dist(X, X, i, j), n, j)
     clock("re-scoring")
     if steps is not None:
-        probes = np.bincount(probed[probed >= 0], minlength=n_lists)
+        probes = np.bincount(probed[probed >= 0], minlength=member_ptr.size - 1)
         steps["scan flop"] = 2.0 * Z.shape[1] * float(probes @ np.diff(member_ptr))
         steps["scan width"] = Z.shape[1]
     return found
@@ -346,12 +344,10 @@ def _projected_task(X, Z, member_ptr, members, probed, m, g, h, s, e):
     rows = members[s:e]
     Zb = Z[rows]  # the block's rows, gathered once: each pair's then comes from cache
     nprobe, n_lists = probed.shape[1], member_ptr.size - 1
-    lists = probed[rows].ravel()  # the (sample, list) pairs, sample by sample
-    key = np.where(lists < 0, n_lists, lists)  # no list: last, left out
-    by_list = np.argsort(key, kind="stable")
-    cut = np.searchsorted(key[by_list], np.arange(n_lists + 1))
-    top = np.full((lists.size, _TOP_PER_LIST), -1, dtype=np.int32)
-    top_v = np.full((lists.size, _TOP_PER_LIST), np.inf, dtype=np.float32)
+    block = probed[rows]  # the block's (sample, list) pairs, sample by sample
+    by_list, cut = _by_list(block, n_lists)
+    top = np.full((block.size, _TOP_PER_LIST), -1, dtype=np.int32)
+    top_v = np.full((block.size, _TOP_PER_LIST), np.inf, dtype=np.float32)
     for lst in np.flatnonzero(np.diff(cut)):
         pairs = by_list[cut[lst] : cut[lst + 1]]
         mem = members[member_ptr[lst] : member_ptr[lst + 1]]
@@ -368,16 +364,13 @@ def _projected_task(X, Z, member_ptr, members, probed, m, g, h, s, e):
 def _full_scan(data, codes, n_classes, nprobe, list_size, rng, n_jobs, verbose, clock, steps):
     """The full scan (see the module's docstring)."""
     n, B = codes.shape[0], data.B
-    body = B[:, :-2]
-    centres, list_class, labels = _lists(body, codes, n_classes, list_size, rng)
-    n_lists = centres.shape[0]
-    members, member_ptr = _members(labels, n_lists)
-    clock("k-means")
-    probed = _probe(body, codes, centres, list_class, nprobe, n_jobs)
+    members, member_ptr, probed = _index(
+        B[:, :-2], codes, n_classes, nprobe, list_size, rng, _TRAIN_PER_LIST, n_jobs, clock
+    )
+    n_lists = member_ptr.size - 1
     slots, probe_ptr = _by_list(probed, n_lists)
     probers = slots // probed.shape[1]
     del probed, slots
-    clock("probe")
     tasks = [(l0, min(l0 + _LISTS_PER_TASK, n_lists)) for l0 in range(0, n_lists, _LISTS_PER_TASK)]
     results = run_tasks(
         _full_task,
