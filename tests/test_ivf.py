@@ -155,7 +155,7 @@ def test_projected_scan_upper_bound_recall_and_determinism(global_random_seed):
     (reach, partner), _ = _taken(X, codes, random_state=global_random_seed)
     _check_bound(X, codes, reach, partner, exact)
     assert np.mean(reach == exact) >= 0.99
-    # the same with one job, and again
+    # the same with one job
     again, _ = _taken(X, codes, random_state=global_random_seed, n_jobs=1)
     np.testing.assert_array_equal(again[0], reach)
     np.testing.assert_array_equal(again[1], partner)
