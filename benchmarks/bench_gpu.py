@@ -45,11 +45,11 @@ def timed(func, *args, sync=None, **kwargs):
     return out, time.perf_counter() - t
 
 
-def load(n, seed=0):
+def load(n, seed=0, data_home=None):
     try:
         from skrob.datasets import load_fashion_mnist
 
-        X, y = load_fashion_mnist(return_X_y=True)
+        X, y = load_fashion_mnist(return_X_y=True, data_home=data_home)
         name = "Fashion-MNIST"
     except FileNotFoundError:
         rng = np.random.default_rng(seed)
@@ -81,6 +81,9 @@ def main():
     parser.add_argument("--n-lo", type=int, default=256, help="samples of LO")
     parser.add_argument("--n-attack", type=int, default=256, help="samples attacked")
     parser.add_argument("--n-train", type=int, default=10_000, help="training images")
+    parser.add_argument(
+        "--data-home", default=None, help="a folder with Fashion-MNIST's four IDX files"
+    )
     args = parser.parse_args()
     device = torch.device(args.device)
     sync = torch.cuda.synchronize if device.type == "cuda" else None
@@ -89,7 +92,7 @@ def main():
     failures = []
 
     # 1. The exact kernel.
-    X, y, data = load(args.n)
+    X, y, data = load(args.n, data_home=args.data_home)
     R_cpu, t_cpu = timed(sample_robustness, X, y)
     sample_robustness(X[:2000], y[:2000], device=device)  # warm-up: context, kernels
     R_dev, t_dev = timed(sample_robustness, X, y, device=device, batch_size=8192, sync=sync)
@@ -100,13 +103,13 @@ def main():
     print(f"   {args.device:<22}: {t_dev:8.2f} s   ({t_cpu / t_dev:.1f}x); identical: {same}")
 
     # Nets, trained once on the CPU.
-    Xtr, ytr, _ = load(args.n_train, seed=1)
+    Xtr, ytr, _ = load(args.n_train, seed=1, data_home=args.data_home)
     images = Xtr.reshape(-1, 1, 28, 28)
     nets = {
         "perceptron (ReLU)": train(perceptron(), images, ytr),
         "LeNet (tanh, avg-pool)": train(lenet(), images, ytr),
     }
-    Xq, yq, _ = load(max(args.n_lo, args.n_attack), seed=2)
+    Xq, yq, _ = load(max(args.n_lo, args.n_attack), seed=2, data_home=args.data_home)
     Xq = Xq.reshape(-1, 1, 28, 28)
 
     # 2. LO.

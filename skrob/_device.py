@@ -50,23 +50,99 @@ def resolve_device(device):
     return dev
 
 
-@contextmanager
-def _full_float32():
-    """float32 matrix products in full float32 (no TF32), as the error bound assumes."""
+# torch's per-operation float32 precision settings (torch >= 2.9: ``fp32_precision``,
+# "none" inheriting from the backend, then from ``torch.backends``); older torch has only
+# the global matmul precision and the two ``allow_tf32`` flags
+_OPERATIONS = {
+    "cuda": (("cuda", "matmul"), ("cudnn", "conv")),
+    "cpu": (("mkldnn", "matmul"), ("mkldnn", "conv")),
+}
+# the relative error of rounding a float32 operand to these formats (p significant bits:
+# below 2**(1 - p) whether the hardware rounds to nearest or truncates)
+_REDUCED_UNITS = {"tf32": 2.0**-10, "bf16": 2.0**-7}
+
+
+def _precision_objects():
+    """The per-operation settings objects (empty on torch without ``fp32_precision``)."""
     import torch
 
-    precision = torch.get_float32_matmul_precision()
-    cuda_tf32 = torch.backends.cuda.matmul.allow_tf32
-    cudnn_tf32 = torch.backends.cudnn.allow_tf32
-    torch.set_float32_matmul_precision("highest")
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
+    out = []
+    for backend, op in _OPERATIONS["cuda"] + _OPERATIONS["cpu"]:
+        leaf = getattr(getattr(torch.backends, backend, None), op, None)
+        if leaf is not None and hasattr(leaf, "fp32_precision"):
+            out.append(leaf)
+    return out
+
+
+def _effective_precision(backend, op):
+    """The operation's ``fp32_precision`` after inheritance ("ieee" when none is set)."""
+    import torch
+
+    parent = getattr(torch.backends, backend)
+    for obj in (getattr(parent, op), parent, torch.backends):
+        value = getattr(obj, "fp32_precision", "none")
+        if value != "none":
+            return value
+    return "ieee"
+
+
+@contextmanager
+def full_float32():
+    """float32 matrix products and convolutions in full float32 (no TF32, no bfloat16) on
+    every device, as the kernel's error bound and LO's float32 accuracy assume; every
+    setting is restored afterwards.
+
+    Newer torch refuses to read its legacy flags once the new per-operation settings
+    were used, so there only those are set (the legacy flags write them too)."""
+    import torch
+
+    leaves = [(leaf, leaf.fp32_precision) for leaf in _precision_objects()]
+    if leaves:
+        for leaf, _ in leaves:
+            leaf.fp32_precision = "ieee"
+    else:  # pragma: no cover - torch < 2.9
+        precision = torch.get_float32_matmul_precision()
+        cuda_tf32 = torch.backends.cuda.matmul.allow_tf32
+        cudnn_tf32 = torch.backends.cudnn.allow_tf32
+        torch.set_float32_matmul_precision("highest")
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
     try:
         yield
     finally:
-        torch.set_float32_matmul_precision(precision)
-        torch.backends.cuda.matmul.allow_tf32 = cuda_tf32
-        torch.backends.cudnn.allow_tf32 = cudnn_tf32
+        if leaves:
+            for leaf, value in leaves:
+                leaf.fp32_precision = value
+        else:  # pragma: no cover - torch < 2.9
+            torch.set_float32_matmul_precision(precision)
+            torch.backends.cuda.matmul.allow_tf32 = cuda_tf32
+            torch.backends.cudnn.allow_tf32 = cudnn_tf32
+
+
+def reduced_float32_unit(device, convolutions=True):
+    """The relative error with which torch may round float32 operands of matrix products
+    (and, with ``convolutions``, of convolutions) on ``device`` under the current
+    settings: 2**-10 where TF32 is allowed, 2**-7 where bfloat16 is, 0 for full float32.
+
+    Certificates for a network that predicts in float32 add this error to every product
+    (:func:`skrob.torch._verify.rounding_bound`), so that they hold for the network as it
+    predicts there, TF32 included (the default of cuDNN's convolutions).
+    """
+    import torch
+
+    kind = torch.device(device).type
+    if kind not in _OPERATIONS:
+        return 0.0
+    operations = [(b, op) for b, op in _OPERATIONS[kind] if convolutions or op != "conv"]
+    if _precision_objects():
+        formats = {_effective_precision(b, op) for b, op in operations}
+    else:  # pragma: no cover - torch < 2.9
+        formats = {{"high": "tf32", "medium": "bf16"}.get(torch.get_float32_matmul_precision())}
+        if kind == "cuda" and torch.backends.cuda.matmul.allow_tf32:
+            formats.add("tf32")
+        if kind == "cuda" and convolutions and torch.backends.cudnn.allow_tf32:
+            formats.add("tf32")
+    return max((_REDUCED_UNITS[f] for f in formats if f in _REDUCED_UNITS), default=0.0)
 
 
 def _row_candidates(D, run, tol, r0, c0, out):
@@ -118,7 +194,7 @@ def device_candidates(data, tasks, both, col_block, self_col, device, verbose=0,
     import torch
 
     progress = progress_bar(verbose, len(tasks), desc, unit="block", iterable=tasks)
-    with torch.no_grad(), _full_float32():
+    with torch.no_grad(), full_float32():
         B = torch.from_numpy(data.B).to(device)
         A = None if data.A is None else torch.from_numpy(data.A).to(device)
         # float64 bounds, as on the CPU: thresholds are not rounded down

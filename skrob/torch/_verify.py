@@ -298,19 +298,24 @@ def _ibp_margins(layers, x, eps, lo, hi, norm, C):
     return out
 
 
-def rounding_bound(layers, x, eps, lo, hi, norm, unit):
+def rounding_bound(layers, x, eps, lo, hi, norm, unit, product_unit=0.0):
     """Upper bound on how far each logit of the network run in a floating-point format of
     unit roundoff ``unit`` (2**-24 for float32) can be from the exact one, over the ball:
     (n, m).
 
-    The input is rounded once (``unit·|x'|``); each layer's dot products and bias add
-    err by at most ``γ_k (|W| |h| + |b|)`` with ``γ_k = 2 k u / (1 − k u)`` for ``k`` terms
-    (the classical bound of any summation order, doubled for blocked and vectorised
-    kernels), and carry the error of their input through ``|W|`` (ReLU is 1-Lipschitz).
-    ``|h|`` is bounded by IBP over the ball. ``unit=0``: no rounding (zeros).
+    The input is rounded once (``unit·|x'|``). Each output of a layer sums at most ``k``
+    products (``k`` the layer's inputs) and its bias; it adds at most
+    ``((1 + v)² (1 + γ_k) − 1) |W| |h̃| + γ_k |b|`` with ``γ_k = 2 k u / (1 − k u)`` (the
+    classical bound of any summation order, doubled for blocked and vectorised kernels;
+    infinite where ``k u ≥ 1``) and ``v = product_unit``, the relative error of operands
+    rounded to a narrower format before their products (TF32, bfloat16:
+    :func:`skrob._device.reduced_float32_unit`). The error of the layer's input passes
+    through ``|W|`` (ReLU is 1-Lipschitz), and ``|h̃|``, the computed input, is bounded by
+    IBP's ``|h|`` over the ball plus that error.
+    ``unit=0``: no rounding (zeros).
     """
     n = len(x)
-    if unit == 0:
+    if unit == 0 and product_unit == 0:
         return np.zeros((n, layers[-1][0].shape[0]))
     low, u = _input_box(x, eps, lo, hi, norm)
     mag = np.maximum(np.abs(low), np.abs(u))
@@ -318,20 +323,24 @@ def rounding_bound(layers, x, eps, lo, hi, norm, unit):
     pre = interval_bounds(layers, x, eps, lo, hi, norm)
     for k, (W, b) in enumerate(layers):
         terms = W.shape[1] + 1
-        gamma = 2 * terms * unit / (1 - terms * unit)
+        gamma = 2 * terms * unit / (1 - terms * unit) if terms * unit < 1 else np.inf
+        factor = (1 + product_unit) ** 2 * (1 + gamma) - 1
         absW = np.abs(W)
-        err = err @ absW.T + gamma * (mag @ absW.T + np.abs(b))
+        with np.errstate(invalid="ignore"):  # inf * 0 where a row has no weights
+            err = err @ absW.T + factor * ((mag + err) @ absW.T) + gamma * np.abs(b)
+        err = np.where(np.isnan(err), np.inf, err)
         zl, zu = pre[k]
         mag = np.maximum(np.maximum(zl, 0.0), np.maximum(zu, 0.0))  # |relu(z)|
     return err
 
 
-def margins_lower(layers, x, y, eps, lo, hi, norm, method, unit=0.0):
+def margins_lower(layers, x, y, eps, lo, hi, norm, method, unit=0.0, product_unit=0.0):
     """Lower bound of ``min_{j≠y} z_y − z_j`` over the ball ∩ box: (n,).
 
     ``unit``: the unit roundoff of the format the network predicts in (2**-24 for
-    float32): the bound is lowered by :func:`rounding_bound`'s margin, so that a positive
-    bound holds for the network as it computes, not only in exact arithmetic.
+    float32), ``product_unit`` that of its products' operands where they are narrower
+    (TF32, bfloat16): the bound is lowered by :func:`rounding_bound`'s margin, so that a
+    positive bound holds for the network as it computes, not only in exact arithmetic.
     """
     m = layers[-1][0].shape[0]
     C, others = _spec(y, m)
@@ -339,21 +348,21 @@ def margins_lower(layers, x, y, eps, lo, hi, norm, method, unit=0.0):
         margins = _ibp_margins(layers, x, eps, lo, hi, norm, C)
     else:
         margins = crown_bounds(layers, x, eps, lo, hi, norm, C)
-    if unit:
-        err = rounding_bound(layers, x, eps, lo, hi, norm, unit)
+    if unit or product_unit:
+        err = rounding_bound(layers, x, eps, lo, hi, norm, unit, product_unit)
         n = len(y)
         margins = margins - (err[np.arange(n), y][:, None] + np.take_along_axis(err, others, 1))
     return margins.min(axis=1)
 
 
-def bisect_radius(layers, x, y, lo, hi, norm, method, upper, steps=30, unit=0.0):
+def bisect_radius(layers, x, y, lo, hi, norm, method, upper, steps=30, unit=0.0, product_unit=0.0):
     """Per sample the largest radius (bisected) whose margin lower bound stays positive."""
     n = len(x)
     r_lo, r_hi = np.zeros(n), upper.astype(float).copy()
-    ok0 = margins_lower(layers, x, y, np.zeros(n), lo, hi, norm, method, unit) > 0
+    ok0 = margins_lower(layers, x, y, np.zeros(n), lo, hi, norm, method, unit, product_unit) > 0
     for _ in range(steps):
         mid = (r_lo + r_hi) / 2
-        safe = margins_lower(layers, x, y, mid, lo, hi, norm, method, unit) > 0
+        safe = margins_lower(layers, x, y, mid, lo, hi, norm, method, unit, product_unit) > 0
         r_lo = np.where(safe, mid, r_lo)
         r_hi = np.where(safe, r_hi, mid)
     return np.where(ok0, r_lo, 0.0)

@@ -462,7 +462,11 @@ def certified_radius(
     (``"ibp"``, looser); the radius is bisected (30 steps) on where the bound stays
     positive. ``certified_radius <= minimal distortion`` on every sample; on a network
     without ReLUs (a linear model) it is the exact minimum. Computed in float64
-    (:mod:`skrob.torch._verify`).
+    (:mod:`skrob.torch._verify`), less a bound of the rounding of the network as it
+    predicts on its device: its format (float32), and TF32 or bfloat16 products where
+    torch's settings allow them there (``torch.set_float32_matmul_precision``, cuDNN's
+    ``allow_tf32``, on by default for convolutions), so that the certificate holds for
+    the predictions themselves.
 
     Parameters
     ----------
@@ -499,7 +503,7 @@ def certified_radius(
     """
     from skrob.torch._verify import bisect_radius
 
-    p, layers, x, yc, correct, (lo_v, hi_v), search, unit = _verification_inputs(
+    p, layers, x, yc, correct, (lo_v, hi_v), search, rounding = _verification_inputs(
         model, X, y, norm, clip, device, input_shape, "certified_radius"
     )
     out = np.full(len(correct), np.nan)
@@ -507,7 +511,7 @@ def certified_radius(
         width = float(np.max(search[1] - search[0]))
         top = width if p == np.inf else width * np.sqrt(x.shape[1])
         out[correct] = bisect_radius(
-            layers, x, yc, lo_v, hi_v, p, method, np.full(len(x), top), unit=unit
+            layers, x, yc, lo_v, hi_v, p, method, np.full(len(x), top), **rounding
         )
     return out
 
@@ -577,20 +581,34 @@ def _verification_inputs(model, X, y, norm, clip, device, input_shape, owner):
             correct = (logits(module, returns_probabilities)(X).argmax(1) == y).cpu().numpy()
         layers = relu_layers(module, tuple(X.shape[1:]))
     x = X[correct].flatten(1).double().cpu().numpy()
-    # the unit roundoff of the format the network predicts in: certificates hold for it
+    return p, layers, x, y.cpu().numpy()[correct], correct, box, search, _rounding(module, X)
+
+
+def _rounding(module, X):
+    """The rounding of the network as it predicts, which certificates must hold for:
+    ``unit``, the unit roundoff of its format, and ``product_unit``, the error of float32
+    operands that torch's settings let it round to TF32 or bfloat16 on its device (cuDNN's
+    convolutions use TF32 by default)."""
+    from skrob._device import reduced_float32_unit
+
     unit = float(torch.finfo(X.dtype).eps) / 2
-    return p, layers, x, y.cpu().numpy()[correct], correct, box, search, unit
+    product_unit = 0.0
+    if X.dtype == torch.float32:
+        conv = any(isinstance(m, torch.nn.modules.conv._ConvNd) for m in module.modules())
+        product_unit = reduced_float32_unit(X.device, convolutions=conv)
+    return {"unit": unit, "product_unit": product_unit}
 
 
 def _certified_mask(model, X, y, norm, clip, epsilon, device, input_shape):
     """The samples classified correctly and certified at ``epsilon`` (CROWN)."""
     from skrob.torch._verify import margins_lower
 
-    p, layers, x, yc, correct, (lo_v, hi_v), _, unit = _verification_inputs(
+    p, layers, x, yc, correct, (lo_v, hi_v), _, rounding = _verification_inputs(
         model, X, y, norm, clip, device, input_shape, "AdversarialDistortionScorer"
     )
     mask = np.zeros(len(correct), dtype=bool)
     if correct.any():
         eps = np.full(len(x), float(epsilon))
-        mask[correct] = margins_lower(layers, x, yc, eps, lo_v, hi_v, p, "crown", unit) > 0
+        margins = margins_lower(layers, x, yc, eps, lo_v, hi_v, p, "crown", **rounding)
+        mask[correct] = margins > 0
     return mask

@@ -25,6 +25,7 @@ import torch
 from sklearn.base import BaseEstimator
 
 from skrob._compat import Interval, StrOptions, validate_params
+from skrob._device import full_float32
 from skrob._progress import progress_bar
 from skrob._scoring import RobustnessScorerMixin
 from skrob._validation import entropy, reject_metadata
@@ -166,7 +167,9 @@ def laplacian(
         Samples per block (16 when None); each is evaluated along 64 directions at once,
         so memory is about ``batch_size * 64`` forward passes.
     device : str or torch.device, default=None
-        Where to compute; None: the model's device ("auto": CUDA when present).
+        Where to compute; None: the model's device ("auto": CUDA when present). float32
+        products run in full float32 there: TF32 and bfloat16 are switched off while LO
+        runs (and restored), so a GPU agrees with the CPU to float32 rounding.
     random_state : int, RandomState instance or None, default=None
         The probes of "hutchinson" (one stream per sample: independent of ``batch_size``).
     input_shape : tuple, default=None
@@ -211,7 +214,9 @@ def laplacian(
         seeds = np.random.SeedSequence(entropy(random_state)).generate_state(X.shape[0])
     rows = DEFAULT_BATCH_SIZE if batch_size is None else batch_size
     route = "hutchinson" if method == "hutchinson" else "linear" if piecewise_linear else "smooth"
-    with eval_mode(module):
+    # full float32 products (no TF32 or bfloat16 whatever torch's settings): second
+    # derivatives lose their digits to a narrower format, on the GPU as on the CPU
+    with eval_mode(module), full_float32():
         lo = _all_classes(module, X, route, rows, n_probes, seeds, returns_probabilities, verbose)
         if target == "all":
             return lo.cpu().double().numpy()

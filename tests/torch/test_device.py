@@ -65,3 +65,77 @@ def test_auto_stays_exact_on_a_device(monkeypatch):
     np.testing.assert_array_equal(sample_robustness(X, y, device="cpu"), ref)
     est = SampleRobustnessTransformer(device="cpu").fit(X, y)
     np.testing.assert_array_equal(est.robustness_, ref)
+
+
+needs_operation_settings = pytest.mark.skipif(
+    not hasattr(torch.backends.cuda.matmul, "fp32_precision"),
+    reason="torch < 2.9 has no per-operation precision settings",
+)
+
+
+def _leaves():
+    from skrob._device import _precision_objects
+
+    return [leaf.fp32_precision for leaf in _precision_objects()]
+
+
+@needs_operation_settings
+def test_full_float32_switches_reduced_products_off_and_restores_the_settings(
+    restore_precision,
+):
+    from skrob._device import full_float32, reduced_float32_unit
+
+    torch.set_float32_matmul_precision("medium")  # the legacy setting
+    torch.backends.mkldnn.conv.fp32_precision = "bf16"  # a per-operation one
+    before = _leaves()
+    assert reduced_float32_unit("cpu") == 2.0**-7
+    assert reduced_float32_unit("cuda") == 2.0**-10
+    with full_float32():
+        assert reduced_float32_unit("cpu") == 0.0
+        assert reduced_float32_unit("cuda") == 0.0
+    assert _leaves() == before
+    with pytest.raises(RuntimeError), full_float32():  # restored on errors too
+        raise RuntimeError
+    assert _leaves() == before
+
+
+@needs_operation_settings
+def test_reduced_float32_unit_reads_each_setting(restore_precision):
+    from skrob._device import reduced_float32_unit
+
+    backends = torch.backends
+    assert reduced_float32_unit("cpu") == 0.0  # torch's defaults
+    assert reduced_float32_unit("cuda", convolutions=False) == 0.0
+    assert reduced_float32_unit("cuda") == 2.0**-10  # cuDNN's convolutions in TF32
+    assert reduced_float32_unit("meta") == 0.0
+    backends.cudnn.conv.fp32_precision = "ieee"
+    assert reduced_float32_unit("cuda") == 0.0
+    backends.cuda.matmul.fp32_precision = "tf32"
+    assert reduced_float32_unit("cuda", convolutions=False) == 2.0**-10
+    assert reduced_float32_unit("cpu") == 0.0
+    backends.mkldnn.matmul.fp32_precision = "bf16"
+    assert reduced_float32_unit("cpu", convolutions=False) == 2.0**-7
+    backends.mkldnn.matmul.fp32_precision = "none"  # inherits from mkldnn
+    backends.mkldnn.fp32_precision = "bf16"
+    assert reduced_float32_unit("cpu", convolutions=False) == 2.0**-7
+    backends.mkldnn.fp32_precision = "none"
+    assert reduced_float32_unit("cpu") == 0.0
+    torch.set_float32_matmul_precision("high")  # the legacy setting writes the new ones
+    assert reduced_float32_unit("cpu") == 2.0**-10
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_laplacian_is_computed_in_full_float32_whatever_the_settings(device, restore_precision):
+    """LO's second derivatives in bfloat16 or TF32 would lose their digits: they run in
+    full float32, so the result does not depend on torch's precision settings."""
+    from torch import nn
+
+    from skrob.torch import laplacian
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(256, 64), nn.Tanh(), nn.Linear(64, 5)).to(device)
+    X = torch.rand(24, 256)
+    torch.set_float32_matmul_precision("highest")
+    ref = laplacian(net, X, device=device)
+    torch.set_float32_matmul_precision("medium" if device == "cpu" else "high")
+    np.testing.assert_array_equal(laplacian(net, X, device=device), ref)
