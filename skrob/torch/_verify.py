@@ -25,6 +25,14 @@ from torch import nn
 from skrob import _milp
 from skrob.torch._ops import AFFINE_MODULES
 
+AVERAGE_POOLS = (
+    nn.AvgPool1d,
+    nn.AvgPool2d,
+    nn.AvgPool3d,
+    nn.AdaptiveAvgPool1d,
+    nn.AdaptiveAvgPool2d,
+)
+
 SUPPORTED = (
     "chains of Linear, Conv, AvgPool, BatchNorm (eval), Flatten/Unflatten, Dropout (eval), "
     "Identity, a Pipeline's scalers, and ReLU (a final Softmax/LogSoftmax is ignored)"
@@ -89,6 +97,12 @@ def _module_op(m):
         return "relu", m
     if isinstance(m, _SOFTMAX):
         return "softmax", m
+    if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.running_mean is None:
+        raise ValueError(
+            f"{type(m).__name__}(track_running_stats=False) normalises by each batch's own "
+            "statistics even in eval mode, so it is not an affine map of one input; exact "
+            "and certified bounds need batch-norm with running statistics."
+        )
     if isinstance(m, AFFINE_MODULES + (Affine,)):
         return "affine", m
     if hasattr(m, "step_name"):  # a non-affine Pipeline step (skrob.torch._pipeline)
@@ -126,12 +140,14 @@ def _function_op(node):
     raise ValueError(f"Exact and certified bounds need {SUPPORTED}; got {node.target}.")
 
 
-def relu_layers(module, input_shape):
+def relu_layers(module, input_shape, operations=False):
     """``[(W, b), ...]`` float64 numpy affine maps with a ReLU between consecutive ones.
 
     The parameters are read exactly: the affine maps are probed on a float64 copy of the
     module (its float32 weights are exact in float64), never by running the float32 net,
-    whose rounding would blur them.
+    whose rounding would blur them. ``operations=True``: also return, per map, the torch
+    operations it composes, one at a time (:func:`_operation`), which the network rounds
+    one after another: ``(layers, operations)``.
     """
     import copy
 
@@ -148,12 +164,53 @@ def relu_layers(module, input_shape):
             segments[-1].append(f)
         else:
             segments.append([])
-    layers, shape = [], tuple(input_shape)
+    layers, per_layer, shape = [], [], tuple(input_shape)
     with torch.no_grad():
         for seg in segments:  # an empty segment is the identity
+            if operations:
+                inner, op_shape = [], shape
+                for f in seg:
+                    W, b, out_shape = _probe([f], op_shape, dtype)
+                    inner.append(_operation(f, W, b, out_shape))
+                    op_shape = out_shape
+                per_layer.append(inner)
             W, b, shape = _probe(seg, shape, dtype)
             layers.append((W, b))
-    return layers
+    return (layers, per_layer) if operations else layers
+
+
+# a batch-norm output: its scale and shift computed from four buffers, then x·a + c
+_BATCH_NORM_OPERATIONS = 8
+
+
+def _operation(f, W, b, out_shape):
+    """One affine operation as :func:`rounding_bound` bounds its rounding:
+    ``(W, b, bias magnitude, terms per output, reduced)``; W sparse.
+
+    ``terms`` is how many roundings an output can take: its nonzero products and its bias
+    (0 for an operation that only moves or pads values: exact); ``reduced``: its products
+    are those TF32 or bfloat16 may round (matrix products and convolutions). A
+    batch-norm's shift ``β − μ·a`` is computed by the network from ``β`` and ``μ·a``: its
+    rounding follows their magnitudes, not the (possibly cancelled) difference.
+    """
+    W = sp.csr_matrix(W)
+    nonzeros = np.diff(W.indptr)
+    moves = (
+        np.all(nonzeros <= 1) and np.all(W.data == 1.0) and not np.any(b)
+    )  # flatten, reshape, identity, dropout (eval), zero padding
+    if moves:
+        return W, b, np.zeros_like(b), np.zeros(len(b)), False
+    if isinstance(f, nn.modules.batchnorm._BatchNorm):
+        scale = 1.0 / torch.sqrt(f.running_var + f.eps)
+        if f.weight is not None:
+            scale = scale * f.weight
+        shift = torch.abs(f.running_mean * scale)
+        if f.bias is not None:
+            shift = shift + torch.abs(f.bias)
+        per_value = int(np.prod(out_shape[1:]))
+        magnitude = np.repeat(shift.double().numpy(), per_value)
+        return W, b, magnitude, np.full(len(b), float(_BATCH_NORM_OPERATIONS)), False
+    return W, b, np.abs(b), nonzeros + 1.0, not isinstance(f, AVERAGE_POOLS)
 
 
 def _probe(fs, shape, dtype):
@@ -298,49 +355,68 @@ def _ibp_margins(layers, x, eps, lo, hi, norm, C):
     return out
 
 
-def rounding_bound(layers, x, eps, lo, hi, norm, unit, product_unit=0.0):
+def rounding_bound(layers, x, eps, lo, hi, norm, unit, product_unit=0.0, operations=None):
     """Upper bound on how far each logit of the network run in a floating-point format of
     unit roundoff ``unit`` (2**-24 for float32) can be from the exact one, over the ball:
     (n, m).
 
-    The input is rounded once (``unit·|x'|``). Each output of a layer sums at most ``k``
-    products (``k`` the layer's inputs) and its bias; it adds at most
+    The input is rounded once (``unit·|x'|``). The network rounds every torch operation
+    apart (``operations``, from :func:`relu_layers`; None: each of ``layers`` is one
+    operation), so each is bounded apart: a map composed of several can cancel in its
+    coefficients what they round (two Linear layers without a ReLU between, a Pipeline's
+    scaler with a large offset before a Linear, a batch-norm's mean). Each output of an
+    operation sums ``k`` products and its bias (:func:`_operation`); it adds at most
     ``((1 + v)² (1 + γ_k) − 1) |W| |h̃| + γ_k |b|`` with ``γ_k = 2 k u / (1 − k u)`` (the
     classical bound of any summation order, doubled for blocked and vectorised kernels;
-    infinite where ``k u ≥ 1``) and ``v = product_unit``, the relative error of operands
-    rounded to a narrower format before their products (TF32, bfloat16:
-    :func:`skrob._device.reduced_float32_unit`). The error of the layer's input passes
-    through ``|W|`` (ReLU is 1-Lipschitz), and ``|h̃|``, the computed input, is bounded by
-    IBP's ``|h|`` over the ball plus that error.
-    ``unit=0``: no rounding (zeros).
+    infinite where ``k u ≥ 1``) and ``v = product_unit`` for matrix products and
+    convolutions, the relative error of operands rounded to a narrower format before
+    their products (TF32, bfloat16: :func:`skrob._device.reduced_float32_unit`). The error
+    of the operation's input passes through ``|W|`` (ReLU is 1-Lipschitz), and ``|h̃|``,
+    the computed input, is bounded by interval bounds of ``|h|`` over the ball plus that
+    error. ``unit=0`` and ``product_unit=0``: no rounding (zeros).
     """
     n = len(x)
     if unit == 0 and product_unit == 0:
         return np.zeros((n, layers[-1][0].shape[0]))
+    if operations is None:
+        operations = [
+            [(sp.csr_matrix(W), b, np.abs(b), np.full(len(b), W.shape[1] + 1.0), True)]
+            for W, b in layers
+        ]
     low, u = _input_box(x, eps, lo, hi, norm)
-    mag = np.maximum(np.abs(low), np.abs(u))
-    err = unit * mag
+    err = unit * np.maximum(np.abs(low), np.abs(u))
     pre = interval_bounds(layers, x, eps, lo, hi, norm)
-    for k, (W, b) in enumerate(layers):
-        terms = W.shape[1] + 1
-        gamma = 2 * terms * unit / (1 - terms * unit) if terms * unit < 1 else np.inf
-        factor = (1 + product_unit) ** 2 * (1 + gamma) - 1
-        absW = np.abs(W)
-        with np.errstate(invalid="ignore"):  # inf * 0 where a row has no weights
-            err = err @ absW.T + factor * ((mag + err) @ absW.T) + gamma * np.abs(b)
-        err = np.where(np.isnan(err), np.inf, err)
-        zl, zu = pre[k]
-        mag = np.maximum(np.maximum(zl, 0.0), np.maximum(zu, 0.0))  # |relu(z)|
+    for k, ops in enumerate(operations):
+        for W, b, magnitude, terms, reduced in ops:
+            absW = abs(W)
+            with np.errstate(divide="ignore"):
+                gamma = np.where(terms * unit < 1, 2 * terms * unit / (1 - terms * unit), np.inf)
+            v = product_unit if reduced else 0.0
+            factor = (1 + v) ** 2 * (1 + gamma) - 1
+            mag = np.maximum(np.abs(low), np.abs(u))
+            with np.errstate(invalid="ignore"):  # inf * 0: an infinite bound stays one
+                through = (absW @ err.T).T
+                rounded = factor * (absW @ (mag + err).T).T + gamma * magnitude
+                rounded = np.where(terms > 0, rounded, 0.0)  # exact moves
+                err = through + rounded
+            err = np.where(np.isnan(err), np.inf, err)
+            mid, rad = (low + u) / 2, (u - low) / 2
+            centre, radius = (W @ mid.T).T + b, (absW @ rad.T).T
+            low, u = centre - radius, centre + radius  # this operation's output, IBP
+        zl, zu = pre[k]  # the composed map's bounds are tighter
+        low, u = np.maximum(zl, 0.0), np.maximum(zu, 0.0)  # |relu(z)|
     return err
 
 
-def margins_lower(layers, x, y, eps, lo, hi, norm, method, unit=0.0, product_unit=0.0):
+def margins_lower(layers, x, y, eps, lo, hi, norm, method, rounding=None):
     """Lower bound of ``min_{j≠y} z_y − z_j`` over the ball ∩ box: (n,).
 
-    ``unit``: the unit roundoff of the format the network predicts in (2**-24 for
-    float32), ``product_unit`` that of its products' operands where they are narrower
-    (TF32, bfloat16): the bound is lowered by :func:`rounding_bound`'s margin, so that a
+    ``rounding``: the network's rounding as it predicts, the keyword arguments of
+    :func:`rounding_bound` (``unit``, the unit roundoff of its format, 2**-24 for float32;
+    ``product_unit``, that of its products' operands where they are narrower;
+    ``operations``): the bound is lowered by :func:`rounding_bound`'s margin, so that a
     positive bound holds for the network as it computes, not only in exact arithmetic.
+    None: exact arithmetic.
     """
     m = layers[-1][0].shape[0]
     C, others = _spec(y, m)
@@ -348,21 +424,21 @@ def margins_lower(layers, x, y, eps, lo, hi, norm, method, unit=0.0, product_uni
         margins = _ibp_margins(layers, x, eps, lo, hi, norm, C)
     else:
         margins = crown_bounds(layers, x, eps, lo, hi, norm, C)
-    if unit or product_unit:
-        err = rounding_bound(layers, x, eps, lo, hi, norm, unit, product_unit)
+    if rounding:
+        err = rounding_bound(layers, x, eps, lo, hi, norm, **rounding)
         n = len(y)
         margins = margins - (err[np.arange(n), y][:, None] + np.take_along_axis(err, others, 1))
     return margins.min(axis=1)
 
 
-def bisect_radius(layers, x, y, lo, hi, norm, method, upper, steps=30, unit=0.0, product_unit=0.0):
+def bisect_radius(layers, x, y, lo, hi, norm, method, upper, steps=30, rounding=None):
     """Per sample the largest radius (bisected) whose margin lower bound stays positive."""
     n = len(x)
     r_lo, r_hi = np.zeros(n), upper.astype(float).copy()
-    ok0 = margins_lower(layers, x, y, np.zeros(n), lo, hi, norm, method, unit, product_unit) > 0
+    ok0 = margins_lower(layers, x, y, np.zeros(n), lo, hi, norm, method, rounding) > 0
     for _ in range(steps):
         mid = (r_lo + r_hi) / 2
-        safe = margins_lower(layers, x, y, mid, lo, hi, norm, method, unit, product_unit) > 0
+        safe = margins_lower(layers, x, y, mid, lo, hi, norm, method, rounding) > 0
         r_lo = np.where(safe, mid, r_lo)
         r_hi = np.where(safe, r_hi, mid)
     return np.where(ok0, r_lo, 0.0)

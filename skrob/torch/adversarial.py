@@ -511,7 +511,7 @@ def certified_radius(
         width = float(np.max(search[1] - search[0]))
         top = width if p == np.inf else width * np.sqrt(x.shape[1])
         out[correct] = bisect_radius(
-            layers, x, yc, lo_v, hi_v, p, method, np.full(len(x), top), **rounding
+            layers, x, yc, lo_v, hi_v, p, method, np.full(len(x), top), rounding=rounding
         )
     return out
 
@@ -579,16 +579,18 @@ def _verification_inputs(model, X, y, norm, clip, device, input_shape, owner):
         y = class_indices(y, len(X), n_classes, dev)
         with torch.no_grad():
             correct = (logits(module, returns_probabilities)(X).argmax(1) == y).cpu().numpy()
-        layers = relu_layers(module, tuple(X.shape[1:]))
+        layers, operations = relu_layers(module, tuple(X.shape[1:]), operations=True)
     x = X[correct].flatten(1).double().cpu().numpy()
-    return p, layers, x, y.cpu().numpy()[correct], correct, box, search, _rounding(module, X)
+    rounding = _rounding(module, X, operations)
+    return p, layers, x, y.cpu().numpy()[correct], correct, box, search, rounding
 
 
-def _rounding(module, X):
-    """The rounding of the network as it predicts, which certificates must hold for:
-    ``unit``, the unit roundoff of its format, and ``product_unit``, the error of float32
-    operands that torch's settings let it round to TF32 or bfloat16 on its device (cuDNN's
-    convolutions use TF32 by default)."""
+def _rounding(module, X, operations):
+    """The rounding of the network as it predicts, which certificates must hold for
+    (:func:`skrob.torch._verify.rounding_bound`'s arguments): ``unit``, the unit roundoff
+    of its format; ``product_unit``, the error of float32 operands that torch's settings
+    let it round to TF32 or bfloat16 on its device (cuDNN's convolutions use TF32 by
+    default); its ``operations``, each rounded apart."""
     from skrob._device import reduced_float32_unit
 
     unit = float(torch.finfo(X.dtype).eps) / 2
@@ -596,7 +598,7 @@ def _rounding(module, X):
     if X.dtype == torch.float32:
         conv = any(isinstance(m, torch.nn.modules.conv._ConvNd) for m in module.modules())
         product_unit = reduced_float32_unit(X.device, convolutions=conv)
-    return {"unit": unit, "product_unit": product_unit}
+    return {"unit": unit, "product_unit": product_unit, "operations": operations}
 
 
 def _certified_mask(model, X, y, norm, clip, epsilon, device, input_shape):
@@ -609,6 +611,6 @@ def _certified_mask(model, X, y, norm, clip, epsilon, device, input_shape):
     mask = np.zeros(len(correct), dtype=bool)
     if correct.any():
         eps = np.full(len(x), float(epsilon))
-        margins = margins_lower(layers, x, yc, eps, lo_v, hi_v, p, "crown", **rounding)
+        margins = margins_lower(layers, x, yc, eps, lo_v, hi_v, p, "crown", rounding)
         mask[correct] = margins > 0
     return mask

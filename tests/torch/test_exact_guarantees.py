@@ -133,6 +133,64 @@ def test_certificates_hold_where_products_are_rounded_to_tf32_or_bfloat16(
     assert np.median(cert / flip) > 0.5
 
 
+def _composed_like(kind, lin, d, seed=0):
+    """The affine classifier ``lin`` as a chain whose operations round what the composed
+    map's coefficients cancel: ``"linear"``, two Linear layers without a ReLU between
+    (one carries rows of size 1000 that the second takes off again); ``"batchnorm"``, a
+    bias of 1e5 that batch-norm's running mean takes off."""
+    g = torch.Generator().manual_seed(seed)
+    if kind == "linear":
+        A = torch.randn(3, d, generator=g) * 1000.0
+        first, second = nn.Linear(d, 6), nn.Linear(6, 3)
+        with torch.no_grad():
+            first.weight.copy_(torch.cat([A, A + lin.weight]))
+            first.bias.zero_()
+            second.weight.copy_(torch.cat([-torch.eye(3), torch.eye(3)], dim=1))
+            second.bias.copy_(lin.bias)
+        return nn.Sequential(first, second).eval()
+    first, norm, last = nn.Linear(d, 3), nn.BatchNorm1d(3), nn.Linear(3, 3)
+    with torch.no_grad():
+        first.weight.copy_(lin.weight)
+        first.bias.copy_(lin.bias + 1e5)
+        norm.running_mean.fill_(1e5)
+        norm.running_var.fill_(1.0 - norm.eps)
+        last.weight.copy_(torch.eye(3))
+        last.bias.zero_()
+    return nn.Sequential(first, norm, last).eval()
+
+
+@pytest.mark.parametrize("kind", ["linear", "batchnorm"])
+def test_certificates_bound_each_operation_of_a_composed_map(kind):
+    """Affine operations between ReLUs are composed into one map, but the float32 network
+    rounds each: the certificate's margin must follow the operations (139 and 144 of
+    these 300 certificates lay beyond a verified float32 flip when it followed the
+    composed map)."""
+    torch.manual_seed(0)
+    d = 32
+    X, y = _blobs(300, d, 3, 1)
+    lin = _trained(nn.Linear(d, 3), X.astype(np.float32), y)
+    net = _composed_like(kind, lin, d)
+    X32 = torch.as_tensor(X, dtype=torch.float32)
+    with torch.no_grad():
+        y_pred = net(X32).argmax(1).numpy()
+        assert np.mean(y_pred == lin(X32).argmax(1).numpy()) > 0.95  # the same classifier
+    cert = certified_radius(net, X32, y_pred)
+    _, X_adv, ok = minimal_distortion(net, X32, y_pred, return_adversarial=True)
+    points, rows = _float32_flip(net, X[ok], X_adv[ok], y_pred[ok], keep="verified")
+    assert rows.sum() > 250
+    flip = np.abs(points - X[ok][rows]).max(1)
+    cert = cert[ok][rows]
+    assert np.all(cert <= flip), int((cert > flip).sum())
+    assert np.median(cert / flip) > 0.5
+
+
+def test_batchnorm_without_running_statistics_is_refused():
+    net = nn.Sequential(nn.Linear(4, 3), nn.BatchNorm1d(3, track_running_stats=False))
+    X = torch.rand(10, 4)
+    with pytest.raises(ValueError, match=r"BatchNorm1d\(track_running_stats=False\)"):
+        certified_radius(net.eval(), X, np.zeros(10, dtype=int))
+
+
 def test_weights_are_read_exactly_not_through_the_float32_net():
     torch.manual_seed(0)
     net = nn.Sequential(nn.Linear(5, 7), nn.ReLU(), nn.Linear(7, 3))
