@@ -466,7 +466,10 @@ def certified_radius(
     predicts on its device: its format (float32), and TF32 or bfloat16 products where
     torch's settings allow them there (``torch.set_float32_matmul_precision``, cuDNN's
     ``allow_tf32``, on by default for convolutions), so that the certificate holds for
-    the predictions themselves.
+    the predictions themselves. Each affine operation's rounding is bounded apart, as the
+    network rounds it, and each output as a sum of its products in any order: this
+    covers direct and GEMM-based convolutions, not FFT-based ones (whose rounding is
+    spread over the whole transform), which cuDNN may choose for large kernels.
 
     Parameters
     ----------
