@@ -254,6 +254,61 @@ def check_box(clip, n_features, owner):
     return lo, hi
 
 
+def _number_dtype(dtype):
+    """Whether a pandas, polars or numpy column type holds numbers (bool included)."""
+    if hasattr(dtype, "is_numeric"):  # polars
+        return dtype.is_numeric() or str(dtype) == "Boolean"
+    return pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)
+
+
+def check_numeric_columns(X, input_name="X"):
+    """Raise a ValueError that names the columns of ``X`` that are not numbers (text, IDs
+    as strings, categories, dates), instead of numpy's "could not convert string to
+    float" about one value; X is returned unchanged otherwise.
+
+    DataFrames (pandas, polars) are read by their column types; numpy object and string
+    arrays by trying each column.
+    """
+    columns, dtypes = getattr(X, "columns", None), getattr(X, "dtypes", None)
+    if columns is not None and dtypes is not None and not hasattr(X, "toarray"):
+        bad = [
+            f"{name!r} ({dtype})"
+            for name, dtype in zip(list(columns), list(dtypes), strict=False)
+            if not _number_dtype(dtype)
+        ]
+    elif isinstance(X, np.ndarray) and X.dtype.kind in "OUS" and X.ndim == 2:
+        bad = []
+        for j in range(X.shape[1]):
+            try:
+                X[:, j].astype(np.float64)
+            except (TypeError, ValueError):
+                value = next((v for v in X[:, j] if not _converts(v)), None)
+                if value is not None:  # else only missing values: check_array's error
+                    bad.append(f"column {j} (it holds {value!r})")
+    else:
+        return X
+    if bad:
+        shown = ", ".join(bad[:10]) + (f" and {len(bad) - 10} more" if len(bad) > 10 else "")
+        raise ValueError(
+            f"{input_name} has columns that are not numbers: {shown}. skrob measures "
+            "distances between rows of numbers: drop these columns, or encode them first "
+            "(for instance scikit-learn's OneHotEncoder in a ColumnTransformer, and pass "
+            "the encoded table)."
+        )
+    return X
+
+
+def _converts(value):
+    """Whether a value is a number, or missing (None, NaN, pd.NA): not text."""
+    if value is None or value is pd.NA:
+        return True
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
 def frame_like(X):
     """A function giving arrays back the dataframe type of ``X`` (pandas or polars), with
     its columns: a model fitted on a DataFrame is then called with one (no warning per

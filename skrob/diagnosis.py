@@ -14,7 +14,7 @@ from skrob._search.neighbors import (
     reach_to_robustness,
 )
 from skrob._subsets import extreme_indices
-from skrob._validation import resolve_task, warn_on_scales
+from skrob._validation import check_numeric_columns, resolve_task, warn_on_scales
 from skrob.label_uncertainty import label_uncertainty
 from skrob.sample_robustness import _check_targets
 
@@ -255,7 +255,7 @@ def label_issues(X, y, *, n_neighbors="auto", metric="euclidean", metric_params=
     [0, 60, 120]
     """
     index = X.index if isinstance(X, pd.DataFrame) else None
-    X = check_array(X, accept_sparse="csr", dtype=np.float64, input_name="X")
+    X = check_array(check_numeric_columns(X), accept_sparse="csr", dtype=np.float64, input_name="X")
     _, classes, codes = _check_targets(y, "classification", X.shape[0])
     warn_on_scales(X, metric, "label_issues")
     issues, quality, likely, ks = _label_issues(
@@ -361,7 +361,7 @@ def _diagnose(
     neighbour lists and copies (:func:`neighbour_request`), when the caller has them."""
     index = X.index if isinstance(X, pd.DataFrame) else None
     X = check_array(
-        X,
+        check_numeric_columns(X),
         accept_sparse="csr",
         dtype=[np.float64, np.float32],
         ensure_all_finite=True,

@@ -18,7 +18,12 @@ from sklearn.utils.validation import check_array, check_consistent_length, valid
 from skrob._compat import Interval, StrOptions, _fit_context, validate_params
 from skrob._concentration import measure, place_regions
 from skrob._search.exact import centred_unit
-from skrob._validation import check_label_kinds, warn_on_scales, warn_user
+from skrob._validation import (
+    check_label_kinds,
+    check_numeric_columns,
+    warn_on_scales,
+    warn_user,
+)
 
 # Held-out rows centred and measured at once.
 _MEASURE_CHUNK = 4096
@@ -188,7 +193,7 @@ def knn_soft_labels(X, y, n_neighbors=10, *, metric="euclidean", n_jobs=None, me
     >>> eta[2].tolist(), float(label_uncertainty(eta, y)[2])
     ([1.0, 0.0], 2.0)
     """
-    X = check_array(X, accept_sparse="csr", input_name="X")
+    X = check_array(check_numeric_columns(X), accept_sparse="csr", input_name="X")
     y = _check_labels(y)
     check_consistent_length(X, y)
     warn_on_scales(X, metric, "knn_soft_labels")
@@ -358,7 +363,7 @@ class IntrinsicRobustnessEstimator(BaseEstimator):
                 "y must be the label uncertainty of every sample, numbers in [0, 2]; got "
                 f"dtype {np.asarray(y).dtype} (compute it with label_uncertainty)."
             )
-        X, lu = validate_data(self, X, y, dtype=np.float64, y_numeric=True)
+        X, lu = validate_data(self, check_numeric_columns(X), y, dtype=np.float64, y_numeric=True)
         warn_on_scales(X, "euclidean", type(self).__name__)
         if lu.ndim != 1:
             raise ValueError("y must be one label uncertainty per sample.")

@@ -25,7 +25,12 @@ from sklearn.utils.validation import check_array, check_is_fitted
 from skrob._compat import HasMethods, Interval, StrOptions, validate_params
 from skrob._progress import progress_bar
 from skrob._scoring import RobustnessScorerMixin
-from skrob._validation import check_classifier, frame_like, reject_metadata
+from skrob._validation import (
+    check_classifier,
+    check_numeric_columns,
+    frame_like,
+    reject_metadata,
+)
 from skrob._validation import entropy as seed_entropy
 from skrob.perturbations import GaussianNoise, Perturbation, _float_dtype
 
@@ -55,6 +60,7 @@ class _Data:
 
     def __init__(self, X):
         self.wrap = frame_like(X)
+        check_numeric_columns(X)
         if hasattr(X, "columns"):
             X = X.to_numpy()
         self.X = check_array(

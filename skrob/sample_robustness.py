@@ -26,7 +26,13 @@ from skrob._search.lipschitz import (
     robustness_from_q,
 )
 from skrob._search.neighbors import nearest_in_groups, nearest_other_label, reach_to_robustness
-from skrob._validation import check_label_kinds, encode_classes, resolve_task, warn_on_scales
+from skrob._validation import (
+    check_label_kinds,
+    check_numeric_columns,
+    encode_classes,
+    resolve_task,
+    warn_on_scales,
+)
 
 _COMMON_CONSTRAINTS = {
     "task": [StrOptions({"auto", "classification", "regression"})],
@@ -307,7 +313,7 @@ def sample_robustness(
     array([0.75 , 0.667, 0.667, 0.833])
     """
     X = check_array(
-        X,
+        check_numeric_columns(X),
         accept_sparse="csr",
         dtype=[np.float64, np.float32],
         ensure_all_finite=True,
@@ -466,7 +472,7 @@ class SampleRobustnessTransformer(TransformerMixin, BaseEstimator):
         """
         X, y = validate_data(
             self,
-            X,
+            check_numeric_columns(X),
             y,
             accept_sparse="csr",
             dtype=[np.float64, np.float32],
@@ -547,7 +553,13 @@ class SampleRobustnessTransformer(TransformerMixin, BaseEstimator):
         R : ndarray of shape (n_samples, 1), or (n_samples, n_classes) with per_class.
         """
         check_is_fitted(self)
-        X = validate_data(self, X, accept_sparse="csr", dtype=[np.float64, np.float32], reset=False)
+        X = validate_data(
+            self,
+            check_numeric_columns(X),
+            accept_sparse="csr",
+            dtype=[np.float64, np.float32],
+            reset=False,
+        )
         return self._transform(X)
 
     def _transform(self, X, exclude=None):
@@ -623,7 +635,13 @@ class SampleRobustnessTransformer(TransformerMixin, BaseEstimator):
         R : ndarray of shape (n_samples,)
         """
         check_is_fitted(self)
-        X = validate_data(self, X, accept_sparse="csr", dtype=[np.float64, np.float32], reset=False)
+        X = validate_data(
+            self,
+            check_numeric_columns(X),
+            accept_sparse="csr",
+            dtype=[np.float64, np.float32],
+            reset=False,
+        )
         y = np.asarray(y)
         check_consistent_length(X, y)
         if y.dtype.kind in "fc" and not np.all(np.isfinite(y)):

@@ -38,7 +38,7 @@ from skrob._compat import (
 )
 from skrob._sources import is_rpr, robustness_source, source_task
 from skrob._subsets import STRATEGIES, class_balanced_indices, subset_indices
-from skrob._validation import plain, warn_user
+from skrob._validation import check_numeric_columns, plain, warn_user
 
 __all__ = ["RobustSubsetEstimator", "RobustSubsetSelector", "subset_indices"]
 
@@ -191,7 +191,7 @@ class RobustSubsetSelector(BaseEstimator):
         strategy = self.strategy
         Xv, yv = validate_data(
             self,
-            X,
+            check_numeric_columns(X),
             y,
             accept_sparse="csr",
             dtype=[np.float64, np.float32],

@@ -365,3 +365,67 @@ def test_bad_data_is_named(name, kind):
         bad = bad.astype(np.float32) if bad.dtype.kind == "f" else bad
     with pytest.raises((ValueError, TypeError), match=pattern):
         func(**{**valid, data["X"]: bad})
+
+
+def _with_text_column(X):
+    """X as a DataFrame with an ID column of strings and a date column among its numbers."""
+    import pandas as pd
+
+    frame = pd.DataFrame(X, columns=[f"f{j}" for j in range(X.shape[1])])
+    frame.insert(1, "customer_id", [f"C{i:04d}" for i in range(len(frame))])
+    frame["signup"] = pd.date_range("2020-01-01", periods=len(frame))
+    return frame
+
+
+def _text_cases():
+    for name in sorted(VALID):
+        _, _, data = VALID[name]()
+        if data.get("X") == "X" and name not in DELEGATED_X:
+            yield name
+    yield from (
+        "SampleRobustnessTransformer",
+        "RobustSubsetSelector",
+        "RobustSubsetEstimator",
+        "IntrinsicRobustnessEstimator",
+        "RPRScorer",
+        "DecisionDistortionScorer",
+        "RobustnessSubsetSplit",
+    )
+
+
+@pytest.mark.parametrize("name", list(dict.fromkeys(_text_cases())))
+def test_text_and_date_columns_are_named(name):
+    """A table with an ID column of strings and a date column: the error names both
+    columns (numpy's "could not convert string to float" named neither)."""
+    func, valid, data = VALID[name]()
+    if data.get("X") == "X":
+        X_valid = valid["X"]
+        call = partial(func, **{k: v for k, v in valid.items() if k != "X"})
+        run = lambda Z: call(X=Z)  # noqa: E731
+    else:
+        X_valid = X[:10] if name == "DecisionDistortionScorer" else X
+        y_valid = Y[: len(X_valid)]
+        run = {
+            "SampleRobustnessTransformer": lambda Z: skrob.SampleRobustnessTransformer().fit(
+                Z, y_valid
+            ),
+            "RobustSubsetSelector": lambda Z: skrob.RobustSubsetSelector().fit(Z, y_valid),
+            "RobustSubsetEstimator": lambda Z: skrob.RobustSubsetEstimator(
+                LogisticRegression(max_iter=200)
+            ).fit(Z, y_valid),
+            "IntrinsicRobustnessEstimator": lambda Z: skrob.IntrinsicRobustnessEstimator(
+                epsilon=0.1, random_state=0
+            ).fit(Z, np.full(len(y_valid), 0.5)),
+            "RPRScorer": lambda Z: skrob.RPRScorer(
+                perturbation=skrob.GaussianNoise(0.1), max_steps=3
+            )(CLF, Z, y_valid),
+            "DecisionDistortionScorer": lambda Z: skrob.DecisionDistortionScorer(max_queries=200)(
+                CLF, Z, y_valid
+            ),
+            "RobustnessSubsetSplit": lambda Z: list(
+                skrob.RobustnessSubsetSplit(cv=StratifiedKFold(2)).split(Z, y_valid)
+            ),
+        }[name]
+    X_valid = np.asarray(X_valid, dtype=float)
+    with pytest.raises(ValueError, match=r"'customer_id' \(.*\), 'signup' \(datetime"):
+        run(_with_text_column(X_valid))

@@ -5,12 +5,12 @@ import numpy as np
 from sklearn.utils.validation import check_array, check_consistent_length, column_or_1d
 
 from skrob._compat import _num_samples, validate_params
-from skrob._validation import check_box, frame_like
+from skrob._validation import check_box, check_numeric_columns, frame_like
 
 
 def _check_data(X, y, clip, owner):
     wrap = frame_like(X)
-    X = check_array(X, dtype=np.float64, input_name="X")
+    X = check_array(check_numeric_columns(X), dtype=np.float64, input_name="X")
     y = np.asarray(y)
     if y.ndim != 1:
         y = column_or_1d(y, warn=True)

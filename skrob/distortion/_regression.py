@@ -7,6 +7,7 @@ from sklearn.utils.validation import check_array, check_consistent_length, colum
 
 from skrob._compat import HasMethods, Interval, validate_params
 from skrob._validation import (
+    check_numeric_columns,
     check_regressor,
     frame_like,
 )
@@ -77,7 +78,7 @@ def relative_error_distortion(
     [0.1, 0.2, 0.3]
     """
     wrap = frame_like(X)
-    X = check_array(X, dtype=np.float64, input_name="X")
+    X = check_array(check_numeric_columns(X), dtype=np.float64, input_name="X")
     y = column_or_1d(check_array(y, ensure_2d=False, dtype=np.float64, input_name="y"), warn=True)
     check_consistent_length(X, y)
     check_regressor(estimator, "relative_error_distortion")

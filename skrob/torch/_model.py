@@ -10,6 +10,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.pipeline import Pipeline
 
 from skrob._device import resolve_device  # noqa: F401 - one device check for skrob
+from skrob._validation import check_numeric_columns
 
 
 def _on(module, device):
@@ -122,7 +123,7 @@ def as_tensor(X, device, input_shape=None, dtype=torch.float32):
     if isinstance(X, torch.Tensor):
         T = X.detach().to(device=device, dtype=dtype)
     else:
-        A = np.asarray(X)
+        A = np.asarray(check_numeric_columns(X))
         if A.dtype.kind not in "fiub":
             raise ValueError(f"X must be numeric, got dtype {A.dtype}.")
         T = torch.as_tensor(A, dtype=dtype, device=device)
