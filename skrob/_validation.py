@@ -282,8 +282,9 @@ def check_numeric_columns(X, input_name="X"):
             try:
                 X[:, j].astype(np.float64)
             except (TypeError, ValueError):
-                value = next((v for v in X[:, j] if not _converts(v)), None)
-                if value is not None:  # else only missing values: check_array's error
+                value = next((v for v in X[:, j] if _is_text(v)), None)
+                if value is not None:  # else missing values or objects: check_array's error
+                    value = str(value) if isinstance(value, str) else bytes(value)
                     bad.append(f"column {j} (it holds {value!r})")
     else:
         return X
@@ -298,15 +299,15 @@ def check_numeric_columns(X, input_name="X"):
     return X
 
 
-def _converts(value):
-    """Whether a value is a number, or missing (None, NaN, pd.NA): not text."""
-    if value is None or value is pd.NA:
-        return True
+def _is_text(value):
+    """Whether a value is text that is not a number ("3.5" is one)."""
+    if not isinstance(value, str | bytes):
+        return False
     try:
         float(value)
-    except (TypeError, ValueError):
-        return False
-    return True
+    except ValueError:
+        return True
+    return False
 
 
 def frame_like(X):

@@ -77,7 +77,11 @@ def label_uncertainty(soft_labels, y, *, classes=None, normalize=False):
     >>> label_uncertainty([[8, 2], [5, 5]], [0, 1], normalize=True).round(2).tolist()
     [0.4, 1.0]
     """
-    eta = check_array(soft_labels, dtype=np.float64, input_name="soft_labels")
+    eta = check_array(
+        check_numeric_columns(soft_labels, "soft_labels"),
+        dtype=np.float64,
+        input_name="soft_labels",
+    )
     y = np.asarray(y)
     if y.ndim != 1:
         raise ValueError(f"y must be one label per sample, got shape {y.shape}.")
@@ -363,7 +367,11 @@ class IntrinsicRobustnessEstimator(BaseEstimator):
                 "y must be the label uncertainty of every sample, numbers in [0, 2]; got "
                 f"dtype {np.asarray(y).dtype} (compute it with label_uncertainty)."
             )
-        X, lu = validate_data(self, check_numeric_columns(X), y, dtype=np.float64, y_numeric=True)
+        # float32 X stays float32 (centred halves are float64 copies): no float64 copy of X
+        X, lu = validate_data(
+            self, check_numeric_columns(X), y, dtype=[np.float64, np.float32], y_numeric=True
+        )
+        lu = np.asarray(lu, dtype=np.float64)
         warn_on_scales(X, "euclidean", type(self).__name__)
         if lu.ndim != 1:
             raise ValueError("y must be one label uncertainty per sample.")
@@ -432,7 +440,7 @@ class IntrinsicRobustnessEstimator(BaseEstimator):
     def _record(self, placed, X, lua, g, h):
         """Fitted attributes of a placement, in X's units."""
         centers = self.train_indices_[placed.centers]
-        self.centers_ = X[centers].reshape(len(centers), X.shape[1])
+        self.centers_ = np.asarray(X[centers], dtype=np.float64).reshape(len(centers), -1)
         with np.errstate(over="ignore"):
             self.radii_ = np.asarray(placed.radii, dtype=np.float64) / h / g
         self.rounds_ = []

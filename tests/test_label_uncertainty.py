@@ -1,3 +1,4 @@
+import importlib
 import warnings
 
 import numpy as np
@@ -217,6 +218,35 @@ def test_intrinsic_robustness_is_unit_free(scale):
     assert ref.complete_ and est.intrinsic_robustness_ == ref.intrinsic_robustness_
     assert_allclose(est.radii_ / scale, ref.radii_, rtol=1e-12)
     assert_allclose(est.centers_ / scale, ref.centers_, rtol=1e-15)
+
+
+@pytest.mark.parametrize("norm", [2, "inf"])
+@pytest.mark.parametrize("scale", [1.0, 1e-30, 1e30])
+def test_float32_x_gives_the_float64_result_without_a_float64_copy(norm, scale, monkeypatch):
+    """float32 X is read as it is (no float64 copy of the whole of X): every fitted
+    attribute equals the fit on X converted to float64, bit for bit, also where the scaling
+    would take float32 below its normal range (entries of 1e30 beside 1e-30)."""
+    rng = np.random.default_rng(0)
+    X = (rng.normal(size=(400, 5)) * scale).astype(np.float32)
+    X[:, 4] = (rng.normal(size=400) * 1e-30).astype(np.float32)
+    lu = rng.uniform(0, 1, 400)
+    params = dict(epsilon=0.3 * scale, alpha=0.1, gamma=0.2, norm=norm, random_state=0)
+    ref = IntrinsicRobustnessEstimator(**params).fit(X.astype(np.float64), lu)
+    module = importlib.import_module("skrob.label_uncertainty")  # not the function
+    validate = module.validate_data
+
+    def no_float64_copy(est, X_in, *args, **kwargs):
+        out = validate(est, X_in, *args, **kwargs)
+        assert out[0].dtype == X_in.dtype
+        return out
+
+    monkeypatch.setattr(module, "validate_data", no_float64_copy)
+    est = IntrinsicRobustnessEstimator(**params).fit(X, lu)
+    for name in ("centers_", "radii_", "region_label_uncertainty_"):
+        np.testing.assert_array_equal(getattr(est, name), getattr(ref, name))
+        assert getattr(est, name).dtype == np.float64
+    for name in ("intrinsic_robustness_", "risk_", "adversarial_risk_", "train_risk_"):
+        assert getattr(est, name) == getattr(ref, name)
 
 
 def test_label_errors_name_the_problem():

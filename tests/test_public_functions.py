@@ -325,7 +325,7 @@ def _bad_data(kind):
     if kind == "sparse":
         return sp.csr_matrix(X), "[Ss]parse .*dense"
     if kind == "strings":
-        return np.full(X.shape, "a"), "numeric|string|float|dtype"
+        return np.full(X.shape, "a"), "not numbers: column 0 \\(it holds 'a'\\)|numeric|dtype"
     raise ValueError(kind)
 
 

@@ -35,11 +35,17 @@ def max_abs(*arrays, chunk=4096):
     )
 
 
+def _rows64(X, s, chunk):
+    """Rows ``s:s + chunk`` of X in float64 (a float32 X scaled in float32 could fall
+    below its normal range where float64 does not)."""
+    return np.asarray(X[s : s + chunk], dtype=np.float64)
+
+
 def scaled_mean(X, g, chunk=4096):
     """Column means of ``X * g`` in float64, chunk by chunk (no overflow: |X * g| <= 1)."""
     total = np.zeros(X.shape[1])
     for s in range(0, X.shape[0], chunk):
-        total += (X[s : s + chunk] * g).sum(axis=0, dtype=np.float64)
+        total += (_rows64(X, s, chunk) * g).sum(axis=0)
     return total / max(X.shape[0], 1)
 
 
@@ -47,7 +53,7 @@ def scaled_norms(X, g, center, chunk=4096):
     """Norms of the rows of ``X * g - center`` in float64."""
     out = np.empty(X.shape[0])
     for s in range(0, X.shape[0], chunk):
-        diff = X[s : s + chunk] * g - center
+        diff = _rows64(X, s, chunk) * g - center
         out[s : s + chunk] = np.sqrt(np.einsum("ij,ij->i", diff, diff))
     return out
 
@@ -64,11 +70,11 @@ def centred_unit(X, rows=None, scaling=None, chunk=4096):
         mean = scaled_mean(X, g, chunk)
         top = 0.0
         for s in range(0, X.shape[0], chunk):
-            top = max(top, float(np.abs(X[s : s + chunk] * g - mean).max(initial=0.0)))
+            top = max(top, float(np.abs(_rows64(X, s, chunk) * g - mean).max(initial=0.0)))
         scaling = (g, mean, pow2_scale(top))
     g, mean, h = scaling
     if rows is None:
-        Z = X * g
+        Z = np.asarray(X, dtype=np.float64) * g
     else:  # gathered rows are a new array, scaled in place: no second copy
         Z = np.asarray(X[rows], dtype=np.float64)
         if np.may_share_memory(Z, X):  # a slice of X itself: never written to
