@@ -56,6 +56,9 @@ parser.add_argument("--alpha", type=float, default=0.15, help="with --paper-size
 parser.add_argument(
     "--max-budgets", type=int, default=None, help="with --paper-size: the first N budgets per norm"
 )
+parser.add_argument(
+    "--float64", action="store_true", help="with --paper-size: a float64 copy of X (as before)"
+)
 parser.add_argument("--linf-lists", action="store_true", help="L-inf lists: kernel vs cdist")
 parser.add_argument("--read", action="store_true", help="L2 rounds: compiled vs vectorised")
 parser.add_argument("--read-epsilon", type=float, default=2.0, help="with --read")
@@ -84,8 +87,9 @@ def paper_size():
 
     from skrob.datasets import load_fashion_mnist
 
-    X, y = load_fashion_mnist(subset="train", return_X_y=True)
-    X = X.astype(np.float64)
+    X, y = load_fashion_mnist(subset="train", return_X_y=True)  # float32, as loaded
+    if args.float64:
+        X = X.astype(np.float64)
     t0 = time.perf_counter()
     lu = label_uncertainty(knn_soft_labels(X, y, 10), y)
     print(f"Fashion-MNIST train, {len(y):,} images; kNN label uncertainty (k = 10): "

@@ -440,7 +440,7 @@ class IntrinsicRobustnessEstimator(BaseEstimator):
     def _record(self, placed, X, lua, g, h):
         """Fitted attributes of a placement, in X's units."""
         centers = self.train_indices_[placed.centers]
-        self.centers_ = np.asarray(X[centers], dtype=np.float64).reshape(len(centers), -1)
+        self.centers_ = np.asarray(X[centers], dtype=np.float64).reshape(len(centers), X.shape[1])
         with np.errstate(over="ignore"):
             self.radii_ = np.asarray(placed.radii, dtype=np.float64) / h / g
         self.rounds_ = []
