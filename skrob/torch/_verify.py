@@ -195,12 +195,7 @@ def _operation(f, W, b, out_shape):
     """
     W = sp.csr_matrix(W)
     nonzeros = np.diff(W.indptr)
-    moves = (
-        np.all(nonzeros <= 1) and np.all(W.data == 1.0) and not np.any(b)
-    )  # flatten, reshape, identity, dropout (eval), zero padding
-    if moves:
-        return W, b, np.zeros_like(b), np.zeros(len(b)), False
-    if isinstance(f, nn.modules.batchnorm._BatchNorm):
+    if isinstance(f, nn.modules.batchnorm._BatchNorm):  # computed, whatever its values
         scale = 1.0 / torch.sqrt(f.running_var + f.eps)
         if f.weight is not None:
             scale = scale * f.weight
@@ -210,6 +205,9 @@ def _operation(f, W, b, out_shape):
         per_value = int(np.prod(out_shape[1:]))
         magnitude = np.repeat(shift.double().numpy(), per_value)
         return W, b, magnitude, np.full(len(b), float(_BATCH_NORM_OPERATIONS)), False
+    if np.all(nonzeros <= 1) and np.all(W.data == 1.0) and not np.any(b):
+        # flatten, reshape, identity, dropout (eval), zero padding: values only move
+        return W, b, np.zeros_like(b), np.zeros(len(b)), False
     return W, b, np.abs(b), nonzeros + 1.0, not isinstance(f, AVERAGE_POOLS)
 
 
@@ -363,8 +361,8 @@ def rounding_bound(layers, x, eps, lo, hi, norm, unit, product_unit=0.0, operati
     The input is rounded once (``unit·|x'|``). The network rounds every torch operation
     apart (``operations``, from :func:`relu_layers`; None: each of ``layers`` is one
     operation), so each is bounded apart: a map composed of several can cancel in its
-    coefficients what they round (two Linear layers without a ReLU between, a Pipeline's
-    scaler with a large offset before a Linear, a batch-norm's mean). Each output of an
+    coefficients what they round (two Linear layers without a ReLU between, a bias that
+    a batch-norm's mean takes off). Each output of an
     operation sums ``k`` products and its bias (:func:`_operation`); it adds at most
     ``((1 + v)² (1 + γ_k) − 1) |W| |h̃| + γ_k |b|`` with ``γ_k = 2 k u / (1 − k u)`` (the
     classical bound of any summation order, doubled for blocked and vectorised kernels;
