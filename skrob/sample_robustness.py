@@ -552,15 +552,19 @@ class SampleRobustnessTransformer(TransformerMixin, BaseEstimator):
         -------
         R : ndarray of shape (n_samples, 1), or (n_samples, n_classes) with per_class.
         """
+        X = self._fitted_input(X)
+        return self._transform(X)
+
+    def _fitted_input(self, X):
+        """X checked against the fit: numbers only, the fitted number of features."""
         check_is_fitted(self)
-        X = validate_data(
+        return validate_data(
             self,
             check_numeric_columns(X),
             accept_sparse="csr",
             dtype=[np.float64, np.float32],
             reset=False,
         )
-        return self._transform(X)
 
     def _transform(self, X, exclude=None):
         if self.task_ == "classification":
@@ -634,14 +638,7 @@ class SampleRobustnessTransformer(TransformerMixin, BaseEstimator):
         -------
         R : ndarray of shape (n_samples,)
         """
-        check_is_fitted(self)
-        X = validate_data(
-            self,
-            check_numeric_columns(X),
-            accept_sparse="csr",
-            dtype=[np.float64, np.float32],
-            reset=False,
-        )
+        X = self._fitted_input(X)
         y = np.asarray(y)
         check_consistent_length(X, y)
         if y.dtype.kind in "fc" and not np.all(np.isfinite(y)):
