@@ -100,7 +100,9 @@ class RobustSubsetSelector(BaseEstimator):
         Robustness is measured in its output: a clone is fitted on the training data
         (``target_X`` of "align" is transformed by it too), e.g. ``StandardScaler()`` for
         features in different units, or the scaling step of the model that follows. The
-        kept rows are the original ones.
+        kept rows are the original ones. X then goes to it as it is: a messy table (text
+        and ID columns, missing values) works when the preprocessor encodes and imputes
+        it, as a ColumnTransformer does.
 
     Attributes
     ----------
@@ -189,15 +191,27 @@ class RobustSubsetSelector(BaseEstimator):
         self : object
         """
         strategy = self.strategy
-        Xv, yv = validate_data(
-            self,
-            check_numeric_columns(X),
-            y,
-            accept_sparse="csr",
-            dtype=[np.float64, np.float32],
-            multi_output=True,
-            y_numeric=False,
-        )
+        if self.preprocessor is None:
+            Xv, yv = validate_data(
+                self,
+                check_numeric_columns(X),
+                y,
+                accept_sparse="csr",
+                dtype=[np.float64, np.float32],
+                multi_output=True,
+                y_numeric=False,
+            )
+        else:  # X is the preprocessor's to accept; its output is checked as robustness's X
+            Xv, yv = validate_data(
+                self,
+                X,
+                y,
+                accept_sparse=True,
+                dtype=None,
+                ensure_all_finite=False,
+                multi_output=True,
+                y_numeric=False,
+            )
         self._check_strategy(target_robustness, target_X, target_y)
         source = robustness_source(self.robustness)
         if self.robustness is None:

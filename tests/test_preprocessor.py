@@ -34,6 +34,53 @@ def test_selector_equals_the_selector_on_scaled_data():
     np.testing.assert_array_equal(X_sub, X[want.sample_indices_])  # the original rows
 
 
+def _messy_table(n=200, seed=0):
+    """An ID column of strings, a feature in thousands with a gap, a category."""
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame(
+        {
+            "id": [f"C{i:04d}" for i in range(n)],
+            "income": rng.normal(size=n) * 1000 + 5000,
+            "score": rng.normal(size=n),
+            "city": rng.choice(["north", "south", "east"], n),
+        }
+    )
+    df.loc[[3, 17], "score"] = np.nan
+    y = ((df["score"].fillna(0) + (df["city"] == "north")) > 0.3).astype(int).to_numpy()
+    return df, y
+
+
+def _encoder():
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.preprocessing import OneHotEncoder
+
+    numbers = make_pipeline(SimpleImputer(strategy="median"), StandardScaler())
+    return ColumnTransformer(
+        [("numbers", numbers, ["income", "score"]), ("city", OneHotEncoder(), ["city"])]
+    )
+
+
+def test_selector_takes_a_messy_table_its_preprocessor_encodes():
+    """With a preprocessor, X is the preprocessor's to accept (text, IDs, gaps): the same
+    rows as the selector on the encoded table, the original rows back, and the subset
+    estimator fits and predicts on the table itself."""
+    from skrob import RobustSubsetEstimator
+
+    df, y = _messy_table()
+    selector = RobustSubsetSelector(fraction=0.5, preprocessor=_encoder())
+    X_sub, y_sub = selector.fit_resample(df, y)
+    want = RobustSubsetSelector(fraction=0.5).fit(_encoder().fit_transform(df), y)
+    np.testing.assert_array_equal(selector.sample_indices_, want.sample_indices_)
+    assert X_sub.equals(df.iloc[want.sample_indices_])  # the rows as given, IDs and all
+    model = RobustSubsetEstimator(make_pipeline(_encoder(), LogisticRegression()), selector)
+    assert model.fit(df, y).score(df, y) > 0.8
+    with pytest.raises(ValueError, match=r"'id' \(.*\), 'city' \("):  # no encoder: named
+        RobustSubsetSelector(fraction=0.5).fit(df, y)
+
+
 @pytest.mark.parametrize("reference", ["fold", "train"])
 def test_split_scales_on_each_training_fold(reference):
     cv = StratifiedKFold(3, shuffle=True, random_state=0)
