@@ -79,6 +79,27 @@ def test_selector_takes_a_messy_table_its_preprocessor_encodes():
     assert model.fit(df, y).score(df, y) > 0.8
     with pytest.raises(ValueError, match=r"'id' \(.*\), 'city' \("):  # no encoder: named
         RobustSubsetSelector(fraction=0.5).fit(df, y)
+    # the splitter too: the same validation parts as on the encoded table
+    cv = StratifiedKFold(3)
+    raw = RobustnessSubsetSplit(cv, reference="train", preprocessor=_encoder())
+    for (train, test), (train_e, test_e) in zip(
+        raw.split(df, y), _encoded_folds(df, y, cv), strict=True
+    ):
+        np.testing.assert_array_equal(train, train_e)
+        np.testing.assert_array_equal(test, test_e)
+
+
+def _encoded_folds(df, y, cv):
+    """RobustnessSubsetSplit's parts by hand: encoded on each training fold, the least
+    robust half of each validation fold against it."""
+    from skrob import SampleRobustnessTransformer
+    from skrob.model_selection import subset_indices
+
+    for train, test in cv.split(df, y):
+        encoder = _encoder().fit(df.iloc[train], y[train])
+        fitted = SampleRobustnessTransformer().fit(encoder.transform(df.iloc[train]), y[train])
+        R = fitted.robustness(encoder.transform(df.iloc[test]), y[test])
+        yield train, test[subset_indices(R, "least", 0.5)]
 
 
 @pytest.mark.parametrize("reference", ["fold", "train"])
