@@ -273,8 +273,8 @@ def check_numeric_columns(X, input_name="X"):
     if columns is not None and dtypes is not None and not hasattr(X, "toarray"):
         bad = [
             f"{name!r} ({dtype})"
-            for name, dtype in zip(list(columns), list(dtypes), strict=False)
-            if not _number_dtype(dtype)
+            for j, (name, dtype) in enumerate(zip(list(columns), list(dtypes), strict=False))
+            if not _number_dtype(dtype) and not _numbers_in(X, j, dtype)
         ]
     elif isinstance(X, np.ndarray) and X.dtype.kind in "OUS" and X.ndim == 2:
         bad = []
@@ -297,6 +297,28 @@ def check_numeric_columns(X, input_name="X"):
             "the encoded table)."
         )
     return X
+
+
+def _numbers_in(frame, j, dtype):
+    """Whether a pandas column of objects (or of numeric categories) holds only numbers
+    and missing values, as a column read from JSON can: check_array converts those."""
+    if hasattr(dtype, "is_numeric") or not hasattr(frame, "iloc"):  # polars: typed
+        return False
+    if isinstance(dtype, pd.CategoricalDtype):
+        return _number_dtype(dtype.categories.dtype)
+    if getattr(dtype, "kind", None) != "O":
+        return False
+    return not any(_is_text(v) or not _converts(v) for v in frame.iloc[:, j])
+
+
+def _converts(value):
+    if value is None or value is pd.NA:
+        return True
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def _is_text(value):

@@ -429,3 +429,22 @@ def test_text_and_date_columns_are_named(name):
     X_valid = np.asarray(X_valid, dtype=float)
     with pytest.raises(ValueError, match=r"'customer_id' \(.*\), 'signup' \(datetime"):
         run(_with_text_column(X_valid))
+
+
+def test_columns_of_numbers_stored_as_objects_are_numbers():
+    """A column of Python numbers with gaps (object dtype, as JSON gives) or of numeric
+    categories is converted as before; text beside them is named."""
+    import pandas as pd
+
+    frame = pd.DataFrame(
+        {
+            "a": pd.Series(list(X[:, 0]), dtype=object),
+            "b": pd.Categorical(np.round(X[:, 1], 1)),
+            "c": X[:, 2],
+        }
+    )
+    want = skrob.sample_robustness(np.column_stack([X[:, 0], np.round(X[:, 1], 1), X[:, 2]]), Y)
+    np.testing.assert_array_equal(skrob.sample_robustness(frame, Y), want)
+    frame["note"] = ["fine"] * len(frame)
+    with pytest.raises(ValueError, match=r"not numbers: 'note' \("):
+        skrob.sample_robustness(frame, Y)
