@@ -299,6 +299,24 @@ def check_numeric_columns(X, input_name="X"):
     return X
 
 
+def numeric_table(estimator, X, y="no_validation", reset=True):
+    """``validate_data`` of a robustness estimator: X of numbers (the columns that are not
+    are named), CSR allowed, float64 or float32 kept; y, when given, of one or several
+    outputs. ``reset=False``: X checked against the fit (transform, score)."""
+    from sklearn.utils.validation import validate_data
+
+    labels = {} if isinstance(y, str) else {"multi_output": True, "y_numeric": False}
+    return validate_data(
+        estimator,
+        check_numeric_columns(X),
+        y,
+        reset=reset,
+        accept_sparse="csr",
+        dtype=[np.float64, np.float32],
+        **labels,
+    )
+
+
 def _numbers_in(frame, j, dtype):
     """Whether a pandas column of objects (or of numeric categories) holds only numbers
     and missing values, as a column read from JSON can: check_array converts those."""

@@ -6,7 +6,7 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils import check_array, check_consistent_length, check_random_state
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
 from skrob._compat import (
     Interval,
@@ -30,6 +30,7 @@ from skrob._validation import (
     check_label_kinds,
     check_numeric_columns,
     encode_classes,
+    numeric_table,
     resolve_task,
     warn_on_scales,
 )
@@ -470,15 +471,7 @@ class SampleRobustnessTransformer(TransformerMixin, BaseEstimator):
         -------
         self : object
         """
-        X, y = validate_data(
-            self,
-            check_numeric_columns(X),
-            y,
-            accept_sparse="csr",
-            dtype=[np.float64, np.float32],
-            multi_output=True,
-            y_numeric=False,
-        )
+        X, y = numeric_table(self, X, y)
         task, first, second = _check_targets(y, self.task, X.shape[0])
         warn_on_scales(X, self.metric, type(self).__name__)
         if self.per_class and task != "classification":
@@ -558,13 +551,7 @@ class SampleRobustnessTransformer(TransformerMixin, BaseEstimator):
     def _fitted_input(self, X):
         """X checked against the fit: numbers only, the fitted number of features."""
         check_is_fitted(self)
-        return validate_data(
-            self,
-            check_numeric_columns(X),
-            accept_sparse="csr",
-            dtype=[np.float64, np.float32],
-            reset=False,
-        )
+        return numeric_table(self, X, reset=False)
 
     def _transform(self, X, exclude=None):
         if self.task_ == "classification":

@@ -38,7 +38,7 @@ from skrob._compat import (
 )
 from skrob._sources import is_rpr, robustness_source, source_task
 from skrob._subsets import STRATEGIES, class_balanced_indices, subset_indices
-from skrob._validation import check_numeric_columns, plain, warn_user
+from skrob._validation import numeric_table, plain, warn_user
 
 __all__ = ["RobustSubsetEstimator", "RobustSubsetSelector", "subset_indices"]
 
@@ -192,15 +192,7 @@ class RobustSubsetSelector(BaseEstimator):
         """
         strategy = self.strategy
         if self.preprocessor is None:
-            Xv, yv = validate_data(
-                self,
-                check_numeric_columns(X),
-                y,
-                accept_sparse="csr",
-                dtype=[np.float64, np.float32],
-                multi_output=True,
-                y_numeric=False,
-            )
+            Xv, yv = numeric_table(self, X, y)
         else:  # X is the preprocessor's to accept; its output is checked as robustness's X
             Xv, yv = validate_data(
                 self,
