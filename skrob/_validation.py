@@ -326,10 +326,11 @@ def _numbers_in(frame, j, dtype):
         return _number_dtype(dtype.categories.dtype)
     if getattr(dtype, "kind", None) != "O":
         return False
-    return not any(_is_text(v) or not _converts(v) for v in frame.iloc[:, j])
+    return all(_converts(v) for v in frame.iloc[:, j])
 
 
 def _converts(value):
+    """Whether a value is a number ("3.5" is one) or missing (None, NaN, pd.NA)."""
     if value is None or value is pd.NA:
         return True
     try:
@@ -340,14 +341,8 @@ def _converts(value):
 
 
 def _is_text(value):
-    """Whether a value is text that is not a number ("3.5" is one)."""
-    if not isinstance(value, str | bytes):
-        return False
-    try:
-        float(value)
-    except ValueError:
-        return True
-    return False
+    """Whether a value is text that is not a number."""
+    return isinstance(value, str | bytes) and not _converts(value)
 
 
 def frame_like(X):
