@@ -66,17 +66,6 @@ parser.add_argument("--n-half", type=int, default=30000, help="with --linf-lists
 args = parser.parse_args()
 EPS, ALPHA, GAMMA, N_REGIONS, DELTA = 1.0, 0.05, 0.17, 5, 0.05
 
-try:
-    from skrob.datasets import load_fashion_mnist
-
-    X_all, y_all = load_fashion_mnist(subset="train", return_X_y=True)
-    name = "Fashion-MNIST"
-except FileNotFoundError:
-    from sklearn.datasets import load_digits
-
-    X_all, y_all = load_digits(return_X_y=True)
-    X_all = X_all / 16.0
-    name = "digits"
 rng = np.random.default_rng(0)
 
 
@@ -181,11 +170,12 @@ def read_rounds():
     print(f"L2 neighbour lists of {n:,} Fashion-MNIST images ({k} each): {t_lists:.1f} s; "
           f"epsilon={eps}, gamma={gamma}, alpha={args.alpha}, 5 regions")  # fmt: skip
 
-    def vectorised(dist, index, tau, beyond, ranks, profile, *a):
+    def vectorised(high, low, far, index, tau, beyond, ranks, profile, *a):
         """The previous _read_list_rows: every pair's arrays, then per-row minima."""
         *a, n_reached, r0, r1 = a
         rows, si, exact, cost, _ = read_rows_vectorised(
-            dist[r0:r1], index[r0:r1], tau[r0:r1], beyond[r0:r1], *a,
+            _concentration._decode(high, low, far, r0, r1), index[r0:r1], tau[r0:r1],
+            beyond[r0:r1], *a,
             profile=(ranks, profile[r0:r1], n_reached),
         )  # fmt: skip
         least, pending = (
@@ -203,7 +193,9 @@ def read_rounds():
     # compile outside the timing (a few seconds)
     state = (np.ones(n, dtype=bool), np.ones(n, dtype=bool), lua, np.arange(3), eps, gamma)
     _concentration._read_list_rows(
-        lists.dist,
+        lists.high,
+        lists.low,
+        lists.far,
         lists.index,
         lists.tau,
         lists.beyond,
@@ -221,7 +213,8 @@ def read_rounds():
         n_lower = math.ceil(remaining / (5 - t))
         state = (uncovered, unreached, lua, np.arange(n_lower, remaining + 1), eps, gamma)
         tasks = [(r0, min(r0 + 64, n)) for r0 in range(0, n, 64)]
-        shared = (lists.dist, lists.index, lists.tau, lists.beyond, lists.ranks, lists.profile,
+        codes = (lists.high, lists.low, lists.far)
+        shared = (*codes, lists.index, lists.tau, lists.beyond, lists.ranks, lists.profile,
                   *state, n - int(unreached.sum()))  # fmt: skip
         read_all = functools.partial(run_tasks, tasks=tasks, shared=shared)
         _, t_read = timed(read_all, _concentration._read_list_rows)
@@ -261,6 +254,24 @@ if args.read:
 if args.paper_size:
     paper_size()
     sys.exit()
+
+
+def default_data():
+    """The data of the default comparison (loaded only for it: the other modes load
+    their own, and a second copy of X would count in their peak memory)."""
+    try:
+        from skrob.datasets import load_fashion_mnist
+
+        X, y = load_fashion_mnist(subset="train", return_X_y=True)
+        return X, y, "Fashion-MNIST"
+    except FileNotFoundError:
+        from sklearn.datasets import load_digits
+
+        X, y = load_digits(return_X_y=True)
+        return X / 16.0, y, "digits"
+
+
+X_all, y_all, name = default_data()
 
 
 def sample(n):

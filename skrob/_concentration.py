@@ -2,13 +2,14 @@
 
 Zhang & Evans (ICLR 2022), as their reference code computes it, made fast and O(n · nα) in
 memory: each centre keeps its ⌈nα(1+δ)⌉ + 17 nearest samples, sorted once, from a float64
-GEMM with error bounds, and a profile of its farther distances (:func:`neighbour_lists`);
-the (centre, size) pairs of a round are answered by one compiled pass over each list
-(cumulative counts, and counts at thresholds that only grow with the size), exactly
-where the bounds settle a count, or bounded from below (also by the profile); only the
-centres whose bound could win get their full row, least bound first (GEMM rows with
-bounds, read up to the farthest distance a count can need; exact rows where those do
-not settle it). The winner's radius comes from its exact row (:func:`best_region`).
+GEMM with error bounds (kept as fixed-point codes: 5 bytes a distance for L2, 6 for L∞),
+and a profile of its farther distances (:func:`neighbour_lists`); the (centre, size)
+pairs of a round are answered by one compiled pass over each list (cumulative counts,
+and counts at thresholds that only grow with the size), exactly where the bounds settle
+a count, or bounded from below (also by the profile); only the centres whose bound could
+win get their full row, least bound first (GEMM rows with bounds, read up to the
+farthest distance a count can need; exact rows where those do not settle it). The
+winner's radius comes from its exact row (:func:`best_region`).
 Works on data already centred and scaled (the estimator does that, so the estimate is
 unit-free).
 """
@@ -31,8 +32,10 @@ _U64 = float(np.finfo(np.float64).eps) / 2
 # Ranks of each centre's distance profile beyond its list (lower bounds on counts).
 _PROFILE = 128
 
-# Centres whose lists are read, or whose full rows one GEMM computes, at once.
+# Centres whose lists are read at once, and whose full rows one GEMM computes (its
+# float64 temporaries, 4 of 32 x n, are most of a round's memory beside the lists).
 _ROW_BATCH = 64
+_GEMM_BATCH = 32
 
 # Rows of X whose differences to a centre one step of _row holds.
 _ROW_CHUNK = 256
@@ -76,20 +79,92 @@ def _row(X, i, norm):
 class NeighbourLists:
     """Each sample's ``k`` nearest samples (itself included), in ascending distance.
 
-    ``dist[i]`` are float64 distances within ``tau[i]`` of the exact ones (``tau`` is 0
-    for exact lists), ascending; ``index[i]`` the samples. Every sample left out of row
-    ``i`` lies farther than ``beyond[i]`` or exactly at it (``inf`` when nothing is left
-    out). Beyond the list, ``profile[i, m]`` bounds from above the distance of the
-    ``ranks[m] + 1``-th nearest sample: at least ``ranks[m] + 1`` samples lie within any
-    radius at or above it (a lower bound on counts, :func:`best_region`).
+    Row ``i``'s distances are kept as fixed-point codes of its largest one, ``far[i]``
+    (``high[i] * 2**m + low[i]``, ``m`` the bits of ``low``'s type; :func:`_encode`):
+    :meth:`values` decodes them to float64 values, ascending, each within ``tau[i]`` of
+    the exact distance (the codes' rounding included); ``index[i]`` the samples. Every
+    sample left out of row ``i`` lies farther than ``beyond[i]`` or exactly at it
+    (``inf`` when nothing is left out). Beyond the list, ``profile[i, m]`` bounds from
+    above the distance of the ``ranks[m] + 1``-th nearest sample: at least
+    ``ranks[m] + 1`` samples lie within any radius at or above it (a lower bound on
+    counts, :func:`best_region`).
     """
 
-    dist: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    far: np.ndarray
     index: np.ndarray
     tau: np.ndarray
     beyond: np.ndarray
     ranks: np.ndarray
     profile: np.ndarray
+
+    def values(self, r0=0, r1=None):
+        """The decoded distances of rows ``[r0, r1)``, float64."""
+        return _decode(self.high, self.low, self.far, r0, self.far.shape[0] if r1 is None else r1)
+
+
+def _code_type(norm):
+    """The type of the codes' low part. L2: 8 bits (39-bit codes, a step of 2**-39 of
+    the row's largest distance: below the GEMM's own bound, about 1e-13 of it, times
+    ten, and far below the radius margin). L∞: 16 bits (47-bit codes): its distances
+    are exact, and those of float32 data (Fashion-MNIST) tie to within 1e-9 of each
+    other, the radius margin itself, so a coarser step would leave counts unsettled
+    (measured on 10,000 Fashion-MNIST images: the first L∞ round at γ = 1 computed
+    2,212 full rows with 39-bit codes, none with exact values)."""
+    return np.uint8 if norm == 2 else np.uint16
+
+
+def _code_bits(low):
+    """The bits of the codes whose low part is ``low`` (the high part: 31 of uint32)."""
+    return 31 + 8 * low.dtype.itemsize
+
+
+def _encode(dist, tau, low_type):
+    """Rows of ascending finite distances ``dist`` (each within ``tau`` of the exact one)
+    as (high, low, far, tau): ``round(d / far * 2**bits)`` (:func:`_code_bits`), the
+    decoded values within the returned ``tau`` of the exact distances. Encoding and
+    decoding are monotone, so the decoded rows stay ascending (values closer than a
+    code's step may become equal: within 2 tau, where :func:`_read_rows` settles nothing
+    that depends on their order)."""
+    shift = 8 * np.dtype(low_type).itemsize
+    bits = 31 + shift
+    far = dist[:, -1].copy()
+    if not np.isfinite(far).all():
+        raise RuntimeError("Internal error: neighbour lists hold non-finite distances.")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        code = dist / far[:, None]
+    code[far == 0] = 0.0
+    code = np.rint(np.ldexp(code, bits)).astype(np.int64)
+    # d(1 + e) / far rounded to the step, then (code * step) * far rounded once: within
+    # far (2^-(bits + 1) + 2^-52) + d 2^-53 (+ one subnormal step where the product is
+    # below the normal range)
+    tau = tau + far * (2.0 ** -(bits + 1) + 2.0**-51) + 2.0**-1073
+    high = (code >> shift).astype(np.uint32)
+    return high, (code & ((1 << shift) - 1)).astype(low_type), far, tau
+
+
+def _decode(high, low, far, r0, r1):
+    """Rows ``[r0, r1)`` of the codes of :func:`_encode`, decoded (compiled)."""
+    out = np.empty((r1 - r0, high.shape[1]))
+    bits = _code_bits(low)
+    _decoder()(high, low, far, r0, float(2 ** (bits - 31)), 2.0**-bits, out)
+    return out
+
+
+@functools.cache
+def _decoder():
+    import numba
+
+    @numba.njit(nogil=True, boundscheck=False, cache=False)
+    def decode(high, low, far, r0, shift, step, out):
+        for b in range(out.shape[0]):
+            f = far[r0 + b]
+            for j in range(out.shape[1]):
+                # high * shift + low < 2^47: exact in float64, and so is the step
+                out[b, j] = ((high[r0 + b, j] * shift + low[r0 + b, j]) * step) * f
+
+    return decode
 
 
 def _gemm_terms(X):
@@ -128,9 +203,10 @@ def _tighten(X, centres, dist, err, cut, cols=None):
 
 
 def _lists_block(X, sq, norms, c, k, ranks, norm, r0, r1):
-    """Rows ``[r0, r1)`` of :func:`neighbour_lists`: (r0, dist, index, tau, beyond, profile)."""
+    """Rows ``[r0, r1)`` of :func:`neighbour_lists`: (r0, high, low, far, index, tau,
+    beyond, profile)."""
     if norm != 2:
-        return (r0, *_select(chebyshev(X[r0:r1], X), None, k, ranks))
+        return _encoded(norm, r0, *_select(chebyshev(X[r0:r1], X), None, k, ranks))
     # no n-wide matrix of bounds: those of the listed pairs, and each row's largest
     D = _gemm_squared(X, sq, slice(r0, r1))
     na = norms[r0:r1, None]
@@ -147,17 +223,32 @@ def _lists_block(X, sq, norms, c, k, ranks, norm, r0, r1):
         order = np.argsort(dist, axis=1)
         dist, index = np.take_along_axis(dist, order, 1), np.take_along_axis(index, order, 1)
         if np.isfinite(tau).all():
-            return r0, dist, index, tau, beyond, profile
+            return _encoded(norm, r0, dist, index, tau, beyond, profile)
     # Outside the GEMM's range, or bounds too loose to settle counts: exact distances.
     exact = np.array([_row(X, i, norm) for i in range(r0, r1)])
-    return (r0, *_select(exact, None, k, ranks))
+    return _encoded(norm, r0, *_select(exact, None, k, ranks))
+
+
+def _encoded(norm, r0, dist, index, tau, beyond, profile):
+    """A block of lists as :func:`neighbour_lists` stores it (the distances coded)."""
+    high, low, far, tau = _encode(dist, tau, _code_type(norm))
+    return r0, high, low, far, index, tau, beyond, profile
 
 
 def _distance_bounds(D, tol):
     """Distances from squared values within ``tol`` of the exact ones, and their bounds:
-    the exact distance lies in ``[sqrt(D - tol), sqrt(D + tol)]``."""
-    dist = np.sqrt(np.maximum(D, 0.0))
-    err = np.maximum(dist - np.sqrt(np.maximum(D - tol, 0.0)), np.sqrt(D + tol) - dist)
+    the exact distance lies in ``[sqrt(D - tol), sqrt(D + tol)]``. Overwrites ``D``
+    (no temporary of its shape beyond the two that come back)."""
+    dist = np.maximum(D, 0.0)
+    np.sqrt(dist, out=dist)
+    err = np.subtract(D, tol)
+    np.maximum(err, 0.0, out=err)
+    np.sqrt(err, out=err)
+    np.subtract(dist, err, out=err)  # dist - lower end
+    D += tol
+    np.sqrt(D, out=D)
+    D -= dist  # upper end - dist
+    np.maximum(err, D, out=err)
     return dist, err
 
 
@@ -201,8 +292,10 @@ def neighbour_lists(X, k, norm, block=64, n_jobs=None, verbose=0):
     (``skrob._search.blocks.pair_tolerance``); each row keeps its k smallest values, as
     distances with the row's bound ``tau`` (the few pairs whose own bound is far above
     the row's, the nearest, are re-scored exactly: difference, then norm). Outside the
-    GEMM's range a block is computed exactly. L∞: exact Chebyshev blocks (``tau`` 0)
-    from the vectorised kernel :func:`skrob._search.chebyshev.chebyshev`.
+    GEMM's range a block is computed exactly. L∞: exact Chebyshev blocks from the
+    vectorised kernel :func:`skrob._search.chebyshev.chebyshev`. Every row is then kept
+    as fixed-point codes of its largest distance, 39 or 47 bits (:func:`_code_type`;
+    ``tau`` grows by their rounding): 7 or 8 bytes a listed pair with its index, not 10.
     :func:`best_region` decides on these values only where the bounds settle a count.
     """
     n = X.shape[0]
@@ -211,7 +304,9 @@ def neighbour_lists(X, k, norm, block=64, n_jobs=None, verbose=0):
     # ranks from the list's last one on, for lower bounds on counts (_PROFILE of them)
     ranks = np.unique(np.linspace(k - 1, n - 1, _PROFILE).astype(np.intp))
     lists = NeighbourLists(
-        dist=np.empty((n, k)),
+        high=np.empty((n, k), dtype=np.uint32),
+        low=np.empty((n, k), dtype=_code_type(norm)),
+        far=np.empty(n),
         index=np.empty((n, k), dtype=_index_dtype(n)),
         tau=np.empty(n),
         beyond=np.empty(n),
@@ -221,7 +316,8 @@ def neighbour_lists(X, k, norm, block=64, n_jobs=None, verbose=0):
 
     def store(result):  # each block into place as it arrives: no second copy
         r0, *parts = result
-        for name, part in zip(("dist", "index", "tau", "beyond", "profile"), parts, strict=True):
+        names = ("high", "low", "far", "index", "tau", "beyond", "profile")
+        for name, part in zip(names, parts, strict=True):
             getattr(lists, name)[r0 : r0 + part.shape[0]] = part
 
     tasks = [(r0, min(r0 + block, n)) for r0 in range(0, n, block)]
@@ -246,7 +342,7 @@ _CACHE = {}
 def cached_neighbour_lists(X, k, norm, verbose=0):
     key = (joblib.hash(X), norm)
     hit = _CACHE.get("lists")
-    if hit is not None and hit[0] == key and hit[1].dist.shape[1] >= min(k, X.shape[0]):
+    if hit is not None and hit[0] == key and hit[1].index.shape[1] >= min(k, X.shape[0]):
         return hit[1]
     # released before the new ones are built (this frame's reference too): one set at a time
     hit = _CACHE.pop("lists", None)
@@ -421,14 +517,14 @@ def _centre(d, o, tau, uncovered, unreached, lu, sizes, eps, gamma):
     return None if si.size == 0 else (si, radius, cost, exact)
 
 
-def _read_list_rows(dist, index, tau, beyond, ranks, profile, *args):
+def _read_list_rows(high, low, far, index, tau, beyond, ranks, profile, *args):
     """:func:`_read_rows` on the list rows ``[r0, r1)`` (``args``: uncovered, unreached,
     lu, sizes, eps, gamma, n_reached): (r0, each row's least exact cost, its least size
     index, the least lower bound of its unsettled sizes), ``_NONE`` where there is none.
     The lists' arrays come one by one: a distributed backend ships each once."""
     *args, n_reached, r0, r1 = args
     least, j, pending = _read_rows(
-        dist[r0:r1], index[r0:r1], tau[r0:r1], beyond[r0:r1], *args,
+        _decode(high, low, far, r0, r1), index[r0:r1], tau[r0:r1], beyond[r0:r1], *args,
         profile=(ranks, profile[r0:r1], n_reached), pairs=False,
     )  # fmt: skip
     return r0, least, j, pending
@@ -455,9 +551,10 @@ def best_region(lists, X, norm, uncovered, unreached, lu, n_lower, n_upper, eps,
     pending = []  # (lower bound, centre)
     n_reached = n - int(unreached.sum())
     args = (uncovered, unreached, lu, sizes, eps, gamma)
-    m = lists.dist.shape[0]
+    m = lists.index.shape[0]
     tasks = [(r0, min(r0 + _ROW_BATCH, m)) for r0 in range(0, m, _ROW_BATCH)]
-    arrays = (lists.dist, lists.index, lists.tau, lists.beyond, lists.ranks, lists.profile)
+    codes = (lists.high, lists.low, lists.far)
+    arrays = (*codes, lists.index, lists.tau, lists.beyond, lists.ranks, lists.profile)
     results = run_tasks(_read_list_rows, tasks, shared=(*arrays, *args, n_reached))
     for r0, exact_cost, j, low in sorted(results, key=lambda result: result[0]):
         low = low.astype(np.float64)
@@ -477,7 +574,7 @@ def best_region(lists, X, norm, uncovered, unreached, lu, n_lower, n_upper, eps,
     pos = 0
     while pos < len(pending):
         batch = []  # the next centres that can still win, for one block of rows
-        while pos < len(pending) and len(batch) < _ROW_BATCH and _could_win(best, *pending[pos]):
+        while pos < len(pending) and len(batch) < _GEMM_BATCH and _could_win(best, *pending[pos]):
             batch.append(pending[pos])
             pos += 1
         if not batch:
@@ -490,11 +587,12 @@ def best_region(lists, X, norm, uncovered, unreached, lu, n_lower, n_upper, eps,
         # a little more, are left out (a pair that would need them is not exact, and its
         # centre gets its exact row)
         fine = np.flatnonzero(np.isfinite(tau))
-        reach = lists.dist[centres[fine], -1] + lists.tau[centres[fine]] + eps
+        reach = lists.far[centres[fine]] + lists.tau[centres[fine]] + eps
         reach = (reach + 5 * tau[fine]) * (1.0 + 1e-8)
-        least, first, bound = _read_rows(
-            *_row_heads(dist[fine], tau[fine], reach), *args, pairs=False
-        )
+        if fine.size < dist.shape[0]:
+            dist = dist[fine]  # (no copy where every row is)
+        least, first, bound = _read_rows(*_row_heads(dist, tau[fine], reach), *args, pairs=False)
+        del dist
         for b, (low, i) in enumerate(batch):
             if not _could_win(best, low, i):
                 continue
@@ -582,6 +680,7 @@ class _RowBlocks:
             tol = pair_tolerance(norms[batch], norms, c)
         with np.errstate(invalid="ignore"):  # outside the GEMM's range: tau inf
             dist, err = _distance_bounds(D, tol)
+        del D, tol
         # the cut: 8 times a typical bound (the median of every 8th; any cut is sound)
         tau = _tighten(X, batch, dist, err, 8 * np.median(err[:, ::8], axis=1, keepdims=True))
         return dist, tau

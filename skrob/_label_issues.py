@@ -56,7 +56,7 @@ def nearest_neighbours(X, k, *, metric="euclidean", metric_params=None, cuts=Non
     if sparse:  # scaled by a power of two only: centring would densify it
         Z = X * pow2_scale(abs(X).max() if X.nnz else 0.0)
     elif isinstance(metric, str) and metric in _EQUIVARIANT:
-        Z, _ = centred_unit(np.asarray(X, dtype=np.float64))
+        Z, _ = centred_unit(X)  # float64 chunk by chunk
     # skrob's meaning of n_jobs: None is every core; up to 5,000 samples, starting
     # joblib's threads costs more than the search (wine: 5 ms alone, 20-40 ms threaded)
     jobs = 1 if X.shape[0] <= _SMALL else resolve_n_jobs(n_jobs)

@@ -159,3 +159,13 @@ def test_centred_rows_equal_the_centred_whole(data, chunk):
     assert_array_equal(X, before)  # rows given as a slice of X: X is not written to
     g, mean, h = scaling
     assert_array_equal(Z, (X * g - mean) * h)
+    mask = np.arange(X.shape[0]) % 2 == 0  # a boolean mask, in chunks of any size
+    assert_array_equal(centred_unit(X, mask, scaling, chunk=chunk)[0], Z[mask])
+    # float32 X: converted chunk by chunk, the float64 result of its float64 copy
+    X32 = X.astype(np.float32)
+    if np.isfinite(X32).all():
+        Z32, scaling32 = centred_unit(X32, chunk=chunk)
+        Z64, scaling64 = centred_unit(X32.astype(np.float64), chunk=chunk)
+        assert Z32.dtype == np.float64
+        assert_array_equal(Z32, Z64)
+        assert_array_equal(scaling32[1], scaling64[1])

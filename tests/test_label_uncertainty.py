@@ -391,8 +391,9 @@ def test_counts_read_off_bounded_values_are_exact_or_lower_bounds(seed):
 @pytest.mark.parametrize("scale", [1e-150, 1.0, 1e150, 1e200])
 def test_neighbour_lists_bound_the_sorted_rows(scale):
     """Each list holds k nearest samples, ascending, every value within the row's tau of
-    the exact distance (0 for L∞), every sample left out at ``beyond`` or farther, and
-    the profile bounds the farther order statistics. 1e200: outside the GEMM's range."""
+    the exact distance (and the codes' rounding), every sample left out at ``beyond`` or
+    farther, and the profile bounds the farther order statistics. 1e200: outside the
+    GEMM's range."""
     from skrob._concentration import _RowBlocks, neighbour_lists
 
     rng = np.random.default_rng(3)
@@ -403,12 +404,18 @@ def test_neighbour_lists_bound_the_sorted_rows(scale):
         lists = neighbour_lists(X, 20, norm, block=64)
         D = brute_dist(X, X, "euclidean" if norm == 2 else "chebyshev")
         listed = np.take_along_axis(D, lists.index.astype(np.intp), axis=1)
-        assert np.all(np.diff(lists.dist, axis=1) >= 0)
+        values = lists.values()
+        # 7 bytes a listed pair for L2, 8 for L∞ (5 or 6 of code, 2 of index): n <= 2^16
+        listed_bytes = lists.high.nbytes + lists.low.nbytes + lists.index.nbytes
+        assert listed_bytes == (7 if norm == 2 else 8) * lists.index.size
+        assert np.all(np.diff(values, axis=1) >= 0)
+        assert_array_equal(values[:, -1], lists.far)
         # (the reference rounds once more than difference-then-norm)
-        assert np.all(np.abs(lists.dist - listed) <= lists.tau[:, None] + 4e-16 * listed)
-        assert np.all(lists.tau <= 1e-12 * lists.dist[:, -1])
-        if norm == np.inf:
-            assert_array_equal(lists.tau, 0)
+        assert np.all(np.abs(values - listed) <= lists.tau[:, None] + 4e-16 * listed)
+        # the codes' rounding (2^-40 or 2^-48 of the row's largest distance), and for
+        # L2 the GEMM's bound
+        assert np.all(lists.tau <= (1e-12 if norm == 2 else 1e-14) * lists.far)
+        assert np.all(lists.tau >= (2.0**-40 if norm == 2 else 2.0**-48) * lists.far)
         left_out = np.ones_like(D, dtype=bool)
         np.put_along_axis(left_out, lists.index.astype(np.intp), False, axis=1)
         assert np.all(np.where(left_out, D, np.inf).min(axis=1) >= lists.beyond * (1 - 4e-16))
@@ -424,6 +431,39 @@ def test_neighbour_lists_bound_the_sorted_rows(scale):
         error = np.abs(dist - D[batch])[used]
         assert np.all(error <= tau[used, None] + 4e-16 * D[batch][used])
         assert np.all(tau[used] <= 1e-10 * D[batch][used].max(axis=1))
+
+
+@pytest.mark.parametrize("low_type", [np.uint8, np.uint16])
+@pytest.mark.parametrize("scale", [2.0**-1074, 1e-310, 1e-300, 1.0, 1e300, 1.7e308])
+def test_list_codes_stay_within_their_bound_and_keep_the_order(scale, low_type):
+    """The lists' 39-bit codes decode to values within the bound they add to tau, in the
+    same (non-decreasing) order, and the largest one exactly; over the whole finite
+    range (subnormal and huge distances, rows of zeros, duplicates, near ties)."""
+    from skrob._concentration import _decode, _encode
+
+    rng = np.random.default_rng(0)
+    dist = np.sort(rng.uniform(0, 1, size=(40, 300)), axis=1) * scale
+    dist[0] = 0.0  # a row of duplicates
+    dist[1, :150] = 0.0
+    dist[2, 100:110] = dist[2, 100]  # ties
+    dist[3, 1::2] = np.nextafter(dist[3, 0::2], np.inf)  # near ties, ascending
+    dist[3] = np.sort(dist[3])
+    dist[4] = np.sort(rng.uniform(0, 1, 300) ** 40) * scale  # many small beside far
+    tau = np.zeros(40)
+    high, low, far, bound = _encode(dist, tau, low_type)
+    assert high.dtype == np.uint32 and low.dtype == low_type
+    values = _decode(high, low, far, 0, 40)
+    assert np.all(np.diff(values, axis=1) >= 0)
+    assert_array_equal(values[:, -1], dist[:, -1])
+    assert_array_equal(values[0], 0.0)
+    assert np.all(np.abs(values - dist) <= bound[:, None])
+    bits = 31 + 8 * np.dtype(low_type).itemsize
+    assert np.all(bound <= 2.0**-bits * far + 2.0**-1072)
+    if scale >= 1e-300:  # (normal values) the bound is not loose: of 300 values, one
+        error = np.abs(values - dist)[5:].max(axis=1) / far[5:]  # errs by half of it
+        assert np.all(error > 2.0 ** -(bits + 2))
+    # a slice of rows decodes as in the whole
+    assert_array_equal(_decode(high, low, far, 5, 9), values[5:9])
 
 
 @pytest.mark.parametrize("seed", range(20))

@@ -73,15 +73,15 @@ def centred_unit(X, rows=None, scaling=None, chunk=4096):
             top = max(top, float(np.abs(_rows64(X, s, chunk) * g - mean).max(initial=0.0)))
         scaling = (g, mean, pow2_scale(top))
     g, mean, h = scaling
-    if rows is None:
-        Z = np.asarray(X, dtype=np.float64) * g
-    else:  # gathered rows are a new array, scaled in place: no second copy
-        Z = np.asarray(X[rows], dtype=np.float64)
-        if np.may_share_memory(Z, X):  # a slice of X itself: never written to
-            Z = Z.copy()
-        Z *= g
-    Z -= mean
-    Z *= h
+    index = np.arange(X.shape[0])[slice(None) if rows is None else rows]
+    # into one float64 array by chunks of rows: no whole float64 (or gathered) temporary
+    Z = np.empty((index.size, X.shape[1]))
+    for s in range(0, index.size, chunk):
+        part = Z[s : s + chunk]
+        part[...] = X[index[s : s + chunk]]
+        part *= g
+        part -= mean
+        part *= h
     return Z, scaling
 
 
