@@ -110,8 +110,9 @@ def _code_type(norm):
     ten, and far below the radius margin). L∞: 16 bits (47-bit codes): its distances
     are exact, and those of float32 data (Fashion-MNIST) tie to within 1e-9 of each
     other, the radius margin itself, so a coarser step would leave counts unsettled
-    (measured on 10,000 Fashion-MNIST images: the first L∞ round at γ = 1 computed
-    2,212 full rows with 39-bit codes, none with exact values)."""
+    and send centres to full rows (with 39-bit codes the first L∞ fits of
+    ``benchmarks/bench_intrinsic_robustness.py --paper-size`` took minutes, not
+    seconds: docs/benchmarks.md)."""
     return np.uint8 if norm == 2 else np.uint16
 
 
