@@ -116,9 +116,11 @@ def _code_type(norm):
     return np.uint8 if norm == 2 else np.uint16
 
 
-def _code_bits(low):
-    """The bits of the codes whose low part is ``low`` (the high part: 31 of uint32)."""
-    return 31 + 8 * low.dtype.itemsize
+def _code_bits(low_type):
+    """The bits of the codes whose low part has type ``low_type`` (and the high part 31
+    of a uint32's): (bits, the low part's bits)."""
+    shift = 8 * np.dtype(low_type).itemsize
+    return 31 + shift, shift
 
 
 def _encode(dist, tau, low_type):
@@ -128,8 +130,7 @@ def _encode(dist, tau, low_type):
     decoding are monotone, so the decoded rows stay ascending (values closer than a
     code's step may become equal: within 2 tau, where :func:`_read_rows` settles nothing
     that depends on their order)."""
-    shift = 8 * np.dtype(low_type).itemsize
-    bits = 31 + shift
+    bits, shift = _code_bits(low_type)
     far = dist[:, -1].copy()
     if not np.isfinite(far).all():
         raise RuntimeError("Internal error: neighbour lists hold non-finite distances.")
@@ -148,8 +149,8 @@ def _encode(dist, tau, low_type):
 def _decode(high, low, far, r0, r1):
     """Rows ``[r0, r1)`` of the codes of :func:`_encode`, decoded (compiled)."""
     out = np.empty((r1 - r0, high.shape[1]))
-    bits = _code_bits(low)
-    _decoder()(high, low, far, r0, float(2 ** (bits - 31)), 2.0**-bits, out)
+    bits, shift = _code_bits(low.dtype)
+    _decoder()(high, low, far, r0, float(2**shift), 2.0**-bits, out)
     return out
 
 
